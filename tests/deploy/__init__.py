@@ -1,0 +1,1 @@
+"""Deployment artefacts: container, Kubernetes manifests, Vault secret loading."""
