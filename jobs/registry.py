@@ -1,0 +1,84 @@
+"""Job types: a name, what kind of object they lock, and their ordered steps.
+
+A step is a plain function ``run(ctx) -> Done | Wait``. It must look before it acts: the
+runner may call it again after a crash, a lost lease or a redelivered tick, and a second call
+must not repeat a mutation that already happened (remember what you did in ``ctx.state``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobs.runner import StepContext
+
+
+@dataclass(frozen=True)
+class Done:
+    """The step finished; ``detail`` is shown to people as the step's outcome."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The step is waiting; ``detail`` says for what, and becomes the timeout message."""
+
+    detail: str
+
+
+StepResult = Done | Wait
+
+
+@dataclass(frozen=True)
+class StepDef:
+    name: str
+    run: Callable[[StepContext], StepResult]
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    #: Kind of object the job locks ("StatefulSet"): one active job per kind/namespace/name.
+    target_kind: str
+    steps: tuple[StepDef, ...]
+
+    def step(self, name: str) -> StepDef:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(f"job type {self.name} has no step {name!r}")
+
+
+class UnknownJobType(KeyError):
+    pass
+
+
+_REGISTRY: dict[str, JobType] = {}
+
+
+def register(job_type: JobType) -> JobType:
+    """Make a job type known to the API and the runner (called at import of its module)."""
+    existing = _REGISTRY.get(job_type.name)
+    if existing is not None and existing is not job_type:
+        raise ValueError(f"job type {job_type.name!r} is already registered")
+    _REGISTRY[job_type.name] = job_type
+    return job_type
+
+
+def unregister(name: str) -> None:
+    """Forget a job type (tests that register throwaway types clean up with this)."""
+    _REGISTRY.pop(name, None)
+
+
+def get_job_type(name: str) -> JobType:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownJobType(name) from None
+
+
+def job_type_names() -> list[str]:
+    return sorted(_REGISTRY)

@@ -1,0 +1,318 @@
+"""The step runner: one tick claims a job, advances it as far as it can, and hands it on.
+
+The job row is the state machine and django-q2 only delivers wake-ups, which it may deliver
+late, twice, concurrently, or never (see JOBS.md). So every tick:
+
+1. claims the job with a compare-and-set UPDATE on the database clock — only the tick whose
+   ``tick_seq`` matches and who finds the lease free gets it (a duplicate gets nothing);
+2. enters the first unfinished step under ``SELECT ... FOR UPDATE``: counts the attempt,
+   notices when the previous entry never finished (crash-loop limit), fixes the deadline on
+   first entry (so a timeout survives redelivery), honours a cancel request;
+3. runs the step, which looks before it acts and returns ``Done`` or ``Wait``;
+4. on ``Wait``: polls again while its budget lasts (heartbeating), then releases the lease,
+   sets ``next_run_at``, bumps ``tick_seq`` and enqueues the next tick on commit;
+   on an exception: fails the step and the job with a readable detail.
+
+A tick killed half-way simply lets its lease lapse; the pump (``jobs.dispatch.pump``) then
+sends a new tick, which finds the step's ``active_tick`` still set and counts an interruption.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.db.models.functions import Now
+
+from jobs.conf import JobSettings, job_settings
+from jobs.models import ACTIVE_STATUSES, Job, JobStatus, JobStep
+from jobs.registry import Done, StepDef, Wait, get_job_type
+
+logger = logging.getLogger("jobs.runner")
+
+
+class LeaseLost(Exception):
+    """This tick no longer owns the job: stop without touching it."""
+
+
+class JobCancelled(Exception):
+    """Someone asked for the job to stop; raised between actions."""
+
+
+def new_owner() -> str:
+    """A lease owner id unique to one tick; host and pid tell people which worker holds it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def db_now() -> datetime:
+    """The database's clock (transaction start inside an atomic block)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        return cursor.fetchone()[0]
+
+
+def _lease_expiry(cfg: JobSettings):
+    return Now() + timedelta(seconds=cfg.lease_seconds)
+
+
+def claim(job_id: str, seq: int, owner: str, cfg: JobSettings | None = None) -> bool:
+    """Take the job if this tick is the current one and nobody holds a live lease."""
+    cfg = cfg or job_settings()
+    claimed = (
+        Job.objects.filter(job_id=job_id, tick_seq=seq, status__in=ACTIVE_STATUSES)
+        .filter(Q(lease_owner__isnull=True) | Q(lease_expires_at__lt=Now()))
+        .update(
+            status=JobStatus.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=_lease_expiry(cfg),
+            heartbeat_at=Now(),
+        )
+    )
+    return claimed == 1
+
+
+def heartbeat(job_id: str, owner: str, cfg: JobSettings | None = None) -> None:
+    """Extend our lease; raise LeaseLost when someone else owns the job now."""
+    cfg = cfg or job_settings()
+    extended = Job.objects.filter(job_id=job_id, lease_owner=owner).update(
+        lease_expires_at=_lease_expiry(cfg), heartbeat_at=Now()
+    )
+    if extended != 1:
+        raise LeaseLost(job_id)
+
+
+def _own(job_id: str, owner: str) -> Job:
+    """Lock the job row for this transaction, or raise LeaseLost if it is not ours."""
+    job = Job.objects.select_for_update().get(job_id=job_id)
+    if job.lease_owner != owner or job.status not in ACTIVE_STATUSES:
+        raise LeaseLost(job_id)
+    return job
+
+
+def _release(job: Job) -> None:
+    job.lease_owner = None
+    job.lease_expires_at = None
+
+
+class StepContext:
+    """What a step function sees: the job's parameters and actor, and its own saved state."""
+
+    def __init__(self, *, job: Job, step: JobStep, owner: str, cfg: JobSettings) -> None:
+        self.job_id = job.job_id
+        self.job_type = job.type
+        self.params: dict[str, Any] = dict(job.params)
+        self.actor: str | None = job.actor
+        self.source_ip: str | None = job.source_ip
+        self.step_name = step.name
+        self.state: dict[str, Any] = dict(step.state or {})
+        self.owner = owner
+        self.settings = cfg
+        self._step_id = step.pk
+
+    def heartbeat(self) -> None:
+        heartbeat(self.job_id, self.owner, self.settings)
+
+    def checkpoint(self) -> None:
+        """Save ``state`` and confirm we still own a live job; call before every mutation.
+
+        Saving first means that if the worker dies right after the mutation, the next tick
+        knows what this one had learnt (e.g. the original replica count) and looks before
+        it acts instead of acting again.
+        """
+        with transaction.atomic():
+            job = _own(self.job_id, self.owner)
+            if job.cancel_requested:
+                raise JobCancelled(self.job_id)
+            JobStep.objects.filter(pk=self._step_id).update(state=self.state)
+            Job.objects.filter(pk=job.pk).update(
+                lease_expires_at=_lease_expiry(self.settings), heartbeat_at=Now()
+            )
+
+
+@dataclass(frozen=True)
+class _Entered:
+    job: Job
+    step: JobStep
+
+
+def run_tick(job_id: str, seq: int) -> str:
+    """Advance one job as far as it can go now; returns a one-line outcome for the task log."""
+    cfg = job_settings()
+    owner = new_owner()
+    if not claim(job_id, seq, owner, cfg):
+        return f"{job_id}: not claimed (seq {seq})"
+    try:
+        _sleep_until_due(job_id, cfg)
+        return _drive(job_id, owner, cfg)
+    except LeaseLost:
+        logger.warning("job %s: lease lost by %s, stopping", job_id, owner)
+        return f"{job_id}: lease lost"
+
+
+def _sleep_until_due(job_id: str, cfg: JobSettings) -> None:
+    """A tick that arrives before ``next_run_at`` (a broker without delays) waits briefly."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXTRACT(EPOCH FROM (next_run_at - now())) FROM ops_job WHERE job_id = %s",
+            [job_id],
+        )
+        row = cursor.fetchone()
+    early = float(row[0]) if row and row[0] is not None else 0.0
+    if early > 0:
+        time.sleep(min(early, cfg.poll_interval))
+
+
+def _drive(job_id: str, owner: str, cfg: JobSettings) -> str:
+    started = time.monotonic()
+    while True:
+        entered = _enter_next_step(job_id, owner, cfg)
+        if isinstance(entered, str):
+            return entered
+        job, step = entered.job, entered.step
+        step_def = get_job_type(job.type).step(step.name)
+        ctx = StepContext(job=job, step=step, owner=owner, cfg=cfg)
+        outcome = _run_step(ctx, step, step_def, cfg, started)
+        if outcome is not None:
+            return outcome
+
+
+def _enter_next_step(job_id: str, owner: str, cfg: JobSettings) -> _Entered | str:
+    with transaction.atomic():
+        job = _own(job_id, owner)
+        now = db_now()
+        step = (
+            JobStep.objects.select_for_update()
+            .filter(job=job, status__in=ACTIVE_STATUSES)
+            .order_by("step_order")
+            .first()
+        )
+        if step is None:
+            job.status = JobStatus.SUCCESS
+            job.finished_at = now
+            job.next_run_at = None
+            _release(job)
+            job.save()
+            logger.info("job %s: success", job_id)
+            return f"{job_id}: success"
+        if job.cancel_requested:
+            _fail_locked(job, step, now, "cancelled before this step finished")
+            return f"{job_id}: cancelled"
+        if step.active_tick is not None and step.active_tick != owner:
+            # The previous tick in this step never left it: its worker died or lost the lease.
+            step.interruptions += 1
+        if step.interruptions > cfg.max_interruptions:
+            _fail_locked(
+                job,
+                step,
+                now,
+                f"crash loop: interrupted {step.interruptions} times without finishing "
+                f"(worker killed or lease lost); last state: {step.detail or 'none'}",
+            )
+            return f"{job_id}: crash loop"
+        if step.status == JobStatus.PENDING:
+            step.status = JobStatus.RUNNING
+            step.started_at = now
+            step.deadline_at = now + timedelta(seconds=cfg.wait_timeout)
+        step.attempts += 1
+        step.active_tick = owner
+        step.save()
+        job.lease_expires_at = now + timedelta(seconds=cfg.lease_seconds)
+        job.heartbeat_at = now
+        job.save(update_fields=["lease_expires_at", "heartbeat_at"])
+        return _Entered(job=job, step=step)
+
+
+def _run_step(
+    ctx: StepContext, step: JobStep, step_def: StepDef, cfg: JobSettings, started: float
+) -> str | None:
+    """Run one step until done (returns None: go on), failed or handed on (returns outcome)."""
+    while True:
+        try:
+            result = step_def.run(ctx)
+        except LeaseLost:
+            raise
+        except JobCancelled:
+            _finish(ctx, step, JobStatus.FAILED, "cancelled before this step finished")
+            return f"{ctx.job_id}: cancelled"
+        except Exception as exc:
+            # Process boundary: whatever went wrong is recorded on the job, visibly.
+            logger.exception("job %s: step %s raised", ctx.job_id, step.name)
+            _finish(ctx, step, JobStatus.FAILED, describe_error(exc))
+            return f"{ctx.job_id}: failed in {step.name}"
+        if isinstance(result, Done):
+            _finish(ctx, step, JobStatus.SUCCESS, result.detail)
+            return None
+        if not isinstance(result, Wait):
+            raise TypeError(f"step {step.name} returned {result!r}, not Done or Wait")
+        if db_now() >= step.deadline_at:
+            timeout = round((step.deadline_at - step.started_at).total_seconds())
+            _finish(ctx, step, JobStatus.FAILED, f"timed out after {timeout} s: {result.detail}")
+            return f"{ctx.job_id}: timed out in {step.name}"
+        if time.monotonic() - started + cfg.poll_interval > cfg.tick_budget:
+            _hand_on(ctx, step, result.detail, cfg)
+            return f"{ctx.job_id}: waiting in {step.name}"
+        time.sleep(cfg.poll_interval)
+        ctx.heartbeat()
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line account of an exception for people reading the job."""
+    message = " ".join(str(exc).split())
+    return f"{message} ({type(exc).__name__})" if message else type(exc).__name__
+
+
+def _finish(ctx: StepContext, step: JobStep, status: str, detail: str) -> None:
+    with transaction.atomic():
+        job = _own(ctx.job_id, ctx.owner)
+        now = db_now()
+        locked = JobStep.objects.select_for_update().get(pk=step.pk)
+        locked.state = ctx.state
+        if status == JobStatus.FAILED:
+            _fail_locked(job, locked, now, detail)
+            return
+        locked.status = status
+        locked.detail = detail
+        locked.finished_at = now
+        locked.active_tick = None
+        locked.save()
+        logger.info("job %s: step %s done: %s", ctx.job_id, step.name, detail)
+
+
+def _fail_locked(job: Job, step: JobStep, now: datetime, detail: str) -> None:
+    """Fail the step and the job; later steps stay pending. Caller holds the row locks."""
+    step.status = JobStatus.FAILED
+    step.detail = detail
+    step.finished_at = now
+    step.active_tick = None
+    step.save()
+    job.status = JobStatus.FAILED
+    job.finished_at = now
+    job.next_run_at = None
+    _release(job)
+    job.save()
+    logger.warning("job %s: step %s failed: %s", job.job_id, step.name, detail)
+
+
+def _hand_on(ctx: StepContext, step: JobStep, detail: str, cfg: JobSettings) -> None:
+    """Release the lease, note what we wait for, and wake the job again after a pause."""
+    from jobs.dispatch import enqueue_tick_on_commit
+
+    with transaction.atomic():
+        job = _own(ctx.job_id, ctx.owner)
+        now = db_now()
+        JobStep.objects.filter(pk=step.pk).update(
+            state=ctx.state, detail=f"waiting: {detail}", active_tick=None
+        )
+        job.tick_seq += 1
+        job.next_run_at = now + timedelta(seconds=cfg.poll_interval)
+        _release(job)
+        job.save()
+        enqueue_tick_on_commit(job.job_id, job.tick_seq, delay=cfg.poll_interval)

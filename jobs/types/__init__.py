@@ -1,0 +1,1 @@
+"""Job types shipped with ApiOps; importing this package registers them all."""
