@@ -1,0 +1,1 @@
+"""The ApiOps Django project: settings, URLs, WSGI entry point, embedded database, runner."""

@@ -1,0 +1,288 @@
+"""Django settings for ApiOps: the one place the environment is read.
+
+Every value comes from an environment variable (or a secret file, see
+:mod:`apiops_site.secrets`) through a strict helper: a malformed value stops the process with
+``ImproperlyConfigured`` naming the variable, instead of limping along with a default.
+Application settings live in one dict, ``APIOPS``; modules read ``settings.APIOPS[...]`` at call
+time so tests can override them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from apiops_site.secrets import DEFAULT_SECRETS_DIR, read_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _strict(name: str, parse, default):
+    """Read ``name`` with a django-environ parser; any malformed value is ImproperlyConfigured."""
+    if name not in env.ENVIRON or env.ENVIRON[name].strip() == "":
+        return default
+    try:
+        return parse(name)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name}={env.ENVIRON[name]!r} is not valid: {exc}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = env.ENVIRON.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    value = _strict(name, lambda n: int(env.str(n).strip()), default)
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    value = _strict(name, lambda n: float(env.str(n).strip()), default)
+    if not value >= minimum:  # also rejects NaN
+        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _env_list(name: str, default: list[str]) -> list[str]:
+    raw = env.ENVIRON.get(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# --- environment kind -------------------------------------------------------------------------
+ENV = env.str("ENV", default="local").strip().lower()
+if ENV not in {"local", "staging", "prod"}:
+    raise ImproperlyConfigured(f"ENV={ENV!r} must be one of local, staging, prod")
+
+DEBUG = _env_bool("OPS_DEBUG", False)
+
+SECRET_KEY = read_secret("secret-key", "OPS_SECRET_KEY")
+if SECRET_KEY is None:
+    if ENV != "local":
+        raise ImproperlyConfigured(f"ENV={ENV} needs OPS_SECRET_KEY (or the secret-key file)")
+    SECRET_KEY = "local-development-only-not-a-secret"  # noqa: S105 - never used outside ENV=local
+
+ALLOWED_HOSTS = _env_list("OPS_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+# --- application settings ---------------------------------------------------------------------
+_namespaces = _env_list("OPS_ALLOWED_NAMESPACES", ["prod", "staging"])
+for _ns in _namespaces:
+    if len(_ns) > 63 or not _DNS1123_LABEL.match(_ns):
+        raise ImproperlyConfigured(
+            f"OPS_ALLOWED_NAMESPACES: {_ns!r} is not a DNS-1123 label (a Kubernetes namespace)"
+        )
+
+_proxies = []
+for _cidr in _env_list("OPS_TRUSTED_PROXIES", []):
+    try:
+        _proxies.append(ipaddress.ip_network(_cidr, strict=False))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"OPS_TRUSTED_PROXIES: {_cidr!r} is not a CIDR: {exc}") from exc
+
+_kubeconfig = env.ENVIRON.get("OPS_KUBECONFIG", "").strip() or None
+
+_api_key = read_secret("api-key", "OPS_API_KEY")
+_api_key_actor = env.str("OPS_API_KEY_ACTOR", default="bootstrap").strip()
+if not _api_key_actor or len(_api_key_actor) > 150:
+    raise ImproperlyConfigured("OPS_API_KEY_ACTOR must be a non-empty name of at most 150 chars")
+if _api_key is not None and len(_api_key) < 16:
+    raise ImproperlyConfigured("OPS_API_KEY is too short: use at least 16 characters")
+
+APIOPS = {
+    "ENV": ENV,
+    # Bootstrap key (OPS_API_KEY or the api-key secret file) and the actor name it acts as.
+    "API_KEY": _api_key,
+    "API_KEY_ACTOR": _api_key_actor,
+    "ALLOWED_NAMESPACES": tuple(_namespaces),
+    "MAX_REPLICAS": _env_int("OPS_MAX_REPLICAS", 100),
+    "TRUSTED_PROXIES": tuple(_proxies),
+    "SECRETS_DIR": env.str("OPS_SECRETS_DIR", default=DEFAULT_SECRETS_DIR),
+    # A kubeconfig path; None means the in-cluster service account. KUBECONFIG is ignored.
+    "KUBECONFIG": _kubeconfig,
+    # Per-request timeout towards the Kubernetes API, seconds.
+    "K8S_TIMEOUT": _env_float("OPS_K8S_TIMEOUT", 10.0, minimum=0.01),
+    # Retries after the first attempt for 429/5xx/connection errors, with exponential backoff
+    # from K8S_BACKOFF seconds; a Retry-After from the server is honoured up to K8S_RETRY_MAX_WAIT.
+    "K8S_RETRIES": _env_int("OPS_K8S_RETRIES", 3),
+    "K8S_BACKOFF": _env_float("OPS_K8S_BACKOFF", 0.2),
+    "K8S_RETRY_MAX_WAIT": _env_float("OPS_K8S_RETRY_MAX_WAIT", 5.0),
+    # Readiness probe's Kubernetes timeout (no retries there: a probe must answer quickly).
+    "K8S_PING_TIMEOUT": _env_float("OPS_K8S_PING_TIMEOUT", 2.0, minimum=0.01),
+    # Failed authentications from one source IP within the window before answering 429.
+    "AUTH_FAILURE_LIMIT": _env_int("OPS_AUTH_FAILURE_LIMIT", 20, minimum=1),
+    "AUTH_FAILURE_WINDOW": _env_int("OPS_AUTH_FAILURE_WINDOW", 60, minimum=1),
+    # The audit list counts exactly up to this many rows, then reports the planner's estimate.
+    "AUDIT_COUNT_CAP": _env_int("OPS_AUDIT_COUNT_CAP", 10000, minimum=1),
+    # Database alias the audit log is written through: its own autocommit connection, so a
+    # row survives the rollback of the request transaction.
+    "AUDIT_DB": "audit",
+}
+
+# --- production guard rails -------------------------------------------------------------------
+
+
+def _kubeconfig_is_kubesim(path: str) -> bool:
+    """True when the kubeconfig's clusters or contexts are named after kubesim."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ImproperlyConfigured(f"OPS_KUBECONFIG={path!r} cannot be read: {exc}") from exc
+    names = [item.get("name", "") for item in data.get("clusters") or [] if isinstance(item, dict)]
+    names += [item.get("name", "") for item in data.get("contexts") or [] if isinstance(item, dict)]
+    return any("kubesim" in str(name) for name in names)
+
+
+if ENV == "prod":
+    if DEBUG:
+        raise ImproperlyConfigured("ENV=prod refuses OPS_DEBUG=true")
+    if _api_key is None:
+        raise ImproperlyConfigured("ENV=prod needs OPS_API_KEY (or the api-key secret file)")
+    if _kubeconfig is not None and _kubeconfig_is_kubesim(_kubeconfig):
+        raise ImproperlyConfigured(f"ENV=prod refuses OPS_KUBECONFIG={_kubeconfig}: it is kubesim")
+
+# --- Django -----------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "apiops_site.urls"
+WSGI_APPLICATION = "apiops_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database ---------------------------------------------------------------------------------
+_db_url = read_secret("db-url", "OPS_DB_URL")
+if _db_url:
+    try:
+        _default_db = env.db_url_config(_db_url)
+    except (ValueError, KeyError) as exc:
+        raise ImproperlyConfigured(f"OPS_DB_URL is not a database URL: {exc}") from exc
+    if _default_db.get("ENGINE") != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("OPS_DB_URL must be a PostgreSQL URL (SQLite is not supported)")
+else:
+    # The embedded server under var/pgdata, started on the first connection.
+    _default_db = {"ENGINE": "apiops_site.db", "NAME": "apiops", "USER": "postgres"}
+
+_default_db.update(
+    {
+        "ATOMIC_REQUESTS": True,
+        "CONN_MAX_AGE": _env_int("OPS_DB_CONN_MAX_AGE", 60),
+        "CONN_HEALTH_CHECKS": True,
+    }
+)
+_default_db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+DATABASES = {
+    "default": _default_db,
+    # Same database, separate connection in autocommit: audit rows and auth-failure counts are
+    # committed immediately, whatever happens to the request transaction on "default".
+    "audit": {**_default_db, "ATOMIC_REQUESTS": False, "OPTIONS": dict(_default_db["OPTIONS"])},
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- i18n, static -----------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Serve app static files (admin, browsable API, Swagger UI) without a collectstatic step.
+WHITENOISE_USE_FINDERS = True
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+if ENV != "local":
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+# --- DRF, OpenAPI -----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["ops.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "ops.handlers.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ApiOps",
+    "DESCRIPTION": "Audited, namespace-confined Kubernetes operations.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and docs need the API key like every endpoint but /health.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_AUTHENTICATION": ["ops.authentication.ApiKeyAuthentication"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("OPS_LOG_LEVEL", default="INFO")},
+    "loggers": {"kubernetes": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}

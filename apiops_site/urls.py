@@ -1,0 +1,17 @@
+"""Root URLs: the ops API, health probes, OpenAPI schema and docs, the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("", include("ops.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "ops.handlers.json_400"
+handler403 = "ops.handlers.json_403"
+handler404 = "ops.handlers.json_404"
+handler500 = "ops.handlers.json_500"

@@ -1,0 +1,34 @@
+"""Who is asking: the actor every service call carries and every audit row names."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+
+ORIGIN_API = "api"
+ORIGIN_CLI = "cli"
+ORIGIN_JOB = "job"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """An authenticated caller.
+
+    ``name`` is the API key's name (never a value the caller typed), ``source_ip`` where the
+    request came from (``"local"`` for the CLI), ``namespaces`` the key's scope (None or empty:
+    every allowed namespace), ``origin`` the door: ``"api"``, ``"cli"`` or ``"job"``.
+    """
+
+    name: str
+    source_ip: str | None
+    namespaces: tuple[str, ...] | None = None
+    origin: str = ORIGIN_API
+
+    @classmethod
+    def for_cli(cls) -> Actor:
+        """The actor of a management command: ``cli:<OS user>`` from ``local``."""
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "unknown"
+        return cls(name=f"cli:{user}", source_ip="local", origin=ORIGIN_CLI)

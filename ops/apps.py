@@ -1,0 +1,11 @@
+"""App config for ops."""
+
+from django.apps import AppConfig
+
+
+class OpsConfig(AppConfig):
+    """Audited Kubernetes primitives, API keys and the audit log."""
+
+    name = "ops"
+    verbose_name = "Operations"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,215 @@
+"""Writing the audit log: one ``ops_log`` row per attempted operation, written first.
+
+Rows go through the ``audit`` database alias, a second connection in autocommit, so they are
+committed at once and survive the rollback of the request transaction on ``default``. If a
+row cannot be written, :class:`~ops.errors.AuditUnavailable` is raised before anything is done
+(fail closed).
+
+Two shapes:
+
+* :func:`record` — a single final row, for attempts refused before they reach the cluster
+  (denied, invalid input, unauthenticated).
+* :func:`attempt` — a context manager: a ``pending`` row before the Kubernetes calls, updated
+  with the outcome when the block exits (success, or the error that left it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db import connections, transaction
+from django.utils import timezone
+
+from ops.actors import Actor
+from ops.errors import AuditUnavailable, OpsError
+from ops.models import OpsLog, OpsLogStatus
+
+logger = logging.getLogger(__name__)
+
+_MAX_TEXT = 512
+_MAX_ERROR = 4000
+_MAX_BODY_CHARS = 16384
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an attempt is about: the action and the object it touches, and its input."""
+
+    action: str
+    resource_kind: str
+    namespace: str
+    resource_name: str
+    request_body: Any = None
+
+
+def audit_alias() -> str:
+    """The database alias audit rows are written and read through."""
+    return settings.APIOPS["AUDIT_DB"]
+
+
+def _clean(value: Any) -> Any:
+    """JSON made storable in JSONB: PostgreSQL rejects NUL characters inside jsonb strings."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN cannot be stored either
+        return "NaN"
+    return value
+
+
+def safe_body(value: Any) -> Any:
+    """A request body as it can be stored: cleaned, and cut down when it is huge."""
+    cleaned = _clean(value)
+    try:
+        text = json.dumps(cleaned)
+    except (TypeError, ValueError):
+        return {"_unserializable": repr(value)[:_MAX_TEXT]}
+    if len(text) > _MAX_BODY_CHARS:
+        return {"_truncated": text[:4096], "_length": len(text)}
+    return cleaned
+
+
+def _short(value: Any, limit: int = _MAX_TEXT) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("\x00", "\\u0000")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _write(fn):
+    """Run a write on the audit connection; in a test's transaction, inside a savepoint."""
+    alias = audit_alias()
+    if connections[alias].in_atomic_block:
+        with transaction.atomic(using=alias):
+            return fn(alias)
+    return fn(alias)
+
+
+def record(
+    *,
+    actor_name: str | None,
+    source_ip: str | None,
+    origin: str,
+    target: Target,
+    status: str,
+    error_message: str | None = None,
+    code: str | None = None,
+    http_status: int | None = None,
+    job_id: str | None = None,
+) -> OpsLog:
+    """Write one final row. Raises AuditUnavailable when it cannot be written."""
+    now = timezone.now()
+    row = OpsLog(
+        ts=now,
+        actor=_short(actor_name, 150) if actor_name is not None else None,
+        source_ip=_short(source_ip, 64) if source_ip is not None else None,
+        action=_short(target.action),
+        resource_kind=_short(target.resource_kind),
+        namespace=_short(target.namespace),
+        resource_name=_short(target.resource_name),
+        request_body=safe_body(target.request_body),
+        status=status,
+        error_message=_short(error_message, _MAX_ERROR) if error_message else None,
+        job_id=job_id,
+        origin=origin,
+        code=code,
+        http_status=http_status,
+        finished_at=None if status == OpsLogStatus.PENDING else now,
+    )
+    try:
+        _write(lambda alias: row.save(using=alias, force_insert=True))
+    except DatabaseError as e:
+        logger.error("audit row could not be written (%s); refusing the operation", e)
+        raise AuditUnavailable() from e
+    return row
+
+
+def record_error(
+    *, actor: Actor, target: Target, error: OpsError, status: str, job_id: str | None = None
+) -> None:
+    """Write the final row of an attempt refused with ``error`` and mark the error audited."""
+    record(
+        actor_name=actor.name,
+        source_ip=actor.source_ip,
+        origin=actor.origin,
+        target=target,
+        status=status,
+        error_message=_error_text(error),
+        code=_error_code(error),
+        http_status=error.status_code,
+        job_id=job_id,
+    )
+    error.audited = True
+
+
+def _error_code(error: BaseException) -> str:
+    if isinstance(error, OpsError):
+        codes = error.get_codes()
+        return codes if isinstance(codes, str) else error.default_code
+    return "server_error"
+
+
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, OpsError):
+        text = str(error.detail)
+        errors = getattr(error, "errors", None)
+        if errors:
+            text += " " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in errors.items())
+        return text
+    return f"internal error: {type(error).__name__}: {error}"
+
+
+class Attempt:
+    """Context manager around the cluster calls of one operation (see :func:`attempt`)."""
+
+    def __init__(self, *, actor: Actor, target: Target, job_id: str | None) -> None:
+        self.actor = actor
+        self.target = target
+        self.job_id = job_id
+        self.row: OpsLog | None = None
+
+    def __enter__(self) -> Attempt:
+        self.row = record(
+            actor_name=self.actor.name,
+            source_ip=self.actor.source_ip,
+            origin=self.actor.origin,
+            target=self.target,
+            status=OpsLogStatus.PENDING,
+            job_id=self.job_id,
+        )
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            fields = {"status": OpsLogStatus.SUCCESS, "http_status": 200}
+        else:
+            fields = {
+                "status": OpsLogStatus.ERROR,
+                "error_message": _short(_error_text(exc), _MAX_ERROR),
+                "code": _error_code(exc),
+                "http_status": exc.status_code if isinstance(exc, OpsError) else 500,
+            }
+            with suppress(AttributeError):
+                exc.audited = True  # this attempt's row is written; nobody writes another
+        fields["finished_at"] = timezone.now()
+        pk = self.row.pk
+        try:
+            _write(lambda alias: OpsLog.objects.using(alias).filter(pk=pk).update(**fields))
+        except DatabaseError:
+            # The operation has happened; its row stays "pending", which says exactly that the
+            # outcome could not be recorded. Do not hide the operation's own result or error.
+            logger.exception("could not record the outcome of audit row %s", pk)
+        return False
+
+
+def attempt(*, actor: Actor, target: Target, job_id: str | None = None) -> Attempt:
+    """Write a ``pending`` row now (or raise AuditUnavailable); record the outcome on exit."""
+    return Attempt(actor=actor, target=target, job_id=job_id)

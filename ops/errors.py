@@ -1,0 +1,128 @@
+"""The API's error hierarchy: each class declares ``status_code``, ``default_code`` and
+``default_detail`` (as DRF's ``exceptions.py`` does), so services, views, management commands
+and job steps all speak the same errors, and :mod:`ops.handlers` renders them as
+``{"detail", "code"}``.
+
+``audited`` tells the exception handler that the raiser already wrote the attempt's one
+``ops_log`` row (services always do), so it must not write a second one.
+"""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.exceptions import APIException
+
+from ops import k8s
+
+
+class OpsError(APIException):
+    """Base of every error the ops services raise."""
+
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    default_code = "error"
+    default_detail = "The operation failed."
+    audited = False
+
+    def __init__(self, detail: str | None = None, code: str | None = None) -> None:
+        super().__init__(detail, code)
+
+
+class InvalidInput(OpsError):
+    """400: the input breaks the rules (field errors in ``errors``)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+    default_detail = "Invalid input."
+
+    def __init__(self, errors: dict[str, list[str]], detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors
+
+
+class NamespaceDenied(OpsError):
+    """403: the namespace is not allowed (globally, or for this key)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "namespace_denied"
+    default_detail = "This namespace is not allowed."
+
+
+class ObjectNotFound(OpsError):
+    """404: the cluster has no such object."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+    default_detail = "No such object."
+
+
+class ObjectConflict(OpsError):
+    """409: the cluster reported a conflict."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = "The cluster reported a conflict."
+
+
+class KubernetesError(OpsError):
+    """502: the Kubernetes API failed."""
+
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_code = "kubernetes_error"
+    default_detail = "The Kubernetes API failed."
+
+
+class KubernetesForbidden(KubernetesError):
+    """502: the cluster refused our service account (an RBAC problem on our side)."""
+
+    default_code = "kubernetes_forbidden"
+    default_detail = "The Kubernetes API refused the service account."
+
+
+class KubernetesRejected(KubernetesError):
+    """502: the cluster rejected the request as invalid (400/422)."""
+
+    default_code = "kubernetes_rejected"
+    default_detail = "The Kubernetes API rejected the request."
+
+
+class KubernetesUnavailable(KubernetesError):
+    """502: 429/5xx or no connection, after retries."""
+
+    default_code = "kubernetes_unavailable"
+    default_detail = "The Kubernetes API is unavailable."
+
+
+class KubernetesTimeout(KubernetesError):
+    """504: the Kubernetes API did not answer in time."""
+
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+    default_code = "kubernetes_timeout"
+    default_detail = "The Kubernetes API timed out."
+
+
+class AuditUnavailable(OpsError):
+    """503: the audit row cannot be written, so the operation is not performed (fail closed)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "audit_unavailable"
+    default_detail = "The audit log cannot be written; the operation was not performed."
+    # Nothing can be written for it, by definition.
+    audited = True
+
+
+_K8S_TO_API: list[tuple[type[k8s.K8sError], type[OpsError]]] = [
+    (k8s.K8sNotFound, ObjectNotFound),
+    (k8s.K8sConflict, ObjectConflict),
+    (k8s.K8sForbidden, KubernetesForbidden),
+    (k8s.K8sInvalid, KubernetesRejected),
+    (k8s.K8sTimeout, KubernetesTimeout),
+    (k8s.K8sUnavailable, KubernetesUnavailable),
+]
+
+
+def from_k8s(exc: k8s.K8sError) -> OpsError:
+    """The API error for a gateway error (raise it ``from exc``)."""
+    for k8s_cls, api_cls in _K8S_TO_API:
+        if isinstance(exc, k8s_cls):
+            return api_cls(exc.message)
+    return KubernetesError(exc.message)

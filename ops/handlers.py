@@ -1,0 +1,173 @@
+"""Error rendering: one DRF exception handler, and JSON for Django-level errors.
+
+Every error answer is ``{"detail": "...", "code": "..."}`` (plus ``errors`` for field errors),
+never an HTML page or a stack trace. The DRF handler is reused (it sets ``Retry-After`` and
+``WWW-Authenticate`` and rolls back the request transaction); this one reshapes its body and
+writes the audit row for refusals that happen before a service runs: a missing or wrong key,
+throttling, and malformed input on an operation's path. Services write their own rows and mark
+their errors ``audited``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from ops.audit import Target, record
+from ops.client_ip import client_ip
+from ops.errors import InvalidInput, OpsError
+from ops.models import OpsLogStatus
+
+logger = logging.getLogger(__name__)
+
+_AUTH_ERRORS = (exceptions.NotAuthenticated, exceptions.AuthenticationFailed, exceptions.Throttled)
+
+
+class BadRequest(exceptions.APIException):
+    """400 for requests Django itself finds malformed (too large, suspicious)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "bad_request"
+    default_detail = "Malformed request."
+
+
+class UnsupportedBody(exceptions.APIException):
+    """400: the body is not JSON (SPEC answers bad input with 400, not 415)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "unsupported_media_type"
+    default_detail = "The body must be JSON (Content-Type: application/json)."
+
+
+def _normalise(exc: Exception) -> Exception:
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return UnsupportedBody(f"Unsupported content type {exc.detail!s}")
+    if isinstance(exc, SuspiciousOperation):
+        return BadRequest(str(exc) or None)
+    return exc
+
+
+def error_body(exc: exceptions.APIException) -> dict:
+    """The JSON body of an API error."""
+    if isinstance(exc, InvalidInput):
+        return {"detail": str(exc.detail), "code": "invalid", "errors": exc.errors}
+    if isinstance(exc.detail, dict | list):
+        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return {"detail": "Invalid input.", "code": "invalid", "errors": errors}
+    code = getattr(exc.detail, "code", None) or exc.default_code
+    return {"detail": str(exc.detail), "code": code}
+
+
+def _error_text(body: dict) -> str:
+    text = body["detail"]
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        parts = []
+        for field, messages in errors.items():
+            msgs = messages if isinstance(messages, list) else [messages]
+            parts.append(f"{field}: {' '.join(str(m) for m in msgs)}")
+        text = f"{text} {'; '.join(parts)}"
+    return text
+
+
+def _audit_refusal(exc: Exception, body: dict, response: Response, context: dict) -> None:
+    """Write the one row of an attempt refused before any service ran."""
+    if getattr(exc, "audited", False):
+        return
+    view, request = context.get("view"), context.get("request")
+    if request is None:
+        return
+    is_operation = getattr(view, "audits_refusals", False)
+    if not is_operation and not isinstance(exc, _AUTH_ERRORS):
+        return  # not an operation, and not an authentication failure: nothing attempted
+    target_of = getattr(view, "audit_target", None)
+    target = (
+        target_of()
+        if target_of
+        else Target(request.method.lower(), "endpoint", "", request.path, None)
+    )
+    # The principal, when authentication got that far (DRF keeps it in Request._user).
+    principal = vars(request).get("_user")
+    refused = isinstance(exc, _AUTH_ERRORS | exceptions.PermissionDenied)
+    try:
+        record(
+            actor_name=getattr(principal, "name", None),
+            source_ip=client_ip(request),
+            origin="api",
+            target=target,
+            status=OpsLogStatus.DENIED if refused else OpsLogStatus.ERROR,
+            error_message=_error_text(body),
+            code=body["code"],
+            http_status=response.status_code,
+        )
+    except OpsError:
+        # The answer is already a refusal; nothing was done. The failure is logged by audit.
+        logger.error("refused %s %s could not be audited", request.method, request.path)
+
+
+def exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF's handler, our body shape, JSON 500s, and audit rows for early refusals."""
+    exc = _normalise(exc)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        request = context.get("request")
+        logger.error(
+            "unhandled error on %s %s",
+            getattr(request, "method", "?"),
+            getattr(request, "path", "?"),
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        set_rollback()
+        body = {"detail": "Internal server error.", "code": "server_error"}
+        response = Response(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    else:
+        body = error_body(exc)
+        response.data = body
+    _audit_refusal(exc, body, response, context)
+    return response
+
+
+# --- Django-level errors (no DRF view involved: unknown URL, crash in middleware) ---------------
+
+
+def _is_admin(request) -> bool:
+    return request.path.startswith("/admin/")
+
+
+def json_404(request, exception=None):
+    """404 for unknown URLs, as JSON (HTML only under /admin/)."""
+    if _is_admin(request):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+
+
+def json_400(request, exception=None):
+    """400 for requests Django rejects itself (bad Host header, oversized body)."""
+    if _is_admin(request):
+        return defaults.bad_request(request, exception)
+    return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
+
+
+def json_403(request, exception=None):
+    """403 raised outside DRF (CSRF on admin, PermissionDenied)."""
+    if _is_admin(request):
+        return defaults.permission_denied(request, exception)
+    return JsonResponse({"detail": "Forbidden.", "code": "forbidden"}, status=403)
+
+
+def json_500(request):
+    """500 outside DRF: never a stack trace."""
+    if _is_admin(request):
+        return defaults.server_error(request)
+    return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)

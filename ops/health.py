@@ -1,0 +1,76 @@
+"""Liveness and readiness probes (no authentication, never cached)."""
+
+from __future__ import annotations
+
+from django.db import Error as DatabaseError
+from django.db import connections, transaction
+from django.views.decorators.cache import never_cache
+from rest_framework import status
+from rest_framework.decorators import (
+    api_view,
+    authentication_classes,
+    permission_classes,
+    renderer_classes,
+)
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from ops import k8s
+from ops.audit import audit_alias
+
+
+def check_database() -> str | None:
+    """None when both database connections (request and audit) answer, else the error."""
+    for alias in ("default", audit_alias()):
+        try:
+            with connections[alias].cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        except DatabaseError as e:
+            return f"{alias}: {type(e).__name__}: {str(e).strip()[:300]}"
+    return None
+
+
+def check_kubernetes() -> str | None:
+    """None when the Kubernetes API answers ``GET /version``, else the error."""
+    try:
+        k8s.ping()
+    except k8s.K8sError as e:
+        return str(e)[:300]
+    return None
+
+
+@transaction.non_atomic_requests
+@never_cache
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+@renderer_classes([JSONRenderer])
+def live(request) -> Response:
+    """200 while the process serves requests."""
+    return Response({"status": "ok"})
+
+
+@transaction.non_atomic_requests  # a request transaction would need the database first
+@never_cache
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+@renderer_classes([JSONRenderer])
+def ready(request) -> Response:
+    """200 when the database and the Kubernetes API answer; 503 naming what failed."""
+    checks = {"database": check_database(), "kubernetes": check_kubernetes()}
+    failed = [name for name, error in checks.items() if error]
+    body = {
+        "status": "unavailable" if failed else "ok",
+        "checks": {
+            name: ({"ok": False, "error": error} if error else {"ok": True})
+            for name, error in checks.items()
+        },
+    }
+    if failed:
+        body["detail"] = f"not ready: {', '.join(failed)}"
+        body["code"] = "not_ready"
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return Response(body)

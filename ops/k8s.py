@@ -1,0 +1,526 @@
+"""The Kubernetes gateway: the only module that imports ``kubernetes``.
+
+Everything that talks to the cluster goes through here, so this is where the client's
+behaviour is pinned down:
+
+* The client is built from ``APIOPS["KUBECONFIG"]`` (``load_kube_config(config_file=...,
+  client_configuration=...)``, never the process-global default) or the in-cluster service
+  account. A developer's ``KUBECONFIG`` is ignored on purpose. The client is cached per
+  kubeconfig path and file version; :func:`reset_client` drops it.
+* urllib3's own retries are switched off (they retry GET/PUT/DELETE on 429/503 but never PATCH,
+  and turn hangs into ``MaxRetryError``). Instead one loop here retries 429, 5xx and connection
+  failures for every verb, PATCH included, with exponential backoff and jitter, honouring
+  ``Retry-After`` up to a cap, and a bounded number of attempts. A read timeout is not retried:
+  the server may be working on it, and the caller should hear about it now (504).
+* Every call carries ``_request_timeout``.
+* Failures become :class:`K8sError` subclasses raised ``from`` the client's exception; nothing of
+  the client's exception types leaks upward, and results are small frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from django.conf import settings
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException, OpenApiException
+from kubernetes.config.config_exception import ConfigException
+from pydantic import ValidationError as PydanticValidationError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEPLOYMENT = "deployment"
+STATEFULSET = "statefulset"
+SCALABLE_KINDS = (DEPLOYMENT, STATEFULSET)
+
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class K8sError(Exception):
+    """The Kubernetes API failed or refused; ``status`` is its HTTP status (None: no answer)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class K8sNotFound(K8sError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class K8sConflict(K8sError):
+    """409: a conflicting write, or the object already exists."""
+
+
+class K8sForbidden(K8sError):
+    """401/403: our service account may not do this."""
+
+
+class K8sInvalid(K8sError):
+    """400/422: the API server rejected the request as invalid."""
+
+
+class K8sUnavailable(K8sError):
+    """429, 5xx, or no connection at all, after the retries ran out."""
+
+
+class K8sTimeout(K8sError):
+    """No answer within the request timeout (or the API server's own 504)."""
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScaleInfo:
+    """The ``/scale`` subresource of a Deployment or StatefulSet."""
+
+    kind: str
+    namespace: str
+    name: str
+    spec_replicas: int
+    status_replicas: int
+    selector: str
+
+
+@dataclass(frozen=True)
+class StatefulSetInfo:
+    """What a job needs of a StatefulSet: spec, selector, claim templates, progress."""
+
+    namespace: str
+    name: str
+    uid: str
+    replicas: int  # spec.replicas; absent means 0 here (the caller decides what that means)
+    label_selector: str  # spec.selector rendered as a label selector string
+    claim_templates: tuple[str, ...]  # names of spec.volumeClaimTemplates
+    generation: int
+    observed_generation: int
+    status_replicas: int
+    ready_replicas: int
+    current_replicas: int
+    updated_replicas: int
+
+    def pvc_names(self, ordinal: int) -> list[str]:
+        """The claim names of pod ``<name>-<ordinal>``: ``<template>-<sts>-<ordinal>``."""
+        return [f"{tpl}-{self.name}-{ordinal}" for tpl in self.claim_templates]
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """A pod as a waiting step sees it."""
+
+    namespace: str
+    name: str
+    uid: str
+    phase: str
+    ready: bool
+    terminating: bool
+    node_name: str | None
+    claim_names: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class PvcInfo:
+    """A PersistentVolumeClaim; ``terminating`` once a deletion is pending on its finalizers."""
+
+    namespace: str
+    name: str
+    uid: str
+    phase: str
+    terminating: bool
+    finalizers: tuple[str, ...]
+
+
+# --- the client -------------------------------------------------------------------------------
+
+_client_lock = threading.Lock()
+_cached: tuple[tuple[str, int], client.ApiClient] | None = None
+
+
+def _conf() -> dict[str, Any]:
+    return settings.APIOPS
+
+
+def _cache_key() -> tuple[str, int]:
+    path = _conf()["KUBECONFIG"]
+    if not path:
+        return ("<in-cluster>", 0)
+    try:
+        return (str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+    except OSError:
+        return (str(path), -1)
+
+
+def _build_client(path: str | None) -> client.ApiClient:
+    cfg = client.Configuration()
+    try:
+        if path:
+            config.load_kube_config(
+                config_file=path, client_configuration=cfg, persist_config=False
+            )
+        else:
+            config.load_incluster_config(client_configuration=cfg)
+    except (ConfigException, OSError, ValueError) as e:
+        where = f"kubeconfig {path}" if path else "the in-cluster service account"
+        raise K8sUnavailable(f"cannot load {where}: {e}") from e
+    cfg.retries = False  # one retry policy, ours (see the module docstring)
+    return client.ApiClient(configuration=cfg)
+
+
+def api_client() -> client.ApiClient:
+    """The shared ApiClient for the configured cluster (built on first use, then cached)."""
+    global _cached
+    key = _cache_key()
+    with _client_lock:
+        if _cached is not None and _cached[0] == key:
+            return _cached[1]
+        old = _cached
+        built = _build_client(_conf()["KUBECONFIG"])
+        _cached = (key, built)
+    if old is not None:
+        old[1].close()
+    return built
+
+
+def reset_client() -> None:
+    """Forget the cached client (the next call builds one from the current settings)."""
+    global _cached
+    with _client_lock:
+        old, _cached = _cached, None
+    if old is not None:
+        old[1].close()
+
+
+# --- error mapping and the retry loop ----------------------------------------------------------
+
+
+def _status_message(exc: ApiException) -> tuple[str, str | None]:
+    """The message and reason of a Kubernetes ``Status`` body, else the HTTP reason."""
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if body:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data.get("message"):
+            return str(data["message"]), data.get("reason")
+    return (exc.reason or f"HTTP {exc.status}"), None
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = exc.headers or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP-date; rare from the API server, use our own backoff
+
+
+def _from_api_exception(exc: ApiException, what: str) -> K8sError:
+    status = exc.status or 0
+    message, reason = _status_message(exc)
+    kwargs = {"status": status, "reason": reason, "retry_after": _retry_after(exc)}
+    if status == 404:
+        return K8sNotFound(message, **kwargs)
+    if status == 409:
+        return K8sConflict(message, **kwargs)
+    if status in (401, 403):
+        return K8sForbidden(message, **kwargs)
+    if status in (400, 422):
+        return K8sInvalid(message, **kwargs)
+    if status == 504:
+        return K8sTimeout(f"{what}: the API server timed out: {message}", **kwargs)
+    if status == 429 or status >= 500:
+        return K8sUnavailable(f"{what}: HTTP {status}: {message}", **kwargs)
+    if status == 0:
+        return K8sUnavailable(f"{what}: {message}", **kwargs)
+    return K8sError(f"{what}: HTTP {status}: {message}", **kwargs)
+
+
+def _from_urllib3(exc: urllib3.exceptions.HTTPError, what: str) -> K8sError:
+    cause: BaseException = exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        cause = exc.reason
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
+        return K8sTimeout(f"{what}: no answer within the timeout")
+    if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
+        return K8sUnavailable(f"{what}: connection timed out")
+    return K8sUnavailable(f"{what}: cannot reach the API server: {type(cause).__name__}: {cause}")
+
+
+def _retryable(err: K8sError, *, retry_conflict: bool) -> bool:
+    if isinstance(err, K8sTimeout) and err.status is None:
+        return False  # our read timeout: the request may be in progress; report it now
+    if err.status is None:
+        return isinstance(err, K8sUnavailable)  # connection refused/reset/dropped
+    if err.status == 409:
+        return retry_conflict
+    return err.status in _RETRYABLE_STATUS
+
+
+def _delay(attempt: int, err: K8sError) -> float:
+    conf = _conf()
+    cap = conf["K8S_RETRY_MAX_WAIT"]
+    if err.retry_after is not None:
+        return min(err.retry_after, cap)
+    base = conf["K8S_BACKOFF"] * (2**attempt)
+    return min(cap, base * (0.5 + random.random() / 2))
+
+
+def _call(
+    what: str,
+    fn: Callable[..., T],
+    *args: Any,
+    retry_conflict: bool = False,
+    timeout: float | None = None,
+    retries: int | None = None,
+    **kwargs: Any,
+) -> T:
+    """Run one client call with our timeout, retry policy and error mapping."""
+    conf = _conf()
+    timeout = conf["K8S_TIMEOUT"] if timeout is None else timeout
+    retries = conf["K8S_RETRIES"] if retries is None else retries
+    attempt = 0
+    while True:
+        try:
+            return fn(*args, _request_timeout=timeout, **kwargs)
+        except ApiException as e:
+            err = _from_api_exception(e, what)
+            cause: BaseException = e
+        except urllib3.exceptions.HTTPError as e:
+            err = _from_urllib3(e, what)
+            cause = e
+        except (PydanticValidationError, OpenApiException) as e:
+            # The server answered something the client cannot parse: not worth retrying.
+            raise K8sError(f"{what}: unexpected answer from the API server: {e}") from e
+        if attempt >= retries or not _retryable(err, retry_conflict=retry_conflict):
+            raise err from cause
+        wait = _delay(attempt, err)
+        logger.warning(
+            "%s failed (%s); retry %d/%d in %.2fs", what, err, attempt + 1, retries, wait
+        )
+        time.sleep(wait)
+        attempt += 1
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def _apps() -> client.AppsV1Api:
+    return client.AppsV1Api(api_client())
+
+
+def _core() -> client.CoreV1Api:
+    return client.CoreV1Api(api_client())
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in SCALABLE_KINDS:
+        raise ValueError(f"kind must be one of {SCALABLE_KINDS}, not {kind!r}")
+
+
+def _scale_info(kind: str, scale: Any) -> ScaleInfo:
+    spec = scale.spec
+    status = scale.status
+    return ScaleInfo(
+        kind=kind,
+        namespace=scale.metadata.namespace,
+        name=scale.metadata.name,
+        spec_replicas=(spec.replicas if spec and spec.replicas is not None else 0),
+        status_replicas=(status.replicas if status and status.replicas is not None else 0),
+        selector=(status.selector or "") if status else "",
+    )
+
+
+def scale_read(*, kind: str, namespace: str, name: str) -> ScaleInfo:
+    """GET the ``/scale`` subresource of a Deployment or StatefulSet."""
+    _check_kind(kind)
+    api = _apps()
+    fn = (
+        api.read_namespaced_deployment_scale
+        if kind == DEPLOYMENT
+        else api.read_namespaced_stateful_set_scale
+    )
+    scale = _call(f"read {kind} {namespace}/{name} scale", fn, name, namespace)
+    return _scale_info(kind, scale)
+
+
+def scale_patch(*, kind: str, namespace: str, name: str, replicas: int) -> ScaleInfo:
+    """PATCH ``spec.replicas`` on the ``/scale`` subresource (strategic merge, like kubectl).
+
+    Setting an absolute value is idempotent, so the PATCH is retried like a read, 409 included.
+    """
+    _check_kind(kind)
+    api = _apps()
+    fn = (
+        api.patch_namespaced_deployment_scale
+        if kind == DEPLOYMENT
+        else api.patch_namespaced_stateful_set_scale
+    )
+    body = {"spec": {"replicas": replicas}}
+    scale = _call(
+        f"scale {kind} {namespace}/{name}", fn, name, namespace, body, retry_conflict=True
+    )
+    return _scale_info(kind, scale)
+
+
+def _label_selector(selector: Any) -> str:
+    """Render a LabelSelector (matchLabels + matchExpressions) in the query-string grammar."""
+    if selector is None:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
+    for expr in selector.match_expressions or []:
+        values = ",".join(sorted(expr.values or []))
+        op = expr.operator
+        if op == "In":
+            parts.append(f"{expr.key} in ({values})")
+        elif op == "NotIn":
+            parts.append(f"{expr.key} notin ({values})")
+        elif op == "Exists":
+            parts.append(expr.key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{expr.key}")
+        else:
+            raise K8sError(f"unknown label selector operator {op!r}")
+    return ",".join(parts)
+
+
+def statefulset_read(*, namespace: str, name: str) -> StatefulSetInfo:
+    """GET a StatefulSet: replicas, selector, claim templates, generation and status."""
+    sts = _call(
+        f"read statefulset {namespace}/{name}",
+        _apps().read_namespaced_stateful_set,
+        name,
+        namespace,
+    )
+    spec, status, meta = sts.spec, sts.status, sts.metadata
+    templates = tuple(t.metadata.name for t in (spec.volume_claim_templates or []) if t.metadata)
+    return StatefulSetInfo(
+        namespace=meta.namespace,
+        name=meta.name,
+        uid=meta.uid or "",
+        replicas=spec.replicas if spec.replicas is not None else 0,
+        label_selector=_label_selector(spec.selector),
+        claim_templates=templates,
+        generation=meta.generation or 0,
+        observed_generation=(status.observed_generation or 0) if status else 0,
+        status_replicas=(status.replicas or 0) if status else 0,
+        ready_replicas=(status.ready_replicas or 0) if status else 0,
+        current_replicas=(status.current_replicas or 0) if status else 0,
+        updated_replicas=(status.updated_replicas or 0) if status else 0,
+    )
+
+
+def _pod_info(pod: Any) -> PodInfo:
+    status = pod.status
+    ready = any(
+        c.type == "Ready" and c.status == "True" for c in ((status and status.conditions) or [])
+    )
+    claims = tuple(
+        v.persistent_volume_claim.claim_name
+        for v in ((pod.spec and pod.spec.volumes) or [])
+        if v.persistent_volume_claim is not None
+    )
+    return PodInfo(
+        namespace=pod.metadata.namespace,
+        name=pod.metadata.name,
+        uid=pod.metadata.uid or "",
+        phase=(status.phase or "") if status else "",
+        ready=ready,
+        terminating=pod.metadata.deletion_timestamp is not None,
+        node_name=pod.spec.node_name if pod.spec else None,
+        claim_names=claims,
+    )
+
+
+def pod_list(*, namespace: str, label_selector: str) -> list[PodInfo]:
+    """List the pods matching ``label_selector`` (terminating ones included)."""
+    pods = _call(
+        f"list pods in {namespace} ({label_selector})",
+        _core().list_namespaced_pod,
+        namespace,
+        label_selector=label_selector,
+    )
+    return [_pod_info(p) for p in pods.items]
+
+
+def pvc_read(*, namespace: str, name: str) -> PvcInfo | None:
+    """GET a PersistentVolumeClaim; None when it does not exist (gone from the API)."""
+    try:
+        pvc = _call(
+            f"read persistentvolumeclaim {namespace}/{name}",
+            _core().read_namespaced_persistent_volume_claim,
+            name,
+            namespace,
+        )
+    except K8sNotFound:
+        return None
+    meta = pvc.metadata
+    return PvcInfo(
+        namespace=meta.namespace,
+        name=meta.name,
+        uid=meta.uid or "",
+        phase=(pvc.status.phase or "") if pvc.status else "",
+        terminating=meta.deletion_timestamp is not None,
+        finalizers=tuple(meta.finalizers or ()),
+    )
+
+
+def ping() -> str:
+    """Cheapest authenticated call (``GET /version``); returns the server's git version.
+
+    Used by readiness: one attempt with a short timeout, no retries.
+    """
+    info = _call(
+        "GET /version",
+        client.VersionApi(api_client()).get_code,
+        timeout=_conf()["K8S_PING_TIMEOUT"],
+        retries=0,
+    )
+    return info.git_version or ""
+
+
+# --- mutations --------------------------------------------------------------------------------
+
+
+def pod_delete(*, namespace: str, name: str) -> None:
+    """DELETE a pod (its own grace period applies)."""
+    _call(f"delete pod {namespace}/{name}", _core().delete_namespaced_pod, name, namespace)
+
+
+def pvc_delete(*, namespace: str, name: str) -> None:
+    """DELETE a PersistentVolumeClaim (it may stay Terminating while a pod still uses it)."""
+    _call(
+        f"delete persistentvolumeclaim {namespace}/{name}",
+        _core().delete_namespaced_persistent_volume_claim,
+        name,
+        namespace,
+    )

@@ -1,0 +1,179 @@
+"""Tables of the ops app: the audit log (``ops_log``) and the API keys (``ops_api_key``)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+KEY_PREFIX = "ops"
+_PREFIX_LEN = 8
+
+
+class OpsLogStatus(models.TextChoices):
+    """Outcome of one attempted operation."""
+
+    SUCCESS = "success", "success"
+    ERROR = "error", "error"
+    DENIED = "denied", "denied"
+    # Written before the Kubernetes call and replaced by the outcome right after it. A row that
+    # stays "pending" records an attempt whose outcome could not be written (the audit
+    # database failed mid-operation, or the process died): exactly what an auditor must see.
+    PENDING = "pending", "pending"
+
+
+class OpsLogOrigin(models.TextChoices):
+    """Which door the attempt came through."""
+
+    API = "api", "api"
+    CLI = "cli", "cli"
+    JOB = "job", "job"
+
+
+class OpsLog(models.Model):
+    """One row per attempted operation, whatever its outcome (the seed's ``ops_log``).
+
+    Written through the ``audit`` database alias (see :mod:`ops.audit`), never through the
+    request transaction, so a rolled-back request keeps its row.
+    """
+
+    # Nullable text columns follow the seed schema: NULL means "none", e.g. no actor on a 401.
+    id = models.BigAutoField(primary_key=True)
+    ts = models.DateTimeField(default=timezone.now)
+    actor = models.TextField(null=True, blank=True)  # noqa: DJ001
+    source_ip = models.TextField(null=True, blank=True)  # noqa: DJ001
+    action = models.TextField()
+    resource_kind = models.TextField()
+    namespace = models.TextField()
+    resource_name = models.TextField()
+    request_body = models.JSONField(null=True, blank=True)
+    status = models.TextField(choices=OpsLogStatus.choices)
+    error_message = models.TextField(null=True, blank=True)  # noqa: DJ001
+    # Added columns: the job a step's row belongs to, where the attempt came from, the answer.
+    job_id = models.TextField(null=True, blank=True, db_index=True)  # noqa: DJ001
+    origin = models.TextField(choices=OpsLogOrigin.choices, default=OpsLogOrigin.API)
+    code = models.TextField(null=True, blank=True)  # noqa: DJ001 - machine-readable error
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "ops_log"
+        ordering = ["-ts", "-id"]
+        indexes = [
+            # Newest first, with or without a filter: each filter column leads its own index
+            # and ts follows, so "WHERE x = ? ORDER BY ts DESC LIMIT n" is an index scan.
+            models.Index(fields=["-ts", "-id"], name="ops_log_ts_idx"),
+            models.Index(fields=["namespace", "-ts"], name="ops_log_ns_ts_idx"),
+            models.Index(fields=["actor", "-ts"], name="ops_log_actor_ts_idx"),
+            models.Index(fields=["status", "-ts"], name="ops_log_status_ts_idx"),
+            models.Index(fields=["action", "-ts"], name="ops_log_action_ts_idx"),
+            # Failed authentications per source IP in a time window (the 401 throttle).
+            models.Index(
+                fields=["source_ip", "ts"],
+                name="ops_log_authfail_idx",
+                condition=Q(status="denied", actor__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.ts:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.resource_kind} "
+            f"{self.namespace}/{self.resource_name}: {self.status}"
+        )
+
+
+def hash_key(raw: str) -> str:
+    """sha256 of an API key: keys are 256-bit random, so a fast hash is enough (no stretching)."""
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def keys_equal(a: str, b: str) -> bool:
+    """Constant-time comparison of two raw keys (compares their hashes: equal lengths)."""
+    return hmac.compare_digest(hash_key(a), hash_key(b))
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly created key: ``raw`` is shown once and never stored."""
+
+    key: ApiKey
+    raw: str
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    """Lookups of API keys."""
+
+    def usable(self) -> ApiKeyQuerySet:
+        """Active keys that have not expired."""
+        now = timezone.now()
+        return self.filter(active=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+    def for_raw_key(self, raw: str) -> ApiKey | None:
+        """The usable key whose secret is ``raw``, or None (constant-time hash comparison)."""
+        parts = raw.split("_")
+        if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != _PREFIX_LEN:
+            return None
+        candidate = self.usable().filter(prefix=parts[1]).first()
+        if candidate is None or not hmac.compare_digest(candidate.key_hash, hash_key(raw)):
+            return None
+        return candidate
+
+
+class ApiKeyManager(models.Manager.from_queryset(ApiKeyQuerySet)):
+    """Creates keys; the raw secret only ever exists in the returned :class:`NewKey`."""
+
+    def issue(
+        self,
+        *,
+        name: str,
+        namespaces: list[str] | None = None,
+        expires_at=None,
+    ) -> NewKey:
+        """Create a key for actor ``name`` and return it with its raw secret (shown once)."""
+        prefix = secrets.token_hex(_PREFIX_LEN // 2)
+        raw = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+        key = self.create(
+            name=name,
+            prefix=prefix,
+            key_hash=hash_key(raw),
+            namespaces=list(namespaces or []),
+            expires_at=expires_at,
+        )
+        return NewKey(key=key, raw=raw)
+
+
+class ApiKey(models.Model):
+    """A named API key. The name is the actor written into the audit log.
+
+    Only a sha256 of the key is stored; ``prefix`` (part of the key itself) finds the row
+    without scanning. ``namespaces`` narrows the allowed namespaces; empty means all allowed.
+    """
+
+    name = models.CharField(max_length=150)
+    prefix = models.CharField(max_length=_PREFIX_LEN, unique=True)
+    key_hash = models.CharField(max_length=64)
+    active = models.BooleanField(default=True)
+    namespaces = ArrayField(models.CharField(max_length=63), default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyManager()
+
+    class Meta:
+        db_table = "ops_api_key"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(active=True), name="ops_api_key_one_active_per_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({KEY_PREFIX}_{self.prefix}_…)"

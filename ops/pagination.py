@@ -1,0 +1,66 @@
+"""Pagination of the audit list: keyset cursors, and a count that stays cheap on huge tables.
+
+OFFSET pages get slower the deeper they go and an exact ``count(*)`` over millions of rows
+costs a scan on every request. So pages are cursors on ``(ts, id)`` (constant cost at any
+depth, stable while new rows arrive), and ``count`` is exact up to ``OPS_AUDIT_COUNT_CAP``
+(an index-bounded ``LIMIT`` count); above it the planner's row estimate is given instead, and
+``count_exact`` says which one the client got.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db import connections
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+
+def capped_count(queryset, cap: int) -> tuple[int, bool]:
+    """``(count, exact)``: exact when at most ``cap`` rows match, else the planner's estimate."""
+    bounded = queryset.order_by().values("pk")[: cap + 1].count()
+    if bounded <= cap:
+        return bounded, True
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    return max(estimate, cap + 1), False
+
+
+class AuditCursorPagination(CursorPagination):
+    """Newest first; ``{count, count_exact, next, previous, results}``."""
+
+    ordering = ("-ts", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.count, self.count_exact = capped_count(queryset, settings.APIOPS["AUDIT_COUNT_CAP"])
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_paginated_response(self, data):
+        return Response(
+            {
+                "count": self.count,
+                "count_exact": self.count_exact,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        base = super().get_paginated_response_schema(schema)
+        base["properties"] = {
+            "count": {"type": "integer", "example": 123},
+            "count_exact": {"type": "boolean"},
+            **base["properties"],
+        }
+        base["required"] = ["count", "count_exact", *base.get("required", [])]
+        return base

@@ -1,0 +1,39 @@
+"""Reads of the ops tables. Audit reads go through the audit alias (where the rows are written)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from ops.audit import audit_alias
+from ops.models import OpsLog, OpsLogStatus
+
+
+def audit_rows() -> QuerySet[OpsLog]:
+    """Every audit row, newest first."""
+    return OpsLog.objects.using(audit_alias()).order_by("-ts", "-id")
+
+
+def audit_rows_for_job(job_id: str) -> QuerySet[OpsLog]:
+    """The audit rows a job's steps wrote, oldest first."""
+    return OpsLog.objects.using(audit_alias()).filter(job_id=job_id).order_by("ts", "id")
+
+
+def recent_auth_failures(source_ip: str | None, *, limit: int) -> int:
+    """Failed authentications from ``source_ip`` in the throttle window, counted up to ``limit``.
+
+    The 401s are audit rows already (``denied`` with no actor), so the audit table is the
+    counter: shared by every process and server, and answered by a partial index.
+    """
+    if not source_ip:
+        return 0
+    since = timezone.now() - timedelta(seconds=settings.APIOPS["AUTH_FAILURE_WINDOW"])
+    rows = (
+        OpsLog.objects.using(audit_alias())
+        .filter(status=OpsLogStatus.DENIED, actor__isnull=True, source_ip=source_ip, ts__gte=since)
+        .values_list("id", flat=True)[:limit]
+    )
+    return len(rows)

@@ -1,0 +1,117 @@
+"""Input and output shapes of the ops endpoints (plain serializers: validation only)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.conf import settings
+from rest_framework import serializers
+
+from ops.models import OpsLog
+from ops.validation import name_problem, namespace_problem, replicas_problem
+
+
+class StrictSerializer(serializers.Serializer):
+    """A serializer that refuses anything but a JSON object, and unknown fields."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Expected a JSON object, got {type(data).__name__}."]},
+                code="invalid",
+            )
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {str(field)[:100]: ["Unknown field."] for field in unknown}, code="invalid"
+            )
+        return super().to_internal_value(data)
+
+
+class ReplicasField(serializers.Field):
+    """An integer 0..OPS_MAX_REPLICAS; a bool, a float or a numeric string is refused."""
+
+    default_error_messages = {"invalid": "{problem}"}
+
+    def to_internal_value(self, data):
+        problem = replicas_problem(data, maximum=settings.APIOPS["MAX_REPLICAS"])
+        if problem:
+            self.fail("invalid", problem=problem)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class ScaleSerializer(StrictSerializer):
+    """Body of ``POST .../scale``."""
+
+    replicas = ReplicasField(help_text="Desired replica count, 0..OPS_MAX_REPLICAS.")
+
+
+class EmptySerializer(StrictSerializer):
+    """Body of a DELETE: nothing (or ``{}``)."""
+
+
+class ObjectPathSerializer(StrictSerializer):
+    """The namespace and name taken from the URL path."""
+
+    namespace = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    name = serializers.CharField(trim_whitespace=False, allow_blank=True)
+
+    def validate_namespace(self, value: str) -> str:
+        problem = namespace_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+    def validate_name(self, value: str) -> str:
+        problem = name_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+
+class ScaleResultSerializer(serializers.Serializer):
+    """Answer of a scale."""
+
+    namespace = serializers.CharField()
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    replicas = serializers.IntegerField()
+    previous_replicas = serializers.IntegerField()
+
+
+class DeleteResultSerializer(serializers.Serializer):
+    """Answer of a delete."""
+
+    status = serializers.CharField()
+    namespace = serializers.CharField()
+    kind = serializers.CharField()
+    name = serializers.CharField()
+
+
+class OpsLogSerializer(serializers.ModelSerializer):
+    """One audit row."""
+
+    class Meta:
+        model = OpsLog
+        fields = [
+            "id",
+            "ts",
+            "actor",
+            "source_ip",
+            "action",
+            "resource_kind",
+            "namespace",
+            "resource_name",
+            "request_body",
+            "status",
+            "error_message",
+            "code",
+            "http_status",
+            "origin",
+            "job_id",
+            "finished_at",
+        ]
+        read_only_fields = fields

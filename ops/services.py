@@ -1,0 +1,181 @@
+"""The primitive operations: every write to the cluster goes through one of these functions.
+
+Views, management commands and job steps call the same functions, so the checks and the
+audit row cannot be skipped through a side door. Each call writes exactly one ``ops_log`` row:
+
+1. input rules (DNS-1123 names, replica bounds) — refusal: 400, row ``error``;
+2. namespace policy (allowed list and the key's scope) — refusal: 403, row ``denied``;
+3. a ``pending`` row is written *before* the cluster is touched (no row, no operation: 503);
+4. the Kubernetes calls through :mod:`ops.k8s`; the row gets the outcome.
+
+Errors are :mod:`ops.errors` classes (``status_code``, ``default_code``, ``detail``), raised
+``from`` the gateway error when the cluster failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from ops import k8s, policy
+from ops.actors import ORIGIN_API, ORIGIN_CLI, ORIGIN_JOB, Actor
+from ops.audit import Target, attempt, record_error
+from ops.errors import InvalidInput, NamespaceDenied, from_k8s
+from ops.models import OpsLogStatus
+from ops.validation import name_problem, namespace_problem, replicas_problem
+
+__all__ = [
+    "ORIGIN_API",
+    "ORIGIN_CLI",
+    "ORIGIN_JOB",
+    "Actor",
+    "DeleteResult",
+    "ScaleResult",
+    "deployment_scale",
+    "pod_delete",
+    "pvc_delete",
+    "statefulset_scale",
+]
+
+KIND_DEPLOYMENT = "deployment"
+KIND_STATEFULSET = "statefulset"
+KIND_POD = "pod"
+KIND_PVC = "persistentvolumeclaim"
+ACTION_SCALE = "scale"
+ACTION_DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class ScaleResult:
+    """Outcome of a scale: the answer body of the scale endpoints."""
+
+    namespace: str
+    kind: str
+    name: str
+    replicas: int
+    previous_replicas: int
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """Outcome of a delete: the answer body of the delete endpoints (with ``status: ok``)."""
+
+    namespace: str
+    kind: str
+    name: str
+    status: str = "ok"
+
+
+def _refuse_invalid(
+    *, actor: Actor, target: Target, job_id: str | None, problems: dict[str, str | None]
+) -> None:
+    errors = {field: [msg] for field, msg in problems.items() if msg}
+    if errors:
+        error = InvalidInput(errors)
+        record_error(
+            actor=actor, target=target, error=error, status=OpsLogStatus.ERROR, job_id=job_id
+        )
+        raise error
+
+
+def _refuse_denied(*, actor: Actor, target: Target, job_id: str | None) -> None:
+    reason = policy.namespace_refusal(actor, target.namespace)
+    if reason:
+        error = NamespaceDenied(reason)
+        record_error(
+            actor=actor, target=target, error=error, status=OpsLogStatus.DENIED, job_id=job_id
+        )
+        raise error
+
+
+def _scale(
+    *, kind: str, actor: Actor, namespace: str, name: str, replicas: int, job_id: str | None
+) -> ScaleResult:
+    target = Target(ACTION_SCALE, kind, namespace, name, {"replicas": replicas})
+    _refuse_invalid(
+        actor=actor,
+        target=target,
+        job_id=job_id,
+        problems={
+            "namespace": namespace_problem(namespace),
+            "name": name_problem(name),
+            "replicas": replicas_problem(replicas, maximum=settings.APIOPS["MAX_REPLICAS"]),
+        },
+    )
+    _refuse_denied(actor=actor, target=target, job_id=job_id)
+    with attempt(actor=actor, target=target, job_id=job_id):
+        try:
+            before = k8s.scale_read(kind=kind, namespace=namespace, name=name)
+            after = k8s.scale_patch(kind=kind, namespace=namespace, name=name, replicas=replicas)
+        except k8s.K8sError as e:
+            raise from_k8s(e) from e
+    return ScaleResult(
+        namespace=namespace,
+        kind=kind,
+        name=name,
+        replicas=after.spec_replicas,
+        previous_replicas=before.spec_replicas,
+    )
+
+
+def deployment_scale(
+    *, actor: Actor, namespace: str, name: str, replicas: int, job_id: str | None = None
+) -> ScaleResult:
+    """Set a Deployment's replicas; answers the previous and the new count."""
+    return _scale(
+        kind=KIND_DEPLOYMENT,
+        actor=actor,
+        namespace=namespace,
+        name=name,
+        replicas=replicas,
+        job_id=job_id,
+    )
+
+
+def statefulset_scale(
+    *, actor: Actor, namespace: str, name: str, replicas: int, job_id: str | None = None
+) -> ScaleResult:
+    """Set a StatefulSet's replicas; answers the previous and the new count."""
+    return _scale(
+        kind=KIND_STATEFULSET,
+        actor=actor,
+        namespace=namespace,
+        name=name,
+        replicas=replicas,
+        job_id=job_id,
+    )
+
+
+def _delete(
+    *, kind: str, actor: Actor, namespace: str, name: str, job_id: str | None
+) -> DeleteResult:
+    target = Target(ACTION_DELETE, kind, namespace, name, None)
+    _refuse_invalid(
+        actor=actor,
+        target=target,
+        job_id=job_id,
+        problems={"namespace": namespace_problem(namespace), "name": name_problem(name)},
+    )
+    _refuse_denied(actor=actor, target=target, job_id=job_id)
+    delete = k8s.pod_delete if kind == KIND_POD else k8s.pvc_delete
+    with attempt(actor=actor, target=target, job_id=job_id):
+        try:
+            delete(namespace=namespace, name=name)
+        except k8s.K8sError as e:
+            raise from_k8s(e) from e
+    return DeleteResult(namespace=namespace, kind=kind, name=name)
+
+
+def pod_delete(
+    *, actor: Actor, namespace: str, name: str, job_id: str | None = None
+) -> DeleteResult:
+    """Delete a pod (its controller, if any, recreates it)."""
+    return _delete(kind=KIND_POD, actor=actor, namespace=namespace, name=name, job_id=job_id)
+
+
+def pvc_delete(
+    *, actor: Actor, namespace: str, name: str, job_id: str | None = None
+) -> DeleteResult:
+    """Delete a PersistentVolumeClaim (it may stay Terminating while a pod still mounts it)."""
+    return _delete(kind=KIND_PVC, actor=actor, namespace=namespace, name=name, job_id=job_id)

@@ -1,0 +1,63 @@
+"""Input rules shared by the HTTP serializers and the services (pure functions, no I/O).
+
+Kubernetes object names are DNS-1123 subdomains, namespaces DNS-1123 labels
+(``k8s.io/apimachinery/pkg/util/validation``). Checking them here means a malformed name never
+reaches the cluster, and never becomes part of a URL path we send to it.
+"""
+
+from __future__ import annotations
+
+import re
+
+DNS1123_LABEL_MAX = 63
+DNS1123_SUBDOMAIN_MAX = 253
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_LABEL_RE = re.compile(rf"^{_LABEL}$")
+_SUBDOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+
+
+def namespace_problem(value: object) -> str | None:
+    """Why ``value`` is not a valid namespace (DNS-1123 label), or None when it is."""
+    if not isinstance(value, str):
+        return "Must be a string."
+    if not value:
+        return "Must not be empty."
+    if len(value) > DNS1123_LABEL_MAX:
+        return f"Must be at most {DNS1123_LABEL_MAX} characters."
+    if not _LABEL_RE.fullmatch(value):
+        return (
+            "Must be a DNS-1123 label: lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit."
+        )
+    return None
+
+
+def name_problem(value: object) -> str | None:
+    """Why ``value`` is not a valid object name (DNS-1123 subdomain), or None when it is."""
+    if not isinstance(value, str):
+        return "Must be a string."
+    if not value:
+        return "Must not be empty."
+    if len(value) > DNS1123_SUBDOMAIN_MAX:
+        return f"Must be at most {DNS1123_SUBDOMAIN_MAX} characters."
+    if not _SUBDOMAIN_RE.fullmatch(value):
+        return (
+            "Must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', "
+            "each part starting and ending with a letter or digit."
+        )
+    return None
+
+
+def replicas_problem(value: object, *, maximum: int) -> str | None:
+    """Why ``value`` is not a valid replica count in 0..maximum, or None when it is.
+
+    Only a real integer counts: not a bool (``True`` is an int in Python), not a float (even
+    ``2.0``), not a numeric string.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "Must be an integer (not a string, bool, float or null)."
+    if value < 0:
+        return "Must be at least 0."
+    if value > maximum:
+        return f"Must be at most {maximum}."
+    return None

@@ -1,0 +1,147 @@
+"""HTTP views of the ops app: thin — validate with a serializer, call one service, render.
+
+The operation viewsets keep the raw body they received (before DRF parses it) so the audit
+row of a refused request shows what was actually sent, even when it was not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from ops import services
+from ops.audit import Target
+from ops.authentication import actor_for
+from ops.filters import OpsLogFilter
+from ops.pagination import AuditCursorPagination
+from ops.selectors import audit_rows
+from ops.serializers import (
+    DeleteResultSerializer,
+    EmptySerializer,
+    ObjectPathSerializer,
+    OpsLogSerializer,
+    ScaleResultSerializer,
+    ScaleSerializer,
+)
+
+_RAW_BODY_LIMIT = 4096
+
+SCALE_SERVICES = {
+    services.KIND_DEPLOYMENT: services.deployment_scale,
+    services.KIND_STATEFULSET: services.statefulset_scale,
+}
+DELETE_SERVICES = {
+    services.KIND_POD: services.pod_delete,
+    services.KIND_PVC: services.pvc_delete,
+}
+
+
+def _validate(path: dict, body_serializer: serializers.Serializer) -> dict:
+    """Validate path and body together, so one 400 lists every problem."""
+    path_ser = ObjectPathSerializer(data=path)
+    errors = {}
+    if not path_ser.is_valid():
+        errors.update(path_ser.errors)
+    if not body_serializer.is_valid():
+        errors.update(body_serializer.errors)
+    if errors:
+        raise ValidationError(errors)
+    return {**path_ser.validated_data, **body_serializer.validated_data}
+
+
+class OperationViewSet(viewsets.ViewSet):
+    """Base of the operation endpoints: knows which audit target a request is about."""
+
+    kind: str = ""
+    action_name: str = ""
+    # Every refusal on these paths (bad input, wrong method) is an attempt: audit it.
+    audits_refusals = True
+    raw_body: bytes = b""
+
+    def initial(self, request, *args, **kwargs):
+        # Read the body before DRF's parser consumes the stream (Django caches it), so a
+        # refusal can audit what was sent. Django's DATA_UPLOAD_MAX_MEMORY_SIZE bounds it.
+        self.raw_body = request._request.body
+        super().initial(request, *args, **kwargs)
+
+    def _body_for_audit(self):
+        if not self.raw_body:
+            return None
+        text = self.raw_body[: _RAW_BODY_LIMIT * 4].decode("utf-8", "replace")
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {"_raw": text[:_RAW_BODY_LIMIT]}
+
+    def audit_target(self) -> Target:
+        """What this request tried to do, for the audit row of a refusal."""
+        return Target(
+            action=self.action_name,
+            resource_kind=self.kind,
+            namespace=str(self.kwargs.get("namespace", "")),
+            resource_name=str(self.kwargs.get("name", "")),
+            request_body=self._body_for_audit(),
+        )
+
+
+class ScaleViewSet(OperationViewSet):
+    """``POST /ops/namespaces/{ns}/{deployments|statefulsets}/{name}/scale``."""
+
+    action_name = services.ACTION_SCALE
+    serializer_class = ScaleSerializer
+
+    def get_serializer(self, *args, **kwargs):
+        return ScaleSerializer(*args, **kwargs)
+
+    @extend_schema(request=ScaleSerializer, responses={200: ScaleResultSerializer})
+    def scale(self, request, namespace: str, name: str) -> Response:
+        """Set the replica count; answers the new and the previous count."""
+        data = _validate({"namespace": namespace, "name": name}, ScaleSerializer(data=request.data))
+        result = SCALE_SERVICES[self.kind](actor=actor_for(request), **data)
+        return Response(asdict(result), status=status.HTTP_200_OK)
+
+
+class DeleteViewSet(OperationViewSet):
+    """``DELETE /ops/namespaces/{ns}/{pods|persistentvolumeclaims}/{name}``."""
+
+    action_name = services.ACTION_DELETE
+
+    @extend_schema(request=None, responses={200: DeleteResultSerializer})
+    def destroy(self, request, namespace: str, name: str) -> Response:
+        """Delete the object; answers ``{"status": "ok", ...}``."""
+        body = request.data if self.raw_body else {}
+        data = _validate({"namespace": namespace, "name": name}, EmptySerializer(data=body))
+        result = DELETE_SERVICES[self.kind](actor=actor_for(request), **data)
+        return Response(asdict(result), status=status.HTTP_200_OK)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("since", str, description="ISO 8601; rows with ts >= since"),
+        OpenApiParameter("until", str, description="ISO 8601; rows with ts < until"),
+    ]
+)
+class AuditViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """``GET /ops/audit``: the audit log, newest first, filtered, cursor-paginated."""
+
+    serializer_class = OpsLogSerializer
+    filterset_class = OpsLogFilter
+    pagination_class = AuditCursorPagination
+
+    def get_queryset(self):
+        return audit_rows()
+
+    def audit_target(self) -> Target:
+        """Only consulted for authentication failures (reads are not operations)."""
+        return Target(
+            action="list",
+            resource_kind="ops_log",
+            namespace=self.request.query_params.get("namespace", "")[:63],
+            resource_name="",
+            request_body=None,
+        )
