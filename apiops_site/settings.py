@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import warnings
 from pathlib import Path
 
 import environ
@@ -135,7 +136,41 @@ APIOPS = {
     # Database alias the audit log is written through: its own autocommit connection, so a
     # row survives the rollback of the request transaction.
     "AUDIT_DB": "audit",
+    # Jobs (see jobs/conf.py): how long a wait step may take, the runner's lease on a job,
+    # the pause between two checks of a wait (0.5 s keeps a wait at <= 2 requests/s), how long
+    # one tick may poll before handing the worker back (0: one check per tick), how often the
+    # pump rescues stranded jobs, and how many interruptions a step survives.
+    "JOB_WAIT_TIMEOUT": _env_float("OPS_JOB_WAIT_TIMEOUT", 600.0, minimum=1.0),
+    "JOB_LEASE_SECONDS": _env_float("OPS_JOB_LEASE_SECONDS", 30.0, minimum=1.0),
+    "JOB_POLL_INTERVAL": _env_float("OPS_JOB_POLL_INTERVAL", 1.0, minimum=0.5),
+    "JOB_TICK_BUDGET": _env_float("OPS_JOB_TICK_BUDGET", 0.0),
+    "JOB_PUMP_INTERVAL": _env_float("OPS_JOB_PUMP_INTERVAL", 5.0, minimum=0.5),
+    "JOB_MAX_INTERRUPTIONS": _env_int("OPS_JOB_MAX_INTERRUPTIONS", 3),
 }
+
+# django-q2 only delivers the jobs' ticks (jobs/dispatch.py); the job rows are the state.
+# ORM broker: the queue is a table in our database. timeout (a tick's hard limit) is well under
+# retry (when an unacknowledged task is delivered again); a killed worker's job is recovered
+# by the pump once its lease lapses, long before retry. Failures are acknowledged (the runner
+# records them on the job), attempts are finite, and nothing is prefetched beyond the workers.
+_q_workers = _env_int("OPS_Q_WORKERS", 2, minimum=1)
+Q_CLUSTER = {
+    "name": "apiops",
+    "orm": "default",
+    "workers": _q_workers,
+    "timeout": _env_int("OPS_Q_TIMEOUT", 120, minimum=10),
+    "retry": _env_int("OPS_Q_RETRY", 900, minimum=30),
+    "max_attempts": 3,
+    "ack_failures": True,
+    "queue_limit": _q_workers,
+    "bulk": 1,
+    "catch_up": False,
+    "poll": _env_float("OPS_Q_POLL", 0.2, minimum=0.05),
+    "save_limit": 1000,
+    "label": "Task queue",
+}
+if Q_CLUSTER["timeout"] >= Q_CLUSTER["retry"]:
+    raise ImproperlyConfigured("OPS_Q_TIMEOUT must be under OPS_Q_RETRY: tasks would run twice")
 
 # --- production guard rails -------------------------------------------------------------------
 
@@ -173,7 +208,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "django_q",
     "ops",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -242,8 +279,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# Serve app static files (admin, browsable API, Swagger UI) without a collectstatic step.
+# Serve app static files (admin, browsable API, Swagger UI) without a collectstatic step; the
+# container image runs collectstatic, a checkout need not (so no STATIC_ROOT is not a problem).
 WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at: ")
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

@@ -9,3 +9,6 @@ class OpsConfig(AppConfig):
     name = "ops"
     verbose_name = "Operations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from ops import schema  # noqa: F401 - registers the OpenAPI auth extension

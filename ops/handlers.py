@@ -99,7 +99,7 @@ def _audit_refusal(exc: Exception, body: dict, response: Response, context: dict
     )
     # The principal, when authentication got that far (DRF keeps it in Request._user).
     principal = vars(request).get("_user")
-    refused = isinstance(exc, _AUTH_ERRORS | exceptions.PermissionDenied)
+    refused = isinstance(exc, (*_AUTH_ERRORS, exceptions.PermissionDenied))
     try:
         record(
             actor_name=getattr(principal, "name", None),

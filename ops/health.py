@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import Error as DatabaseError
 from django.db import connections, transaction
 from django.views.decorators.cache import never_cache
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import (
     api_view,
@@ -43,6 +45,7 @@ def check_kubernetes() -> str | None:
 
 @transaction.non_atomic_requests
 @never_cache
+@extend_schema(responses={200: OpenApiTypes.OBJECT}, auth=[])
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([AllowAny])
@@ -54,6 +57,7 @@ def live(request) -> Response:
 
 @transaction.non_atomic_requests  # a request transaction would need the database first
 @never_cache
+@extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT}, auth=[])
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([AllowAny])

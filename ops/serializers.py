@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ops.models import OpsLog
@@ -28,6 +30,7 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class ReplicasField(serializers.Field):
     """An integer 0..OPS_MAX_REPLICAS; a bool, a float or a numeric string is refused."""
 

@@ -6,56 +6,99 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=150)),
-                ('prefix', models.CharField(max_length=8, unique=True)),
-                ('key_hash', models.CharField(max_length=64)),
-                ('active', models.BooleanField(default=True)),
-                ('namespaces', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=63), blank=True, default=list, size=None)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=150)),
+                ("prefix", models.CharField(max_length=8, unique=True)),
+                ("key_hash", models.CharField(max_length=64)),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "namespaces",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=63),
+                        blank=True,
+                        default=list,
+                        size=None,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'db_table': 'ops_api_key',
-                'constraints': [models.UniqueConstraint(condition=models.Q(('active', True)), fields=('name',), name='ops_api_key_one_active_per_name')],
+                "db_table": "ops_api_key",
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("active", True)),
+                        fields=("name",),
+                        name="ops_api_key_one_active_per_name",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='OpsLog',
+            name="OpsLog",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('ts', models.DateTimeField(default=django.utils.timezone.now)),
-                ('actor', models.TextField(blank=True, null=True)),
-                ('source_ip', models.TextField(blank=True, null=True)),
-                ('action', models.TextField()),
-                ('resource_kind', models.TextField()),
-                ('namespace', models.TextField()),
-                ('resource_name', models.TextField()),
-                ('request_body', models.JSONField(blank=True, null=True)),
-                ('status', models.TextField(choices=[('success', 'success'), ('error', 'error'), ('denied', 'denied'), ('pending', 'pending')])),
-                ('error_message', models.TextField(blank=True, null=True)),
-                ('job_id', models.TextField(blank=True, db_index=True, null=True)),
-                ('origin', models.TextField(choices=[('api', 'api'), ('cli', 'cli'), ('job', 'job')], default='api')),
-                ('code', models.TextField(blank=True, null=True)),
-                ('http_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("ts", models.DateTimeField(default=django.utils.timezone.now)),
+                ("actor", models.TextField(blank=True, null=True)),
+                ("source_ip", models.TextField(blank=True, null=True)),
+                ("action", models.TextField()),
+                ("resource_kind", models.TextField()),
+                ("namespace", models.TextField()),
+                ("resource_name", models.TextField()),
+                ("request_body", models.JSONField(blank=True, null=True)),
+                (
+                    "status",
+                    models.TextField(
+                        choices=[
+                            ("success", "success"),
+                            ("error", "error"),
+                            ("denied", "denied"),
+                            ("pending", "pending"),
+                        ]
+                    ),
+                ),
+                ("error_message", models.TextField(blank=True, null=True)),
+                ("job_id", models.TextField(blank=True, db_index=True, null=True)),
+                (
+                    "origin",
+                    models.TextField(
+                        choices=[("api", "api"), ("cli", "cli"), ("job", "job")], default="api"
+                    ),
+                ),
+                ("code", models.TextField(blank=True, null=True)),
+                ("http_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'db_table': 'ops_log',
-                'ordering': ['-ts', '-id'],
-                'indexes': [models.Index(fields=['-ts', '-id'], name='ops_log_ts_idx'), models.Index(fields=['namespace', '-ts'], name='ops_log_ns_ts_idx'), models.Index(fields=['actor', '-ts'], name='ops_log_actor_ts_idx'), models.Index(fields=['status', '-ts'], name='ops_log_status_ts_idx'), models.Index(fields=['action', '-ts'], name='ops_log_action_ts_idx'), models.Index(condition=models.Q(('actor__isnull', True), ('status', 'denied')), fields=['source_ip', 'ts'], name='ops_log_authfail_idx')],
+                "db_table": "ops_log",
+                "ordering": ["-ts", "-id"],
+                "indexes": [
+                    models.Index(fields=["-ts", "-id"], name="ops_log_ts_idx"),
+                    models.Index(fields=["namespace", "-ts"], name="ops_log_ns_ts_idx"),
+                    models.Index(fields=["actor", "-ts"], name="ops_log_actor_ts_idx"),
+                    models.Index(fields=["status", "-ts"], name="ops_log_status_ts_idx"),
+                    models.Index(fields=["action", "-ts"], name="ops_log_action_ts_idx"),
+                    models.Index(
+                        condition=models.Q(("actor__isnull", True), ("status", "denied")),
+                        fields=["source_ip", "ts"],
+                        name="ops_log_authfail_idx",
+                    ),
+                ],
             },
         ),
     ]
