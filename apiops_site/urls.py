@@ -1,4 +1,4 @@
-"""Root URLs: the ops API, health probes, OpenAPI schema and docs, the admin."""
+"""Root URLs: the ops and jobs APIs, health probes, OpenAPI schema and docs, the admin."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("", include("ops.urls")),
+    path("", include("jobs.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),

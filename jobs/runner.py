@@ -111,6 +111,10 @@ class StepContext:
         self.params: dict[str, Any] = dict(job.params)
         self.actor: str | None = job.actor
         self.source_ip: str | None = job.source_ip
+        self.actor_namespaces: tuple[str, ...] | None = (
+            tuple(job.actor_namespaces) if job.actor_namespaces else None
+        )
+        self.deadline_at = step.deadline_at
         self.step_name = step.name
         self.state: dict[str, Any] = dict(step.state or {})
         self.owner = owner
@@ -119,6 +123,10 @@ class StepContext:
 
     def heartbeat(self) -> None:
         heartbeat(self.job_id, self.owner, self.settings)
+
+    def past_deadline(self) -> bool:
+        """True when this check is the step's last (a wait may then say more about why)."""
+        return self.deadline_at is not None and db_now() >= self.deadline_at
 
     def checkpoint(self) -> None:
         """Save ``state`` and confirm we still own a live job; call before every mutation.

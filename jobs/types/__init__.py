@@ -1,1 +1,3 @@
 """Job types shipped with ApiOps; importing this package registers them all."""
+
+from jobs.types import pg_rebuild  # noqa: F401

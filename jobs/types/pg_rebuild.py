@@ -1,0 +1,180 @@
+"""``pg-rebuild``: throw away one PostgreSQL replica's volume and let the StatefulSet recreate it.
+
+Steps (KUBESIM.md §4 says what each must wait for):
+
+1. ``scale_sts_to_zero`` — remember the original replica count, scale to 0 unless already 0;
+2. ``wait_pods_down`` — until listing the StatefulSet's selector returns nothing (terminating
+   pods included: a terminating pod still mounts the claim);
+3. ``delete_pvc`` — delete ``<template>-<sts>-<ordinal>`` for every volumeClaimTemplate that is
+   still there and not already being deleted, then wait until each is gone from the API
+   (a pod created while its claim is Terminating stays Pending for ever);
+4. ``scale_sts_to_target`` — scale to ``target_replicas`` unless already there;
+5. ``wait_pods_ready`` — until ``readyReplicas == target`` with ``observedGeneration >=
+   generation`` (status written for an older spec means nothing).
+
+Each step looks before it acts, so a tick re-run after a crash never repeats a mutation, and
+every mutation goes through the audited ops services with the job's actor and id.
+"""
+
+from __future__ import annotations
+
+from jobs.registry import Done, JobType, StepDef, Wait, register
+from jobs.runner import StepContext
+from ops import k8s, services
+from ops.actors import ORIGIN_JOB, Actor
+from ops.errors import ObjectNotFound, from_k8s
+
+NAME = "pg-rebuild"
+
+
+def job_actor(ctx: StepContext) -> Actor:
+    """The requester, acting through a job: same name, address and namespace scope."""
+    return Actor(
+        name=ctx.actor or "job",
+        source_ip=ctx.source_ip,
+        namespaces=ctx.actor_namespaces,
+        origin=ORIGIN_JOB,
+    )
+
+
+def _read_sts(ctx: StepContext) -> k8s.StatefulSetInfo:
+    try:
+        return k8s.statefulset_read(
+            namespace=ctx.params["namespace"], name=ctx.params["statefulset"]
+        )
+    except k8s.K8sError as e:
+        raise from_k8s(e) from e
+
+
+def _scale(ctx: StepContext, replicas: int) -> None:
+    ctx.state["requested_replicas"] = replicas
+    ctx.checkpoint()  # saved before acting: a re-run knows this scale was already sent
+    services.statefulset_scale(
+        actor=job_actor(ctx),
+        namespace=ctx.params["namespace"],
+        name=ctx.params["statefulset"],
+        replicas=replicas,
+        job_id=ctx.job_id,
+    )
+
+
+def scale_sts_to_zero(ctx: StepContext) -> Done:
+    sts = _read_sts(ctx)
+    original = ctx.state.setdefault("original_replicas", sts.replicas)
+    if sts.replicas != 0:
+        _scale(ctx, 0)
+    elif "requested_replicas" not in ctx.state:
+        return Done(f"already at 0 replicas (was {original})")
+    return Done(f"scaled to 0 (was {original})")
+
+
+def _selector(ctx: StepContext) -> str:
+    """The StatefulSet's pod selector, read once and kept in the step's state."""
+    if "selector" not in ctx.state:
+        ctx.state["selector"] = _read_sts(ctx).label_selector
+    return ctx.state["selector"]
+
+
+def wait_pods_down(ctx: StepContext) -> Done | Wait:
+    selector = _selector(ctx)
+    try:
+        pods = k8s.pod_list(namespace=ctx.params["namespace"], label_selector=selector)
+    except k8s.K8sError as e:
+        raise from_k8s(e) from e
+    if not pods:
+        return Done(f"no pods left matching {selector}")
+    names = ", ".join(sorted(p.name for p in pods))
+    return Wait(f"pods {names} still present")
+
+
+def _claims(ctx: StepContext) -> list[str]:
+    """The claims of the ordinal: ``<template>-<sts>-<ordinal>`` per volumeClaimTemplate."""
+    if "claims" not in ctx.state:
+        sts = _read_sts(ctx)
+        if not sts.claim_templates:
+            raise ValueError(
+                f"StatefulSet {sts.namespace}/{sts.name} has no volumeClaimTemplates: "
+                "there is no claim to rebuild"
+            )
+        ctx.state["claims"] = sts.pvc_names(ctx.params["ordinal"])
+    return ctx.state["claims"]
+
+
+def delete_pvc(ctx: StepContext) -> Done | Wait:
+    namespace = ctx.params["namespace"]
+    deleted: dict[str, str] = ctx.state.setdefault("deleted", {})
+    still_there: list[str] = []
+    for name in _claims(ctx):
+        try:
+            pvc = k8s.pvc_read(namespace=namespace, name=name)
+        except k8s.K8sError as e:
+            raise from_k8s(e) from e
+        if pvc is None:
+            continue  # gone from the API: what this step waits for
+        if not pvc.terminating:
+            deleted[name] = pvc.uid
+            ctx.checkpoint()
+            try:
+                services.pvc_delete(
+                    actor=job_actor(ctx), namespace=namespace, name=name, job_id=ctx.job_id
+                )
+            except ObjectNotFound:
+                continue  # vanished between our read and the delete: gone is gone
+        still_there.append(name)
+    if still_there:
+        return Wait(f"claims {', '.join(still_there)} still present (Terminating)")
+    if deleted:
+        return Done(f"deleted {', '.join(sorted(deleted))}")
+    return Done(f"claims {', '.join(_claims(ctx))} already gone")
+
+
+def scale_sts_to_target(ctx: StepContext) -> Done:
+    target = ctx.params["target_replicas"]
+    sts = _read_sts(ctx)
+    if sts.replicas != target:
+        _scale(ctx, target)
+    elif "requested_replicas" not in ctx.state:
+        return Done(f"already at {target} replicas")
+    return Done(f"scaled to {target}")
+
+
+def wait_pods_ready(ctx: StepContext) -> Done | Wait:
+    target = ctx.params["target_replicas"]
+    sts = _read_sts(ctx)
+    if sts.observed_generation < sts.generation:
+        progress = (
+            f"status not yet observed for generation {sts.generation} "
+            f"(observed {sts.observed_generation})"
+        )
+    elif sts.ready_replicas == target:
+        return Done(f"{target} of {target} pods ready")
+    else:
+        progress = f"{sts.ready_replicas} of {target} pods ready"
+    if ctx.past_deadline():
+        progress += _not_ready_pods(ctx, sts.label_selector)
+    return Wait(progress)
+
+
+def _not_ready_pods(ctx: StepContext, selector: str) -> str:
+    """Which pods are not ready (one extra list, only for the timeout message)."""
+    try:
+        pods = k8s.pod_list(namespace=ctx.params["namespace"], label_selector=selector)
+    except k8s.K8sError:
+        return ""
+    lagging = sorted(f"{p.name} ({p.phase or 'no phase'})" for p in pods if not p.ready)
+    return f"; not ready: {', '.join(lagging)}" if lagging else ""
+
+
+PG_REBUILD = register(
+    JobType(
+        name=NAME,
+        target_kind="StatefulSet",
+        steps=(
+            StepDef("scale_sts_to_zero", scale_sts_to_zero),
+            StepDef("wait_pods_down", wait_pods_down),
+            StepDef("delete_pvc", delete_pvc),
+            StepDef("scale_sts_to_target", scale_sts_to_target),
+            StepDef("wait_pods_ready", wait_pods_ready),
+        ),
+    )
+)

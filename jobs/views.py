@@ -1,0 +1,58 @@
+"""HTTP views of the jobs app: thin — validate the body, call one service, render."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.response import Response
+
+from jobs import services
+from jobs.filters import JobFilter
+from jobs.pagination import JobCursorPagination
+from jobs.selectors import jobs_visible_to
+from jobs.serializers import JobCreatedSerializer, JobSerializer, PgRebuildSerializer
+from ops.audit import Target
+from ops.authentication import actor_for
+from ops.views import OperationViewSet
+
+
+class PgRebuildViewSet(OperationViewSet):
+    """``POST /ops/jobs/pg-rebuild``: start rebuilding one replica of a PostgreSQL StatefulSet."""
+
+    kind = services.KIND_STATEFULSET
+    action_name = services.PG_REBUILD
+
+    def get_serializer(self, *args, **kwargs):
+        return PgRebuildSerializer(*args, **kwargs)
+
+    def audit_target(self) -> Target:
+        """The target named in the body (this path has none), for the row of a refusal."""
+        body = self._body_for_audit()
+        fields = body if isinstance(body, dict) else {}
+        return Target(
+            action=self.action_name,
+            resource_kind=self.kind,
+            namespace=str(fields.get("namespace", ""))[:63],
+            resource_name=str(fields.get("statefulset", ""))[:253],
+            request_body=body,
+        )
+
+    @extend_schema(request=PgRebuildSerializer, responses={202: JobCreatedSerializer})
+    def create(self, request) -> Response:
+        """Validate, check the target, record the job with its steps pending; 202 + job id."""
+        body = PgRebuildSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = services.pg_rebuild_start(actor=actor_for(request), **body.validated_data)
+        return Response({"job_id": job.job_id}, status=status.HTTP_202_ACCEPTED)
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """``GET /ops/jobs`` (filtered, cursor-paginated) and ``GET /ops/jobs/{job_id}``."""
+
+    serializer_class = JobSerializer
+    filterset_class = JobFilter
+    pagination_class = JobCursorPagination
+    lookup_field = "job_id"
+
+    def get_queryset(self):
+        return jobs_visible_to(actor_for(self.request))
