@@ -1,17 +1,20 @@
-"""Fixtures for the jobs tests: fast runner settings, a toy job type, and job rows."""
+"""Fixtures for the jobs tests: fast runner settings, a toy job type and its rows, a kubesim
+cluster with a PostgreSQL StatefulSet, an API client, and a helper delivering ticks."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from jobs.models import Job, JobStatus, JobStep, make_job_id
 from jobs.registry import Done, JobType, StepDef, Wait, register, unregister
-from jobs.runner import StepContext
+from jobs.runner import StepContext, run_tick
+from ops import k8s
 
 TOY = "toy"
 
@@ -82,19 +85,125 @@ def toy() -> Iterator[Toy]:
     unregister(TOY)
 
 
+BOOTSTRAP_KEY = "jobs-test-bootstrap-key-0123456789"
+CLIENT_IP = "203.0.113.9"
+
+
 @pytest.fixture
-def fast_jobs(settings):
-    """Short leases, polls and timeouts so runner tests take milliseconds, not minutes."""
-    settings.APIOPS = {
-        **settings.APIOPS,
-        "JOB_WAIT_TIMEOUT": 30.0,
-        "JOB_LEASE_SECONDS": 5.0,
-        "JOB_POLL_INTERVAL": 0.01,
-        "JOB_TICK_BUDGET": 0.0,
-        "JOB_PUMP_INTERVAL": 1.0,
-        "JOB_MAX_INTERRUPTIONS": 2,
-    }
-    return settings
+def fast_jobs(settings) -> Callable[..., None]:
+    """Short leases, polls, timeouts and Kubernetes retries, so tests take seconds at most.
+
+    Returns ``override(KEY=value)`` to change more of ``settings.APIOPS`` in one test.
+    """
+
+    def override(**values: object) -> None:
+        settings.APIOPS = {**settings.APIOPS, **values}
+
+    override(
+        JOB_WAIT_TIMEOUT=30.0,
+        JOB_LEASE_SECONDS=5.0,
+        JOB_POLL_INTERVAL=0.01,
+        JOB_TICK_BUDGET=0.0,
+        JOB_PUMP_INTERVAL=1.0,
+        JOB_MAX_INTERRUPTIONS=2,
+        API_KEY=BOOTSTRAP_KEY,
+        API_KEY_ACTOR="bootstrap",
+        ALLOWED_NAMESPACES=("prod", "staging"),
+        MAX_REPLICAS=100,
+        TRUSTED_PROXIES=(),
+        AUTH_FAILURE_LIMIT=1000,
+        K8S_TIMEOUT=5.0,
+        K8S_RETRIES=2,
+        K8S_BACKOFF=0.01,
+        K8S_RETRY_MAX_WAIT=0.05,
+    )
+    return override
+
+
+#: A PostgreSQL StatefulSet with two claim templates, and one without any.
+PG_YAML = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: staging}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: postgres, namespace: prod}
+spec:
+  replicas: 3
+  serviceName: postgres
+  selector: {matchLabels: {app: postgres}}
+  template:
+    metadata: {labels: {app: postgres}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers: [{name: postgres, image: postgres:16}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+  - metadata: {name: wal}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: stateless, namespace: prod}
+spec:
+  replicas: 1
+  serviceName: stateless
+  selector: {matchLabels: {app: stateless}}
+  template:
+    metadata: {labels: {app: stateless}}
+    spec:
+      containers: [{name: web, image: nginx}]
+"""
+
+
+@pytest.fixture
+def pg_cluster(kubesim, fast_jobs) -> Iterator:
+    """kubesim with prod/postgres (3 Ready pods, claims data-* and wal-*), the gateway pointed
+    at it, and an empty request log."""
+    kubesim.apply(PG_YAML)
+    kubesim.wait_for(
+        lambda: (
+            (kubesim.get("statefulsets", "prod", "postgres") or {})
+            .get("status", {})
+            .get("readyReplicas")
+            == 3
+        ),
+        timeout=20,
+    )
+    fast_jobs(KUBECONFIG=kubesim.kubeconfig_path)
+    k8s.reset_client()
+    kubesim.requests.clear()
+    yield kubesim
+    k8s.reset_client()
+
+
+@pytest.fixture
+def api(fast_jobs) -> APIClient:
+    """A DRF test client sending the bootstrap key."""
+    client = APIClient(REMOTE_ADDR=CLIENT_IP)
+    client.credentials(HTTP_X_API_KEY=BOOTSTRAP_KEY)
+    return client
+
+
+def drive_job(job_id: str, limit: int = 2000) -> Job:
+    """Deliver ticks with the job's current sequence number until it finishes (in-process)."""
+    for _ in range(limit):
+        job = Job.objects.get(job_id=job_id)
+        if not job.is_active:
+            return job
+        run_tick(job_id, job.tick_seq)
+    raise AssertionError(f"{job_id} still active after {limit} ticks")
+
+
+@pytest.fixture
+def drive() -> Callable[[str], Job]:
+    return drive_job
 
 
 def make_toy_job(name: str = "t1", **params: object) -> Job:

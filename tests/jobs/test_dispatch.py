@@ -15,7 +15,10 @@ from jobs.dispatch import pump
 from jobs.models import Job, JobPump, JobStatus
 from jobs.runner import claim, run_tick
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_jobs")]
+pytestmark = [
+    pytest.mark.django_db(databases=["default", "audit"], transaction=True),
+    pytest.mark.usefixtures("fast_jobs"),
+]
 
 
 def queued_tasks(*, visible_only: bool = False) -> list[dict]:

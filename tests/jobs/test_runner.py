@@ -18,17 +18,10 @@ from jobs.models import Job, JobStatus
 from jobs.runner import LeaseLost, claim, heartbeat, new_owner, run_tick
 from jobs.services import job_cancel
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_jobs")]
-
-
-def drive(job_id: str, limit: int = 200) -> Job:
-    """Deliver ticks with the job's current sequence number until it finishes."""
-    for _ in range(limit):
-        job = Job.objects.get(job_id=job_id)
-        if not job.is_active:
-            return job
-        run_tick(job_id, job.tick_seq)
-    raise AssertionError(f"{job_id} still active after {limit} ticks")
+pytestmark = [
+    pytest.mark.django_db(databases=["default", "audit"], transaction=True),
+    pytest.mark.usefixtures("fast_jobs"),
+]
 
 
 def steps_of(job_id: str) -> list[tuple[str, str, str | None]]:
@@ -72,7 +65,7 @@ def test_heartbeat_of_a_tick_that_lost_its_lease_raises(toy):
         heartbeat(job.job_id, "me")
 
 
-def test_a_job_runs_its_steps_in_order_to_success(toy):
+def test_a_job_runs_its_steps_in_order_to_success(toy, drive):
     job = toy.make(waits=2)
     done = drive(job.job_id)
     assert done.status == JobStatus.SUCCESS
@@ -90,8 +83,8 @@ def test_a_job_runs_its_steps_in_order_to_success(toy):
     assert toy.actions[job.job_id] == 1
 
 
-def test_a_waiting_step_releases_the_job_and_queues_a_delayed_tick(toy, settings):
-    settings.APIOPS = {**settings.APIOPS, "JOB_POLL_INTERVAL": 30.0}
+def test_a_waiting_step_releases_the_job_and_queues_a_delayed_tick(toy, fast_jobs):
+    fast_jobs(JOB_POLL_INTERVAL=30.0)
     job = toy.make(waits=5)
     OrmQ.objects.all().delete()
     outcome = run_tick(job.job_id, 0)
@@ -119,8 +112,10 @@ def test_a_tick_with_a_stale_sequence_number_does_nothing(toy):
     assert steps_of(job.job_id) == before
 
 
-def test_a_wait_past_its_deadline_fails_the_step_and_leaves_later_steps_pending(toy, settings):
-    settings.APIOPS = {**settings.APIOPS, "JOB_WAIT_TIMEOUT": 0.0}
+def test_a_wait_past_its_deadline_fails_the_step_and_leaves_later_steps_pending(
+    toy, fast_jobs, drive
+):
+    fast_jobs(JOB_WAIT_TIMEOUT=0.0)
     job = toy.make(waits=100)
     done = drive(job.job_id)
     assert done.status == JobStatus.FAILED
@@ -143,7 +138,7 @@ def test_the_deadline_is_fixed_on_first_entry_and_survives_later_ticks(toy):
     assert wait.attempts == 3
 
 
-def test_an_exception_in_a_step_fails_it_with_a_readable_detail(toy):
+def test_an_exception_in_a_step_fails_it_with_a_readable_detail(toy, drive):
     job = toy.make(fail_in="act")
     done = drive(job.job_id)
     assert done.status == JobStatus.FAILED
@@ -177,7 +172,7 @@ def test_a_step_interrupted_too_often_fails_as_a_crash_loop(toy):
     assert toy.actions[job.job_id] == 1
 
 
-def test_one_interruption_is_survived_and_counted(toy):
+def test_one_interruption_is_survived_and_counted(toy, drive):
     job = toy.make(waits=1, die_in_wait=1)
     _die_and_lapse(job, 0)
     done = drive(job.job_id)
@@ -186,7 +181,7 @@ def test_one_interruption_is_survived_and_counted(toy):
     assert toy.actions[job.job_id] == 1
 
 
-def test_a_cancelled_job_stops_before_its_next_step(toy):
+def test_a_cancelled_job_stops_before_its_next_step(toy, drive):
     job = toy.make(waits=100)
     run_tick(job.job_id, 0)
     assert job_cancel(job_id=job.job_id)
@@ -198,7 +193,7 @@ def test_a_cancelled_job_stops_before_its_next_step(toy):
     ]
 
 
-def test_a_tick_delivered_twice_concurrently_acts_once(toy):
+def test_a_tick_delivered_twice_concurrently_acts_once(toy, drive):
     job = toy.make(hold_after_checkpoint=0.3)
     barrier = threading.Barrier(2)
 
