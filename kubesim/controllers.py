@@ -1,0 +1,1137 @@
+"""The cluster's moving parts: StatefulSet, Deployment and HPA controllers, the garbage and
+namespace collectors, the PV binder and PVC-protection controller, a scheduler and a kubelet.
+
+They run in one thread that wakes when the store changes (or when a timer is due, or on the
+`tick` as a fallback) and makes passes until nothing more changes. Each pass holds the store
+lock, reads the current state and writes only what differs, like a level-triggered
+controller; status therefore lags the spec by at least one pass, as on a real cluster.
+
+Behaviour follows pkg/controller/{statefulset,deployment,podautoscaler,garbagecollector,
+namespace,volume/pvcprotection} closely where callers can observe it: ordinal order and
+readiness gating, claims created before pods and a Terminating claim blocking its pod,
+reverse-order scale-down that waits for each pod to be gone, replicas/readyReplicas counting
+terminating pods, pvc-protection released only when no scheduled pod references the claim.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import resources as R
+from .api import FOREGROUND, ORPHAN, PVC_PROTECTION, Api, DeleteOptions, _gone_when_free
+from .errors import ApiError
+from .selectors import labels_match, selector_from_label_selector
+from .store import Store
+from .util import clone, random_suffix, rfc3339, template_hash
+
+log = logging.getLogger("kubesim.controllers")
+
+NODE_NAME = "kubesim-node"
+HOST_IP = "10.89.0.2"
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+REVISION_LABEL = "controller-revision-hash"
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+
+
+@dataclass
+class Knobs:
+    """Timing and fault knobs the controllers read on every pass."""
+
+    ready_delay: float = 1.0
+    termination_delay: float = 1.0
+    tick: float = 0.1
+    hpa_interval: float = 1.0
+    never_ready: set[tuple[str, str]] = field(default_factory=set)
+    stuck_finalizers: set[tuple[str, str]] = field(default_factory=set)
+    slow_termination: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+
+def _terminating(obj: dict[str, Any]) -> bool:
+    return bool(obj["metadata"].get("deletionTimestamp"))
+
+
+def _cond(obj: dict[str, Any], ctype: str) -> dict[str, Any] | None:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return None
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    """Running and with condition Ready=True (podutil.IsPodReady plus the phase check)."""
+    c = _cond(pod, "Ready")
+    return (
+        (pod.get("status") or {}).get("phase") == "Running"
+        and bool(c)
+        and c.get("status") == "True"
+    )
+
+
+def _controller_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def _set_condition(
+    conditions: list[dict[str, Any]],
+    ctype: str,
+    status: str,
+    reason: str = "",
+    message: str = "",
+    probe: bool = True,
+) -> list[dict[str, Any]]:
+    """Conditions with `ctype` set; lastTransitionTime moves only when the status changes."""
+    now = rfc3339()
+    out = []
+    found = False
+    for c in conditions:
+        if c.get("type") == ctype:
+            found = True
+            if (
+                c.get("status") == status
+                and c.get("reason", "") == reason
+                and c.get("message", "") == message
+            ):
+                out.append(c)
+                continue
+            new = {"type": ctype, "status": status}
+            if probe:
+                new["lastProbeTime"] = None
+            new["lastTransitionTime"] = (
+                c.get("lastTransitionTime") if c.get("status") == status else now
+            )
+            if reason:
+                new["reason"] = reason
+            if message:
+                new["message"] = message
+            out.append(new)
+        else:
+            out.append(c)
+    if not found:
+        new = {"type": ctype, "status": status}
+        if probe:
+            new["lastProbeTime"] = None
+        new["lastTransitionTime"] = now
+        if reason:
+            new["reason"] = reason
+        if message:
+            new["message"] = message
+        out.append(new)
+    return out
+
+
+def rs_uid(deployment_uid: str, pod_hash: str) -> str:
+    """The uid of a Deployment's (unserved) ReplicaSet for one template hash: deterministic,
+    so pods can be traced back to their Deployment without storing ReplicaSets."""
+    return str(uuid.uuid5(uuid.UUID(deployment_uid), pod_hash))
+
+
+class Controllers:
+    """All controllers, driven by one thread."""
+
+    def __init__(self, store: Store, api: Api, knobs: Knobs) -> None:
+        self.store = store
+        self.api = api
+        self.knobs = knobs
+        self._paused = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._scheduled_at: dict[str, float] = {}
+        self._terminate_at: dict[str, float] = {}
+        self._hpa_next: dict[str, float] = {}
+        self._deploy_revision: dict[str, tuple[str, int]] = {}
+        self._next_due: float | None = None
+        self._ip_counter = 10
+        self.passes = 0
+        self.errors: list[str] = []
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kubesim-controllers", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.store.touch()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def pause(self) -> None:
+        """Freeze the cluster: no controller, scheduler or kubelet acts until `resume`."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+        self.store.touch()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def kick(self) -> None:
+        """Run a pass soon (settings changed)."""
+        self.store.touch()
+
+    def _run(self) -> None:
+        seen = -1
+        with self.store.lock:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                due = self._next_due
+                if self.store.rv == seen and (due is None or now < due):
+                    wait = (
+                        self.knobs.tick
+                        if due is None
+                        else max(0.0, min(self.knobs.tick, due - now))
+                    )
+                    self.store.changed.wait(wait)
+                if self._stop.is_set():
+                    break
+                seen = self.store.rv
+                if self._paused.is_set():
+                    self._next_due = None
+                    continue
+                self._next_due = None
+                try:
+                    self.reconcile()
+                except Exception as e:  # a controller bug must not kill the cluster
+                    log.exception("controller pass failed")
+                    self.errors.append(repr(e))
+
+    def _due(self, when: float) -> None:
+        if self._next_due is None or when < self._next_due:
+            self._next_due = when
+
+    # --- one pass ---------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """One pass of every controller (the caller holds the store lock)."""
+        self.passes += 1
+        self._namespaces()
+        self._garbage_collect()
+        self._hpas()
+        for sts in self.store.list("statefulsets"):
+            self._statefulset(sts)
+        for dep in self.store.list("deployments"):
+            self._deployment(dep)
+        self._pvcs()
+        self._schedule()
+        self._kubelet()
+
+    def _save(self, rt: R.ResourceType, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Store a controller's change, if there is one."""
+        if new == old:
+            return
+        meta = new["metadata"]
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and _gone_when_free(rt, new)
+        ):
+            self.store.remove(rt.plural, meta.get("namespace", ""), meta["name"])
+        else:
+            self.store.put(rt.plural, new)
+
+    def _create(
+        self, rt: R.ResourceType, namespace: str, obj: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        try:
+            return self.api.create(rt, namespace, obj, {}).body
+        except ApiError as e:
+            log.debug("create %s in %s refused: %s", rt.plural, namespace, e.message)
+            return None
+
+    def _delete(self, rt: R.ResourceType, obj: dict[str, Any], grace: int | None = None) -> None:
+        if _terminating(obj) and grace is None:
+            return
+        try:
+            self.api._delete_locked(rt, obj, DeleteOptions(grace=grace))
+        except ApiError as e:  # pragma: no cover - deleting a present object does not fail
+            log.debug("delete %s refused: %s", obj["metadata"]["name"], e.message)
+
+    # --- namespaces and garbage collection --------------------------------------------------
+
+    def _namespaces(self) -> None:
+        for ns in self.store.list("namespaces"):
+            if not _terminating(ns):
+                continue
+            name = ns["metadata"]["name"]
+            remaining = 0
+            for rt in R.TYPES:
+                if not rt.namespaced:
+                    continue
+                for obj in self.store.list(rt.plural, name):
+                    remaining += 1
+                    self._delete(rt, obj)
+            if remaining == 0 and (ns.get("spec") or {}).get("finalizers"):
+                new = clone(ns)
+                new["spec"]["finalizers"] = []
+                self._save(R.NAMESPACES, ns, new)
+
+    def _owner_exists(self, namespace: str, ref: dict[str, Any], dependent: dict[str, Any]) -> bool:
+        kind, uid = ref.get("kind"), ref.get("uid")
+        if kind == "StatefulSet":
+            sts = self.store.get("statefulsets", namespace, ref.get("name", ""))
+            return bool(sts) and sts["metadata"]["uid"] == uid
+        if kind == "Deployment":
+            dep = self.store.get("deployments", namespace, ref.get("name", ""))
+            return bool(dep) and dep["metadata"]["uid"] == uid
+        if kind == "ReplicaSet":
+            return self._deployment_of(namespace, ref, dependent) is not None
+        return True  # owners of kinds we do not serve are assumed to exist
+
+    def _deployment_of(
+        self, namespace: str, ref: dict[str, Any], dependent: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        pod_hash = (dependent["metadata"].get("labels") or {}).get(TEMPLATE_HASH_LABEL, "")
+        dep_name = ref.get("name", "")[: -(len(pod_hash) + 1)] if pod_hash else ""
+        dep = self.store.get("deployments", namespace, dep_name) if dep_name else None
+        if dep and ref.get("uid") == rs_uid(dep["metadata"]["uid"], pod_hash):
+            return dep
+        return None
+
+    def _owned_by(
+        self, namespace: str, ref: dict[str, Any], pod: dict[str, Any], deployment_uid: str
+    ) -> bool:
+        dep = self._deployment_of(namespace, ref, pod)
+        return dep is not None and dep["metadata"]["uid"] == deployment_uid
+
+    def _dependents(
+        self, owner_rt: R.ResourceType, owner: dict[str, Any]
+    ) -> list[tuple[R.ResourceType, dict[str, Any]]]:
+        ns, uid = owner["metadata"].get("namespace", ""), owner["metadata"]["uid"]
+        found = []
+        for rt in (R.PODS, R.PVCS):
+            for obj in self.store.list(rt.plural, ns):
+                for ref in obj["metadata"].get("ownerReferences") or []:
+                    if ref.get("uid") == uid or (
+                        owner_rt is R.DEPLOYMENTS
+                        and ref.get("kind") == "ReplicaSet"
+                        and self._owned_by(ns, ref, obj, uid)
+                    ):
+                        found.append((rt, obj))
+                        break
+        return found
+
+    def _garbage_collect(self) -> None:
+        # Owners being deleted in the foreground or with orphaning.
+        for owner_rt in (R.STATEFULSETS, R.DEPLOYMENTS):
+            for owner in self.store.list(owner_rt.plural):
+                fins = owner["metadata"].get("finalizers") or []
+                if not _terminating(owner) or not (FOREGROUND in fins or ORPHAN in fins):
+                    continue
+                deps = self._dependents(owner_rt, owner)
+                if ORPHAN in fins:
+                    for rt, obj in deps:
+                        new = clone(obj)
+                        new["metadata"]["ownerReferences"] = [
+                            r
+                            for r in obj["metadata"].get("ownerReferences") or []
+                            if r.get("uid") != owner["metadata"]["uid"]
+                            and r.get("kind") != "ReplicaSet"
+                        ]
+                        if not new["metadata"]["ownerReferences"]:
+                            del new["metadata"]["ownerReferences"]
+                        self._save(rt, obj, new)
+                    deps = []
+                for rt, obj in deps:
+                    self._delete(rt, obj)
+                if not deps:
+                    new = clone(owner)
+                    new["metadata"]["finalizers"] = [
+                        f for f in fins if f not in (FOREGROUND, ORPHAN)
+                    ]
+                    if not new["metadata"]["finalizers"]:
+                        del new["metadata"]["finalizers"]
+                    self._save(owner_rt, owner, new)
+        # Dependents whose owners are gone.
+        for rt in (R.PODS, R.PVCS):
+            for obj in self.store.list(rt.plural):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if not refs or _terminating(obj):
+                    continue
+                ns = obj["metadata"].get("namespace", "")
+                if not any(self._owner_exists(ns, ref, obj) for ref in refs):
+                    self._delete(rt, obj)
+
+    # --- HPA --------------------------------------------------------------------------------
+
+    def _hpas(self) -> None:
+        now = time.monotonic()
+        for hpa in self.store.list("horizontalpodautoscalers"):
+            uid = hpa["metadata"]["uid"]
+            due = self._hpa_next.get(uid, 0.0)
+            if now < due:
+                self._due(due)
+                continue
+            self._hpa_next[uid] = now + self.knobs.hpa_interval
+            self._due(now + self.knobs.hpa_interval)
+            self._hpa(hpa)
+
+    def _hpa(self, hpa: dict[str, Any]) -> None:
+        ns = hpa["metadata"]["namespace"]
+        spec = hpa.get("spec") or {}
+        ref = spec.get("scaleTargetRef") or {}
+        rt = {"Deployment": R.DEPLOYMENTS, "StatefulSet": R.STATEFULSETS}.get(ref.get("kind", ""))
+        target = self.store.get(rt.plural, ns, ref.get("name", "")) if rt else None
+        new = clone(hpa)
+        status = new.setdefault("status", {})
+        conds = list(status.get("conditions") or [])
+        if target is None:
+            target_res = f"{rt.plural}.{rt.group}" if rt else ref.get("kind", "")
+            conds = _set_condition(
+                conds,
+                "AbleToScale",
+                "False",
+                "FailedGetScale",
+                "the HPA controller was unable to get the target's current scale: "
+                f'{target_res} "{ref.get("name", "")}" not found',
+                probe=False,
+            )
+            status["conditions"] = conds
+            self._save(R.HPAS, hpa, new)
+            return
+        current = int((target.get("spec") or {}).get("replicas") or 0)
+        min_r, max_r = int(spec.get("minReplicas") or 1), int(spec.get("maxReplicas") or 1)
+        desired = current
+        if current == 0:
+            conds = _set_condition(
+                conds,
+                "ScalingActive",
+                "False",
+                "ScalingDisabled",
+                "scaling is disabled since the replica count of the target is zero",
+                probe=False,
+            )
+        else:
+            desired = min(max(current, min_r), max_r)
+            conds = _set_condition(
+                conds,
+                "AbleToScale",
+                "True",
+                "SucceededRescale" if desired != current else "ReadyForNewScale",
+                f"the HPA controller was able to update the target scale to {desired}"
+                if desired != current
+                else "recommended size matches current size",
+                probe=False,
+            )
+            conds = _set_condition(
+                conds,
+                "ScalingActive",
+                "False",
+                "FailedGetResourceMetric",
+                "the HPA was unable to compute the replica count: failed to get cpu "
+                "utilization: unable to get metrics for resource cpu: no metrics returned "
+                "from resource metrics API",
+                probe=False,
+            )
+            limited = desired != current
+            conds = _set_condition(
+                conds,
+                "ScalingLimited",
+                "True" if limited else "False",
+                ("TooManyReplicas" if current > max_r else "TooFewReplicas")
+                if limited
+                else "DesiredWithinRange",
+                (
+                    "the desired replica count is more than the maximum replica count"
+                    if current > max_r
+                    else "the desired replica count is less than the minimum replica count"
+                )
+                if limited
+                else "the desired count is within the acceptable range",
+                probe=False,
+            )
+        if desired != current:
+            tnew = clone(target)
+            tnew["spec"]["replicas"] = desired
+            tnew["metadata"]["generation"] = int(target["metadata"].get("generation") or 1) + 1
+            self._save(rt, target, tnew)
+            status["lastScaleTime"] = rfc3339()
+        status["currentReplicas"] = int((target.get("status") or {}).get("replicas") or 0)
+        status["desiredReplicas"] = desired
+        status["conditions"] = conds
+        new["status"] = {
+            k: status[k]
+            for k in ("lastScaleTime", "currentReplicas", "desiredReplicas", "conditions")
+            if k in status
+        }
+        self._save(R.HPAS, hpa, new)
+
+    # --- StatefulSet ------------------------------------------------------------------------
+
+    @staticmethod
+    def _ordinal(sts_name: str, pod: dict[str, Any]) -> int | None:
+        name = pod["metadata"]["name"]
+        prefix = sts_name + "-"
+        if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
+            return None
+        return int(name[len(prefix) :])
+
+    def _statefulset(self, sts: dict[str, Any]) -> None:
+        if _terminating(sts):
+            return
+        meta, spec = sts["metadata"], sts.get("spec") or {}
+        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
+        start = int((spec.get("ordinals") or {}).get("start") or 0)
+        monotonic = spec.get("podManagementPolicy", "OrderedReady") != "Parallel"
+        revision = f"{name}-{template_hash(spec.get('template'))}"
+        pods: dict[int, dict[str, Any]] = {}
+        for pod in self.store.list("pods", ns):
+            ref = _controller_ref(pod)
+            if ref and ref.get("uid") == uid:
+                ordinal = self._ordinal(name, pod)
+                if ordinal is not None:
+                    pods[ordinal] = pod
+        wanted = range(start, start + replicas)
+        healthy = True
+        for i in wanted:
+            pod = pods.get(i)
+            if pod is None:
+                self._sts_create_pod(sts, i, revision)
+                healthy = False
+                if monotonic:
+                    break
+                continue
+            phase = (pod.get("status") or {}).get("phase")
+            if phase in ("Failed", "Succeeded") and not _terminating(pod):
+                self._delete(R.PODS, pod)  # replaced once gone, as the real controller does
+                healthy = False
+                if monotonic:
+                    break
+                continue
+            if _terminating(pod) or not is_ready(pod):
+                healthy = False
+                if monotonic:
+                    break
+        condemned = sorted((i for i in pods if i not in wanted), reverse=True)
+        if monotonic:
+            if healthy:
+                for i in condemned:
+                    pod = pods[i]
+                    if not _terminating(pod):
+                        self._delete(R.PODS, pod)
+                    break  # one at a time, highest ordinal first; wait until it is gone
+        else:
+            for i in condemned:
+                self._delete(R.PODS, pods[i])
+        if healthy and not condemned:
+            self._sts_rolling_update(sts, pods, wanted, revision)
+        self._sts_status(sts, revision)
+
+    def _sts_rolling_update(
+        self, sts: dict[str, Any], pods: dict[int, dict[str, Any]], wanted: range, revision: str
+    ) -> None:
+        strategy = (sts.get("spec") or {}).get("updateStrategy") or {}
+        if strategy.get("type") == "OnDelete":
+            return
+        partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
+        for i in sorted(wanted, reverse=True):
+            pod = pods.get(i)
+            if i < partition or pod is None:
+                continue
+            if (pod["metadata"].get("labels") or {}).get(REVISION_LABEL) != revision:
+                self._delete(R.PODS, pod)
+                return  # one pod at a time, from the highest ordinal
+
+    def _sts_create_pod(self, sts: dict[str, Any], ordinal: int, revision: str) -> None:
+        meta, spec = sts["metadata"], sts.get("spec") or {}
+        ns, name = meta["namespace"], meta["name"]
+        pod_name = f"{name}-{ordinal}"
+        template = clone(spec.get("template") or {})
+        tmeta = template.get("metadata") or {}
+        claim_volumes = []
+        retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        for tpl in spec.get("volumeClaimTemplates") or []:
+            tname = tpl["metadata"]["name"]
+            claim = f"{tname}-{name}-{ordinal}"
+            existing = self.store.get("persistentvolumeclaims", ns, claim)
+            if existing is None:
+                labels = dict((tpl.get("metadata") or {}).get("labels") or {})
+                labels.update((spec.get("selector") or {}).get("matchLabels") or {})
+                pvc: dict[str, Any] = {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": claim, "namespace": ns, "labels": labels},
+                    "spec": clone(tpl.get("spec") or {}),
+                }
+                if (tpl.get("metadata") or {}).get("annotations"):
+                    pvc["metadata"]["annotations"] = dict(tpl["metadata"]["annotations"])
+                if retention.get("whenDeleted") == "Delete":
+                    pvc["metadata"]["ownerReferences"] = [
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "StatefulSet",
+                            "name": name,
+                            "uid": meta["uid"],
+                            "controller": True,
+                            "blockOwnerDeletion": True,
+                        }
+                    ]
+                if self._create(R.PVCS, ns, pvc) is None:
+                    return
+            elif _terminating(existing):
+                # As the real controller: a claim being deleted blocks the pod; retry later.
+                log.debug("pvc %s/%s is being deleted; not creating pod %s", ns, claim, pod_name)
+                return
+            claim_volumes.append({"name": tname, "persistentVolumeClaim": {"claimName": claim}})
+        labels = dict(tmeta.get("labels") or {})
+        labels[REVISION_LABEL] = revision
+        labels[POD_NAME_LABEL] = pod_name
+        labels[POD_INDEX_LABEL] = str(ordinal)
+        pod_spec = template.get("spec") or {}
+        volumes = [
+            v
+            for v in pod_spec.get("volumes") or []
+            if v.get("name") not in {c["name"] for c in claim_volumes}
+        ]
+        pod_spec["volumes"] = claim_volumes + volumes
+        if not pod_spec["volumes"]:
+            del pod_spec["volumes"]
+        pod_spec["hostname"] = pod_name
+        if spec.get("serviceName"):
+            pod_spec["subdomain"] = spec["serviceName"]
+        pod_meta: dict[str, Any] = {
+            "name": pod_name,
+            "generateName": f"{name}-",
+            "namespace": ns,
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "StatefulSet",
+                    "name": name,
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        }
+        if tmeta.get("annotations"):
+            pod_meta["annotations"] = dict(tmeta["annotations"])
+        self._create(
+            R.PODS, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec}
+        )
+
+    def _sts_status(self, sts: dict[str, Any], revision: str) -> None:
+        meta = sts["metadata"]
+        pods = [
+            p
+            for p in self.store.list("pods", meta["namespace"])
+            if (_controller_ref(p) or {}).get("uid") == meta["uid"]
+        ]
+        old_status = sts.get("status") or {}
+        live = [p for p in pods if not _terminating(p)]
+        replicas = int((sts.get("spec") or {}).get("replicas") or 0)
+        updated_live = [
+            p for p in live if (p["metadata"].get("labels") or {}).get(REVISION_LABEL) == revision
+        ]
+        current_rev = old_status.get("currentRevision") or revision
+        if len(updated_live) == replicas and len(live) == replicas:
+            current_rev = revision
+        ready = sum(1 for p in pods if is_ready(p))
+        status: dict[str, Any] = {
+            "observedGeneration": meta.get("generation", 1),
+            "replicas": len(pods),
+            "readyReplicas": ready,
+            "currentReplicas": sum(
+                1
+                for p in live
+                if (p["metadata"].get("labels") or {}).get(REVISION_LABEL) == current_rev
+            ),
+            "updatedReplicas": len(updated_live),
+            "currentRevision": current_rev,
+            "updateRevision": revision,
+            "collisionCount": 0,
+            "availableReplicas": ready,
+        }
+        for key in ("readyReplicas", "currentReplicas", "updatedReplicas"):  # omitempty in Go
+            if not status[key]:
+                del status[key]
+        if status != old_status:
+            new = clone(sts)
+            new["status"] = status
+            self._save(R.STATEFULSETS, sts, new)
+
+    # --- Deployment -------------------------------------------------------------------------
+
+    def _deployment(self, dep: dict[str, Any]) -> None:
+        if _terminating(dep):
+            return
+        meta, spec = dep["metadata"], dep.get("spec") or {}
+        ns, uid = meta["namespace"], meta["uid"]
+        replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
+        collision = int((dep.get("status") or {}).get("collisionCount") or 0)
+        pod_hash = template_hash(spec.get("template"), collision)
+        pods = [
+            p
+            for p in self.store.list("pods", ns)
+            if (ref := _controller_ref(p))
+            and ref.get("kind") == "ReplicaSet"
+            and self._owned_by(ns, ref, p, uid)
+        ]
+        active = [
+            p
+            for p in pods
+            if not _terminating(p)
+            and (p.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
+        ]
+        new_pods = [
+            p
+            for p in active
+            if (p["metadata"].get("labels") or {}).get(TEMPLATE_HASH_LABEL) == pod_hash
+        ]
+        old_pods = [p for p in active if p not in new_pods]
+        strategy = spec.get("strategy") or {}
+        max_surge, max_unavailable = _rolling_bounds(strategy, replicas)
+        if not spec.get("paused"):
+            if strategy.get("type") == "Recreate" and old_pods:
+                for p in old_pods:
+                    self._delete(R.PODS, p)
+            elif strategy.get("type") == "Recreate" and any(
+                (p["metadata"].get("labels") or {}).get(TEMPLATE_HASH_LABEL) != pod_hash
+                for p in pods
+            ):
+                pass  # wait until the old pods are gone
+            else:
+                room = replicas + (max_surge if old_pods else 0) - len(active)
+                missing = max(0, min(replicas - len(new_pods), room))
+                for _ in range(missing):
+                    self._deploy_create_pod(dep, pod_hash)
+                excess = len(new_pods) - replicas
+                for p in _deletion_order(new_pods)[: max(0, excess)]:
+                    self._delete(R.PODS, p)
+                if old_pods:
+                    available = sum(1 for p in active if is_ready(p))
+                    min_available = replicas - max_unavailable
+                    removable = max(0, available - min_available) + sum(
+                        1 for p in old_pods if not is_ready(p)
+                    )
+                    for p in _deletion_order(old_pods)[:removable]:
+                        self._delete(R.PODS, p)
+        self._deploy_status(dep, pod_hash, max_unavailable)
+
+    def _deploy_create_pod(self, dep: dict[str, Any], pod_hash: str) -> None:
+        meta, spec = dep["metadata"], dep.get("spec") or {}
+        template = clone(spec.get("template") or {})
+        tmeta = template.get("metadata") or {}
+        rs_name = f"{meta['name']}-{pod_hash}"
+        labels = dict(tmeta.get("labels") or {})
+        labels[TEMPLATE_HASH_LABEL] = pod_hash
+        pod_meta: dict[str, Any] = {
+            "name": f"{rs_name}-{random_suffix()}",
+            "generateName": f"{rs_name}-",
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": rs_name,
+                    "uid": rs_uid(meta["uid"], pod_hash),
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        }
+        if tmeta.get("annotations"):
+            pod_meta["annotations"] = dict(tmeta["annotations"])
+        self._create(
+            R.PODS,
+            meta["namespace"],
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": pod_meta,
+                "spec": template.get("spec") or {},
+            },
+        )
+
+    def _deploy_status(self, dep: dict[str, Any], pod_hash: str, max_unavailable: int) -> None:
+        meta, spec = dep["metadata"], dep.get("spec") or {}
+        ns = meta["namespace"]
+        pods = [
+            p
+            for p in self.store.list("pods", ns)
+            if (ref := _controller_ref(p))
+            and ref.get("kind") == "ReplicaSet"
+            and self._owned_by(ns, ref, p, meta["uid"])
+        ]
+        active = [p for p in pods if not _terminating(p)]
+        replicas = int(spec.get("replicas") or 0)
+        updated = [
+            p
+            for p in active
+            if (p["metadata"].get("labels") or {}).get(TEMPLATE_HASH_LABEL) == pod_hash
+        ]
+        ready = sum(1 for p in active if is_ready(p))
+        old = dep.get("status") or {}
+        conds = clone(old.get("conditions") or [])
+        available_ok = ready >= replicas - max_unavailable
+        conds = _set_condition(
+            conds,
+            "Available",
+            "True" if available_ok else "False",
+            "MinimumReplicasAvailable" if available_ok else "MinimumReplicasUnavailable",
+            "Deployment has minimum availability."
+            if available_ok
+            else "Deployment does not have minimum availability.",
+            probe=False,
+        )
+        complete = len(updated) == replicas and len(active) == replicas and ready == replicas
+        rs_name = f"{meta['name']}-{pod_hash}"
+        conds = _set_condition(
+            conds,
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+            f'ReplicaSet "{rs_name}" has successfully progressed.'
+            if complete
+            else f'ReplicaSet "{rs_name}" is progressing.',
+            probe=False,
+        )
+        for c in conds:
+            c.setdefault("lastUpdateTime", c["lastTransitionTime"])
+            if c is not None and "lastProbeTime" in c:
+                del c["lastProbeTime"]
+        conds = [_deploy_condition_order(c) for c in conds]
+        status: dict[str, Any] = {
+            "observedGeneration": meta.get("generation", 1),
+            "replicas": len(active),
+            "updatedReplicas": len(updated),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "unavailableReplicas": max(0, replicas - ready),
+            "conditions": sorted(conds, key=lambda c: c["type"] != "Available"),
+        }
+        for key in (
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+        ):
+            if not status[key]:
+                del status[key]
+        uid = meta["uid"]
+        last_hash, revision = self._deploy_revision.get(uid, ("", 0))
+        if last_hash != pod_hash:
+            revision = (
+                max(revision, int((meta.get("annotations") or {}).get(REVISION_ANNOTATION) or 0))
+                + 1
+            )
+            if not last_hash and (meta.get("annotations") or {}).get(REVISION_ANNOTATION):
+                revision -= 1  # first sight after a restart of the controller: keep the number
+            self._deploy_revision[uid] = (pod_hash, revision)
+        if status != old or (meta.get("annotations") or {}).get(REVISION_ANNOTATION) != str(
+            revision
+        ):
+            new = clone(dep)
+            new["status"] = status
+            new["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = str(revision)
+            self._save(R.DEPLOYMENTS, dep, new)
+
+    # --- volumes ----------------------------------------------------------------------------
+
+    def _claim_in_use(self, namespace: str, claim: str) -> bool:
+        for pod in self.store.list("pods", namespace):
+            if not (pod.get("spec") or {}).get("nodeName"):
+                continue
+            for v in (pod.get("spec") or {}).get("volumes") or []:
+                if (v.get("persistentVolumeClaim") or {}).get("claimName") == claim:
+                    return True
+        return False
+
+    def _pvcs(self) -> None:
+        for pvc in self.store.list("persistentvolumeclaims"):
+            meta = pvc["metadata"]
+            if _terminating(pvc):
+                fins = meta.get("finalizers") or []
+                releasable = (
+                    PVC_PROTECTION in fins
+                    and _key(pvc) not in self.knobs.stuck_finalizers
+                    and not self._claim_in_use(meta["namespace"], meta["name"])
+                )
+                if releasable:
+                    new = clone(pvc)
+                    new["metadata"]["finalizers"] = [f for f in fins if f != PVC_PROTECTION]
+                    if not new["metadata"]["finalizers"]:
+                        del new["metadata"]["finalizers"]
+                    self._save(R.PVCS, pvc, new)
+                continue
+            if (pvc.get("status") or {}).get("phase") == "Pending":
+                new = clone(pvc)
+                spec = new.setdefault("spec", {})
+                spec.setdefault("volumeName", f"pvc-{meta['uid']}")
+                ann = new["metadata"].setdefault("annotations", {})
+                ann["pv.kubernetes.io/bind-completed"] = "yes"
+                ann["pv.kubernetes.io/bound-by-controller"] = "yes"
+                storage = ((spec.get("resources") or {}).get("requests") or {}).get(
+                    "storage", "1Gi"
+                )
+                new["status"] = {
+                    "phase": "Bound",
+                    "accessModes": list(spec.get("accessModes") or []),
+                    "capacity": {"storage": storage},
+                }
+                self._save(R.PVCS, pvc, new)
+
+    # --- scheduler and kubelet --------------------------------------------------------------
+
+    def _unschedulable_reason(self, pod: dict[str, Any]) -> str | None:
+        ns = pod["metadata"]["namespace"]
+        for v in (pod.get("spec") or {}).get("volumes") or []:
+            claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
+            if not claim:
+                continue
+            pvc = self.store.get("persistentvolumeclaims", ns, claim)
+            if pvc is None:
+                return f'persistentvolumeclaim "{claim}" not found'
+            if _terminating(pvc):
+                return f'persistentvolumeclaim "{claim}" is being deleted'
+            if (pvc.get("status") or {}).get("phase") != "Bound":
+                return "pod has unbound immediate PersistentVolumeClaims"
+        return None
+
+    def _schedule(self) -> None:
+        for pod in self.store.list("pods"):
+            spec = pod.get("spec") or {}
+            if spec.get("nodeName") or _terminating(pod):
+                continue
+            new = clone(pod)
+            status = new.setdefault("status", {})
+            reason = self._unschedulable_reason(pod)
+            if reason:
+                status["conditions"] = _set_condition(
+                    list(status.get("conditions") or []),
+                    "PodScheduled",
+                    "False",
+                    "Unschedulable",
+                    f"0/1 nodes are available: {reason}. preemption: 0/1 nodes are available: "
+                    "1 Preemption is not helpful for scheduling.",
+                )
+            else:
+                new["spec"]["nodeName"] = NODE_NAME
+                status["conditions"] = _set_condition(
+                    list(status.get("conditions") or []), "PodScheduled", "True"
+                )
+                self._scheduled_at[pod["metadata"]["uid"]] = time.monotonic()
+            self._save(R.PODS, pod, new)
+
+    def _kubelet(self) -> None:
+        now = time.monotonic()
+        live_uids = set()
+        for pod in self.store.list("pods"):
+            uid = pod["metadata"]["uid"]
+            live_uids.add(uid)
+            if not (pod.get("spec") or {}).get("nodeName"):
+                continue
+            if _terminating(pod):
+                self._kubelet_terminate(pod, now)
+            else:
+                self._kubelet_run(pod, now)
+        for table in (self._scheduled_at, self._terminate_at):
+            for uid in [u for u in table if u not in live_uids]:
+                del table[uid]
+
+    def _kubelet_terminate(self, pod: dict[str, Any], now: float) -> None:
+        uid = pod["metadata"]["uid"]
+        grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
+        delay = self.knobs.slow_termination.get(_key(pod), self.knobs.termination_delay)
+        due = self._terminate_at.setdefault(uid, now + min(delay, grace))
+        if now < due:
+            self._due(due)
+            return
+        new = clone(pod)
+        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        if new["metadata"].get("finalizers"):
+            # Containers are stopped; the object waits for its finalizers.
+            status = new.setdefault("status", {})
+            status["phase"] = (
+                "Failed"
+                if (pod.get("status") or {}).get("phase") == "Running"
+                else status.get("phase", "Failed")
+            )
+            for ctype in ("Ready", "ContainersReady"):
+                status["conditions"] = _set_condition(
+                    list(status.get("conditions") or []), ctype, "False", "PodCompleted"
+                )
+            for cs in status.get("containerStatuses") or []:
+                if "terminated" in (cs.get("state") or {}):
+                    continue
+                cs["ready"] = False
+                cs["started"] = False
+                cs["state"] = {
+                    "terminated": {
+                        "exitCode": 143,
+                        "reason": "Error",
+                        "startedAt": (cs.get("state") or {}).get("running", {}).get("startedAt"),
+                        "finishedAt": rfc3339(),
+                    }
+                }
+        self._save(R.PODS, pod, new)
+
+    def _kubelet_run(self, pod: dict[str, Any], now: float) -> None:
+        uid = pod["metadata"]["uid"]
+        sched = self._scheduled_at.setdefault(uid, now)
+        status = pod.get("status") or {}
+        phase = status.get("phase")
+        if phase in ("Succeeded", "Failed"):
+            return
+        run_at = sched + self.knobs.ready_delay / 2
+        ready_at = sched + self.knobs.ready_delay
+        want_ready = _key(pod) not in self.knobs.never_ready
+        new = clone(pod)
+        nstatus = new.setdefault("status", {})
+        if phase != "Running":
+            if now < run_at:
+                self._due(run_at)
+                return
+            self._start_containers(new)
+        elif want_ready and not is_ready(pod) and now < ready_at:
+            self._due(ready_at)
+            return
+        ready = want_ready and now >= ready_at
+        containers = (new.get("spec") or {}).get("containers") or []
+        for cs in nstatus.get("containerStatuses") or []:
+            cs["ready"] = ready
+        conds = list(nstatus.get("conditions") or [])
+        if ready:
+            conds = _set_condition(conds, "ContainersReady", "True")
+            conds = _set_condition(conds, "Ready", "True")
+        else:
+            unready = "[" + " ".join(c.get("name", "") for c in containers) + "]"
+            conds = _set_condition(
+                conds,
+                "ContainersReady",
+                "False",
+                "ContainersNotReady",
+                f"containers with unready status: {unready}",
+            )
+            conds = _set_condition(
+                conds,
+                "Ready",
+                "False",
+                "ContainersNotReady",
+                f"containers with unready status: {unready}",
+            )
+            if want_ready:
+                self._due(ready_at)
+        nstatus["conditions"] = _pod_condition_order(conds)
+        self._save(R.PODS, pod, new)
+
+    def _start_containers(self, pod: dict[str, Any]) -> None:
+        status = pod.setdefault("status", {})
+        now_ts = rfc3339()
+        self._ip_counter += 1
+        ip = f"10.244.{(self._ip_counter // 250) % 250}.{self._ip_counter % 250 + 2}"
+        status["phase"] = "Running"
+        status["hostIP"] = HOST_IP
+        status["hostIPs"] = [{"ip": HOST_IP}]
+        status["podIP"] = ip
+        status["podIPs"] = [{"ip": ip}]
+        status["startTime"] = now_ts
+        conds = list(status.get("conditions") or [])
+        conds = _set_condition(conds, "PodReadyToStartContainers", "True")
+        conds = _set_condition(conds, "Initialized", "True")
+        status["conditions"] = conds
+        status["containerStatuses"] = [
+            {
+                "name": c.get("name", ""),
+                "state": {"running": {"startedAt": now_ts}},
+                "lastState": {},
+                "ready": False,
+                "restartCount": 0,
+                "image": c.get("image", ""),
+                "imageID": f"docker.io/library/{c.get('image', '')}@sha256:" + "0" * 64,
+                "containerID": "containerd://" + uuid.uuid4().hex + uuid.uuid4().hex,
+                "started": True,
+            }
+            for c in (pod.get("spec") or {}).get("containers") or []
+        ]
+
+
+_POD_CONDITION_ORDER = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+]
+
+
+def _pod_condition_order(conds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        conds,
+        key=lambda c: (
+            _POD_CONDITION_ORDER.index(c["type"]) if c["type"] in _POD_CONDITION_ORDER else 99
+        ),
+    )
+
+
+def _deploy_condition_order(c: dict[str, Any]) -> dict[str, Any]:
+    order = ["type", "status", "lastUpdateTime", "lastTransitionTime", "reason", "message"]
+    return {k: c[k] for k in order if k in c}
+
+
+def _resolve(value: Any, total: int, round_up: bool) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.endswith("%"):
+        pct = int(value[:-1])
+        exact = total * pct / 100
+        return int(-(-exact // 1)) if round_up else int(exact)
+    return int(value or 0)
+
+
+def _rolling_bounds(strategy: dict[str, Any], replicas: int) -> tuple[int, int]:
+    """maxSurge and maxUnavailable as absolute numbers (deploymentutil.ResolveFenceposts)."""
+    if strategy.get("type") == "Recreate":
+        return 0, replicas
+    ru = strategy.get("rollingUpdate") or {}
+    surge = _resolve(ru.get("maxSurge", "25%"), replicas, True)
+    unavailable = _resolve(ru.get("maxUnavailable", "25%"), replicas, False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
+def _deletion_order(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Which pods a ReplicaSet removes first (controller.ActivePods ordering)."""
+    rank = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+    def key(p: dict[str, Any]) -> tuple[Any, ...]:
+        return (
+            bool((p.get("spec") or {}).get("nodeName")),
+            rank.get((p.get("status") or {}).get("phase", "Pending"), 1),
+            is_ready(p),
+            # newer pods go first
+            -_created(p),
+        )
+
+    return sorted(pods, key=key)
+
+
+def _created(p: dict[str, Any]) -> float:
+    from .util import parse_rfc3339
+
+    ts = p["metadata"].get("creationTimestamp")
+    return parse_rfc3339(ts) if ts else 0.0
+
+
+__all__ = ["Controllers", "Knobs", "is_ready", "labels_match", "selector_from_label_selector"]

@@ -1,0 +1,712 @@
+"""Per-kind defaulting, decoding checks and validation, as the real API server applies them.
+
+Three layers, in the order the apiserver runs them:
+
+1. decoding: wrong JSON types in fields we model are a 400 `cannot be handled as a <Kind>`
+   (Go's json decoder refuses them before anything else happens);
+2. defaulting: the fields the apiserver fills in (restartPolicy, podManagementPolicy, ...), so
+   objects read back are as complete as a real cluster's and the 37.x models accept them;
+3. validation: 422 Invalid with `details.causes`, with the field paths and messages of
+   pkg/apis/{core,apps,autoscaling}/validation.
+
+All of it works on plain dicts and never touches stored objects.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from . import resources as R
+from .errors import ApiError, bad_request, cause, invalid
+from .selectors import (
+    label_key_error,
+    label_value_error,
+    labels_match,
+    selector_from_label_selector,
+)
+
+# --- names ---------------------------------------------------------------------------------
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
+    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+DNS_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+
+
+def dns_label_errors(value: str) -> list[str]:
+    """Reasons `value` is not a DNS-1123 label (namespace and container names)."""
+    errs = []
+    if len(value) > 63:
+        errs.append("must be no more than 63 characters")
+    if not _DNS_LABEL.match(value):
+        errs.append(DNS_LABEL_MSG)
+    return errs
+
+
+def dns_subdomain_errors(value: str) -> list[str]:
+    """Reasons `value` is not a DNS-1123 subdomain (most object names)."""
+    errs = []
+    if len(value) > 253:
+        errs.append("must be no more than 253 characters")
+    if not _DNS_SUBDOMAIN.match(value):
+        errs.append(DNS_SUBDOMAIN_MSG)
+    return errs
+
+
+def path_segment_errors(value: str) -> list[str]:
+    """Reasons `value` cannot be a path segment name (HPA names)."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    for bad in ("/", "%"):
+        if bad in value:
+            return [f"may not contain '{bad}'"]
+    return []
+
+
+def name_errors(rt: R.ResourceType, name: str) -> list[str]:
+    """The name rule of each kind (pkg/apis/*/validation Validate*Name)."""
+    if rt is R.NAMESPACES:
+        return dns_label_errors(name)
+    if rt is R.HPAS:
+        return path_segment_errors(name)
+    return dns_subdomain_errors(name)
+
+
+def q(value: Any) -> str:
+    """A value as field.Invalid prints it (Go %#v for the common cases)."""
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{q(k)}:{q(v)}" for k, v in sorted(value.items()))
+        return "map[string]string{" + inner + "}"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def _inv(field: str, value: Any, why: str) -> dict[str, str]:
+    return cause("Invalid", field, f"Invalid value: {q(value)}: {why}")
+
+
+def _req(field: str) -> dict[str, str]:
+    return cause("Required", field, "Required value")
+
+
+def _unsupported(field: str, value: Any, supported: list[str]) -> dict[str, str]:
+    allowed = ", ".join(q(s) for s in supported)
+    return cause(
+        "NotSupported", field, f"Unsupported value: {q(value)}: supported values: {allowed}"
+    )
+
+
+def _forbidden(field: str, why: str) -> dict[str, str]:
+    return cause("Forbidden", field, f"Forbidden: {why}")
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+# Go types of the fields we model: a str is a leaf type; a dict is a struct (with "_" naming
+# the Go struct); a one-item list is a slice of that element type.
+_INT32, _INT64, _STR, _BOOL, _SMAP, _SLIST = "int32", "int64", "string", "bool", "smap", "slist"
+
+_META = {
+    "_": "ObjectMeta",
+    "name": _STR,
+    "generateName": _STR,
+    "namespace": _STR,
+    "uid": _STR,
+    "resourceVersion": _STR,
+    "labels": _SMAP,
+    "annotations": _SMAP,
+    "finalizers": _SLIST,
+    "ownerReferences": [{"_": "OwnerReference", "name": _STR, "uid": _STR, "kind": _STR}],
+    "deletionGracePeriodSeconds": _INT64,
+}
+_CONTAINER = {
+    "_": "Container",
+    "name": _STR,
+    "image": _STR,
+    "command": _SLIST,
+    "args": _SLIST,
+    "ports": [{"_": "ContainerPort", "containerPort": _INT32, "name": _STR, "protocol": _STR}],
+    "env": [{"_": "EnvVar", "name": _STR, "value": _STR}],
+    "volumeMounts": [{"_": "VolumeMount", "name": _STR, "mountPath": _STR}],
+}
+_POD_SPEC = {
+    "_": "PodSpec",
+    "containers": [_CONTAINER],
+    "initContainers": [_CONTAINER],
+    "volumes": [
+        {
+            "_": "Volume",
+            "name": _STR,
+            "persistentVolumeClaim": {"_": "PersistentVolumeClaimVolumeSource", "claimName": _STR},
+        }
+    ],
+    "nodeName": _STR,
+    "restartPolicy": _STR,
+    "terminationGracePeriodSeconds": _INT64,
+    "serviceAccountName": _STR,
+}
+_TEMPLATE = {"_": "PodTemplateSpec", "metadata": _META, "spec": _POD_SPEC}
+_LABEL_SELECTOR = {
+    "_": "LabelSelector",
+    "matchLabels": _SMAP,
+    "matchExpressions": [
+        {"_": "LabelSelectorRequirement", "key": _STR, "operator": _STR, "values": _SLIST}
+    ],
+}
+_PVC_SPEC = {
+    "_": "PersistentVolumeClaimSpec",
+    "accessModes": _SLIST,
+    "storageClassName": _STR,
+    "volumeName": _STR,
+    "volumeMode": _STR,
+    "resources": {"_": "VolumeResourceRequirements", "requests": _SMAP, "limits": _SMAP},
+}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Namespace": {"_": "Namespace", "metadata": _META},
+    "Pod": {"_": "Pod", "metadata": _META, "spec": _POD_SPEC},
+    "PersistentVolumeClaim": {"_": "PersistentVolumeClaim", "metadata": _META, "spec": _PVC_SPEC},
+    "StatefulSet": {
+        "_": "StatefulSet",
+        "metadata": _META,
+        "spec": {
+            "_": "StatefulSetSpec",
+            "replicas": _INT32,
+            "selector": _LABEL_SELECTOR,
+            "template": _TEMPLATE,
+            "serviceName": _STR,
+            "podManagementPolicy": _STR,
+            "minReadySeconds": _INT32,
+            "volumeClaimTemplates": [
+                {"_": "PersistentVolumeClaim", "metadata": _META, "spec": _PVC_SPEC}
+            ],
+        },
+    },
+    "Deployment": {
+        "_": "Deployment",
+        "metadata": _META,
+        "spec": {
+            "_": "DeploymentSpec",
+            "replicas": _INT32,
+            "selector": _LABEL_SELECTOR,
+            "template": _TEMPLATE,
+            "paused": _BOOL,
+            "minReadySeconds": _INT32,
+        },
+    },
+    "HorizontalPodAutoscaler": {
+        "_": "HorizontalPodAutoscaler",
+        "metadata": _META,
+        "spec": {
+            "_": "HorizontalPodAutoscalerSpec",
+            "minReplicas": _INT32,
+            "maxReplicas": _INT32,
+            "scaleTargetRef": {
+                "_": "CrossVersionObjectReference",
+                "kind": _STR,
+                "name": _STR,
+                "apiVersion": _STR,
+            },
+        },
+    },
+    "Scale": {
+        "_": "Scale",
+        "metadata": _META,
+        "spec": {"_": "ScaleSpec", "replicas": _INT32},
+    },
+}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _type_error(
+    kind: str, version: str, value: Any, struct: str, path: str, gotype: str
+) -> ApiError:
+    return bad_request(
+        f'{kind} in version "{version}" cannot be handled as a {kind}: json: cannot unmarshal '
+        f"{_json_type(value)} into Go struct field {struct}.{path} of type {gotype}"
+    )
+
+
+def _check(schema: Any, value: Any, kind: str, version: str, struct: str, path: str) -> None:
+    if value is None:
+        return
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            raise _type_error(kind, version, value, struct, path, "v1." + schema["_"])
+        for key, sub in schema.items():
+            if key != "_" and key in value:
+                _check(
+                    sub, value[key], kind, version, schema["_"], f"{path}.{key}" if path else key
+                )
+        return
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            raise _type_error(kind, version, value, struct, path, "[]v1." + schema[0].get("_", ""))
+        for item in value:
+            _check(schema[0], item, kind, version, struct, path)
+        return
+    ok = {
+        _INT32: lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31,
+        _INT64: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        _STR: lambda v: isinstance(v, str),
+        _BOOL: lambda v: isinstance(v, bool),
+        _SMAP: lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+        _SLIST: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    }[schema](value)
+    if not ok:
+        gotype = {_SMAP: "map[string]string", _SLIST: "[]string"}.get(schema, schema)
+        raise _type_error(kind, version, value, struct, path, gotype)
+
+
+def check_decodable(kind: str, version: str, obj: Any) -> None:
+    """Raise the 400 Go's decoder would for an object whose modelled fields have wrong types."""
+    if not isinstance(obj, dict):
+        raise bad_request(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal "
+            f"{_json_type(obj)} "
+            'into Go value of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
+            'Kind string "json:\\"kind,omitempty\\"" }'
+        )
+    schema = SCHEMAS.get(kind)
+    if schema:
+        _check(schema, obj, kind, version, schema["_"], "")
+
+
+# --- defaulting ------------------------------------------------------------------------------
+
+
+def _default_container(c: dict[str, Any]) -> None:
+    c.setdefault("resources", {})
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    image = c.get("image") or ""
+    tail = image.rsplit("/", 1)[-1]
+    untagged_or_latest = "@" not in image and (":" not in tail or tail.endswith(":latest"))
+    c.setdefault("imagePullPolicy", "Always" if untagged_or_latest else "IfNotPresent")
+    for port in c.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+
+
+def default_pod_spec(spec: dict[str, Any]) -> None:
+    """Fill a PodSpec as SetDefaults_PodSpec and the defaulting admission plugins do."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        if isinstance(c, dict):
+            _default_container(c)
+    for v in spec.get("volumes") or []:
+        if isinstance(v, dict) and not any(k for k in v if k != "name"):
+            v["emptyDir"] = {}
+
+
+def _default_template(tpl: dict[str, Any]) -> None:
+    meta = tpl.setdefault("metadata", {})
+    if isinstance(meta, dict):
+        meta.setdefault("creationTimestamp", None)
+    spec = tpl.setdefault("spec", {})
+    if isinstance(spec, dict):
+        default_pod_spec(spec)
+
+
+def _default_pvc_spec(spec: dict[str, Any]) -> None:
+    spec.setdefault("volumeMode", "Filesystem")
+
+
+def apply_defaults(rt: R.ResourceType, obj: dict[str, Any], creating: bool) -> None:
+    """Mutate `obj` in place with the defaults the apiserver applies to `rt`."""
+    meta = obj.setdefault("metadata", {})
+    spec = obj.get("spec")
+    if rt is R.NAMESPACES:
+        meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        if creating:
+            obj["status"] = {"phase": "Active"}
+    elif rt is R.PODS:
+        spec = obj.setdefault("spec", {})
+        default_pod_spec(spec)
+        if creating:
+            spec.setdefault("serviceAccountName", "default")
+            spec.setdefault("serviceAccount", spec["serviceAccountName"])
+            spec.setdefault("enableServiceLinks", True)
+            spec.setdefault("priority", 0)
+            spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+            spec.setdefault(
+                "tolerations",
+                [
+                    {
+                        "key": f"node.kubernetes.io/{t}",
+                        "operator": "Exists",
+                        "effect": "NoExecute",
+                        "tolerationSeconds": 300,
+                    }
+                    for t in ("not-ready", "unreachable")
+                ],
+            )
+            obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+    elif rt is R.PVCS:
+        spec = obj.setdefault("spec", {})
+        _default_pvc_spec(spec)
+        if creating:
+            spec.setdefault("storageClassName", "standard")
+            obj["status"] = {"phase": "Pending"}
+    elif rt is R.STATEFULSETS and isinstance(spec, dict):
+        spec.setdefault("replicas", 1)
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        spec.setdefault(
+            "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+        )
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault(
+            "persistentVolumeClaimRetentionPolicy",
+            {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        )
+        if isinstance(spec.get("template"), dict):
+            _default_template(spec["template"])
+        for tpl in spec.get("volumeClaimTemplates") or []:
+            if isinstance(tpl, dict):
+                tpl.setdefault("apiVersion", "v1")
+                tpl.setdefault("kind", "PersistentVolumeClaim")
+                tpl.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+                _default_pvc_spec(tpl.setdefault("spec", {}))
+                tpl.setdefault("status", {"phase": "Pending"})
+        if creating:
+            obj["status"] = {"replicas": 0, "availableReplicas": 0}
+    elif rt is R.DEPLOYMENTS and isinstance(spec, dict):
+        spec.setdefault("replicas", 1)
+        spec.setdefault(
+            "strategy",
+            {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+            },
+        )
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        if isinstance(spec.get("template"), dict):
+            _default_template(spec["template"])
+        if creating:
+            obj["status"] = {}
+    elif rt is R.HPAS and isinstance(spec, dict):
+        spec.setdefault("minReplicas", 1)
+        spec.setdefault(
+            "metrics",
+            [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 80},
+                    },
+                }
+            ],
+        )
+        if creating:
+            obj["status"] = {"desiredReplicas": 0}
+
+
+def _qos_class(spec: dict[str, Any]) -> str:
+    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    res = [c.get("resources") or {} for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in res):
+        return "BestEffort"
+    guaranteed = all(
+        (r.get("limits") or {}).get(k) is not None
+        and (r.get("requests") or r.get("limits") or {}).get(k) == (r.get("limits") or {}).get(k)
+        for r in res
+        for k in ("cpu", "memory")
+    )
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def _validate_meta(rt: R.ResourceType, meta: dict[str, Any]) -> list[dict[str, str]]:
+    causes: list[dict[str, str]] = []
+    name = meta.get("name") or ""
+    if not name:
+        causes.append(
+            cause("Required", "metadata.name", "Required value: name or generateName is required")
+        )
+    else:
+        for why in name_errors(rt, name):
+            causes.append(_inv("metadata.name", name, why))
+    for key, value in (meta.get("labels") or {}).items():
+        kerr = label_key_error(key)
+        if kerr:
+            causes.append(_inv("metadata.labels", key, kerr))
+        verr = label_value_error(value)
+        if verr:
+            causes.append(_inv("metadata.labels", value, verr))
+    for key in meta.get("annotations") or {}:
+        kerr = label_key_error(key.lower())
+        if kerr:
+            causes.append(_inv("metadata.annotations", key, kerr))
+    for i, fin in enumerate(meta.get("finalizers") or []):
+        ferr = label_key_error(fin)
+        if ferr:
+            causes.append(_inv(f"metadata.finalizers[{i}]", fin, ferr))
+    return causes
+
+
+def _validate_containers(path: str, spec: dict[str, Any]) -> list[dict[str, str]]:
+    causes: list[dict[str, str]] = []
+    containers = spec.get("containers")
+    if not containers:
+        causes.append(_req(f"{path}.containers"))
+        return causes
+    seen: set[str] = set()
+    for i, c in enumerate(containers):
+        cpath = f"{path}.containers[{i}]"
+        if not isinstance(c, dict):
+            causes.append(_inv(cpath, c, "must be an object"))
+            continue
+        cname = c.get("name") or ""
+        if not cname:
+            causes.append(_req(f"{cpath}.name"))
+        else:
+            for why in dns_label_errors(cname):
+                causes.append(_inv(f"{cpath}.name", cname, why))
+            if cname in seen:
+                causes.append(cause("Duplicate", f"{cpath}.name", f"Duplicate value: {q(cname)}"))
+            seen.add(cname)
+        if not c.get("image"):
+            causes.append(_req(f"{cpath}.image"))
+    return causes
+
+
+def _validate_pod_spec(path: str, spec: Any, template: bool) -> list[dict[str, str]]:
+    if not isinstance(spec, dict):
+        return [_req(path)]
+    causes = _validate_containers(path, spec)
+    policy = spec.get("restartPolicy")
+    if template and policy != "Always":
+        causes.append(_unsupported(f"{path}.restartPolicy", policy, ["Always"]))
+    elif policy not in ("Always", "OnFailure", "Never"):
+        causes.append(
+            _unsupported(f"{path}.restartPolicy", policy, ["Always", "OnFailure", "Never"])
+        )
+    names: set[str] = set()
+    for i, v in enumerate(spec.get("volumes") or []):
+        vname = v.get("name") if isinstance(v, dict) else None
+        if not vname:
+            causes.append(_req(f"{path}.volumes[{i}].name"))
+            continue
+        if vname in names:
+            causes.append(
+                cause("Duplicate", f"{path}.volumes[{i}].name", f"Duplicate value: {q(vname)}")
+            )
+        names.add(vname)
+        pvc = v.get("persistentVolumeClaim")
+        if isinstance(pvc, dict) and not pvc.get("claimName"):
+            causes.append(_req(f"{path}.volumes[{i}].persistentVolumeClaim.claimName"))
+    grace = spec.get("terminationGracePeriodSeconds")
+    if isinstance(grace, int) and grace < 0:
+        causes.append(
+            _inv(
+                f"{path}.terminationGracePeriodSeconds", grace, "must be greater than or equal to 0"
+            )
+        )
+    return causes
+
+
+def _validate_pvc_spec(path: str, spec: Any) -> list[dict[str, str]]:
+    if not isinstance(spec, dict):
+        return [_req(path)]
+    causes: list[dict[str, str]] = []
+    modes = spec.get("accessModes")
+    if not modes:
+        causes.append(_req(f"{path}.accessModes"))
+    else:
+        supported = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
+        for mode in modes:
+            if mode not in supported:
+                causes.append(_unsupported(f"{path}.accessModes", mode, supported))
+    requests = (spec.get("resources") or {}).get("requests") or {}
+    if "storage" not in requests:
+        causes.append(_req(f"{path}.resources[storage]"))
+    return causes
+
+
+def _validate_workload(rt: R.ResourceType, obj: dict[str, Any]) -> list[dict[str, str]]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [_req("spec")]
+    causes: list[dict[str, str]] = []
+    replicas = spec.get("replicas")
+    if isinstance(replicas, int) and replicas < 0:
+        causes.append(_inv("spec.replicas", replicas, "must be greater than or equal to 0"))
+    selector = spec.get("selector")
+    template = spec.get("template")
+    if not selector:
+        causes.append(_req("spec.selector"))
+    elif not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        causes.append(_inv("spec.selector", "", "empty selector is invalid for " + rt.singular))
+    if not isinstance(template, dict):
+        causes.append(_req("spec.template"))
+        return causes
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if selector and not labels_match(selector_from_label_selector(selector), labels):
+        causes.append(
+            _inv(
+                "spec.template.metadata.labels",
+                labels,
+                "`selector` does not match template `labels`",
+            )
+        )
+    causes += _validate_pod_spec("spec.template.spec", template.get("spec"), template=True)
+    if rt is R.STATEFULSETS:
+        policy = spec.get("podManagementPolicy")
+        if policy not in ("OrderedReady", "Parallel"):
+            causes.append(
+                _unsupported("spec.podManagementPolicy", policy, ["OrderedReady", "Parallel"])
+            )
+        for i, tpl in enumerate(spec.get("volumeClaimTemplates") or []):
+            tpath = f"spec.volumeClaimTemplates[{i}]"
+            tname = ((tpl or {}).get("metadata") or {}).get("name")
+            if not tname:
+                causes.append(_req(f"{tpath}.metadata.name"))
+            causes += _validate_pvc_spec(f"{tpath}.spec", (tpl or {}).get("spec"))
+    return causes
+
+
+def _validate_hpa(obj: dict[str, Any]) -> list[dict[str, str]]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [_req("spec")]
+    causes: list[dict[str, str]] = []
+    ref = spec.get("scaleTargetRef") or {}
+    if not ref.get("kind"):
+        causes.append(_req("spec.scaleTargetRef.kind"))
+    if not ref.get("name"):
+        causes.append(_req("spec.scaleTargetRef.name"))
+    max_r = spec.get("maxReplicas")
+    min_r = spec.get("minReplicas")
+    if not isinstance(max_r, int) or max_r < 1:
+        causes.append(_inv("spec.maxReplicas", max_r, "must be greater than or equal to 1"))
+    if isinstance(min_r, int):
+        if min_r < 1:
+            causes.append(_inv("spec.minReplicas", min_r, "must be greater than or equal to 1"))
+        elif isinstance(max_r, int) and min_r > max_r:
+            causes.append(
+                _inv("spec.minReplicas", min_r, "must be less than or equal to maxReplicas")
+            )
+    return causes
+
+
+def validate(rt: R.ResourceType, obj: dict[str, Any]) -> None:
+    """Raise 422 Invalid when a (defaulted) object fails its kind's validation."""
+    meta = obj.get("metadata") or {}
+    causes = _validate_meta(rt, meta)
+    if rt is R.PODS:
+        causes += _validate_pod_spec("spec", obj.get("spec"), template=False)
+    elif rt is R.PVCS:
+        causes += _validate_pvc_spec("spec", obj.get("spec"))
+    elif rt in (R.STATEFULSETS, R.DEPLOYMENTS):
+        causes += _validate_workload(rt, obj)
+    elif rt is R.HPAS:
+        causes += _validate_hpa(obj)
+    if causes:
+        raise invalid(rt.kind, rt.group, meta.get("name") or "", causes)
+
+
+_STS_MUTABLE = (
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+)
+
+
+def validate_update(rt: R.ResourceType, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Raise 422 for changes the kind forbids (immutable fields), after `validate`."""
+    causes: list[dict[str, str]] = []
+    name = old["metadata"]["name"]
+    old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+    if rt is R.STATEFULSETS:
+        rest_old = {k: v for k, v in old_spec.items() if k not in _STS_MUTABLE}
+        rest_new = {k: v for k, v in new_spec.items() if k not in _STS_MUTABLE}
+        if rest_old != rest_new:
+            causes.append(
+                _forbidden(
+                    "spec",
+                    "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+                    "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+                    "'minReadySeconds' are forbidden",
+                )
+            )
+    elif rt is R.DEPLOYMENTS:
+        if old_spec.get("selector") != new_spec.get("selector"):
+            causes.append(_inv("spec.selector", new_spec.get("selector"), "field is immutable"))
+    elif rt is R.PVCS:
+        strip = ("resources", "volumeAttributesClassName", "volumeName")
+        if {k: v for k, v in old_spec.items() if k not in strip} != {
+            k: v for k, v in new_spec.items() if k not in strip
+        } or (
+            old_spec.get("volumeName") and old_spec.get("volumeName") != new_spec.get("volumeName")
+        ):
+            causes.append(
+                _forbidden(
+                    "spec",
+                    "spec is immutable after creation except resources.requests and "
+                    "volumeAttributesClassName for bound claims",
+                )
+            )
+    elif rt is R.PODS and _pod_spec_frozen(old_spec) != _pod_spec_frozen(new_spec):
+        causes.append(
+            _forbidden(
+                "spec",
+                "pod updates may not change fields other than `spec.containers[*].image`,"
+                "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+                "`spec.tolerations` (only additions to existing tolerations),"
+                "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
+                "previously negative)",
+            )
+        )
+    if causes:
+        raise invalid(rt.kind, rt.group, name, causes)
+
+
+def _pod_spec_frozen(spec: dict[str, Any]) -> dict[str, Any]:
+    frozen = {
+        k: v
+        for k, v in spec.items()
+        if k not in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
+    }
+    for key in ("containers", "initContainers"):
+        if isinstance(frozen.get(key), list):
+            frozen[key] = [
+                {k: v for k, v in c.items() if k != "image"} if isinstance(c, dict) else c
+                for c in frozen[key]
+            ]
+    return frozen
