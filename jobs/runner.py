@@ -273,8 +273,12 @@ def _run_step(
 
 def describe_error(exc: BaseException) -> str:
     """A one-line account of an exception for people reading the job."""
-    message = " ".join(str(exc).split())
-    return f"{message} ({type(exc).__name__})" if message else type(exc).__name__
+    detail = " ".join(str(getattr(exc, "detail", None) or exc).split())
+    default = getattr(exc, "default_detail", None)
+    if default is not None:  # one of our API errors: say what kind of failure, then the cause
+        kind = str(default).rstrip(".")
+        return f"{kind}: {detail}" if detail and detail != str(default) else kind
+    return f"internal error: {type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 def _finish(ctx: StepContext, step: JobStep, status: str, detail: str) -> None:

@@ -143,7 +143,7 @@ def test_an_exception_in_a_step_fails_it_with_a_readable_detail(toy, drive):
     done = drive(job.job_id)
     assert done.status == JobStatus.FAILED
     assert steps_of(job.job_id) == [
-        ("act", "failed", "the toy API said no (RuntimeError)"),
+        ("act", "failed", "internal error: RuntimeError: the toy API said no"),
         ("wait", "pending", None),
         ("finish", "pending", None),
     ]

@@ -1,0 +1,185 @@
+"""The pg-rebuild steps against kubesim through the real client, ticks delivered in-process:
+the happy path (new claims, each mutation once, one audit row each), each step failing with a
+detail a person can act on and later steps left pending, and a tick delivered twice at once
+doing the work once."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+
+from jobs.models import Job, JobStatus
+from jobs.runner import run_tick
+from ops.models import OpsLog
+
+pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
+
+URL = "/ops/jobs/pg-rebuild"
+BODY = {"namespace": "prod", "statefulset": "postgres", "ordinal": 0, "target_replicas": 3}
+STS_SCALE = r"/namespaces/prod/statefulsets/postgres/scale$"
+PVC = r"/namespaces/prod/persistentvolumeclaims/"
+
+
+def start(api, **overrides) -> str:
+    response = api.post(URL, {**BODY, **overrides}, format="json")
+    assert response.status_code == 202, response.content
+    return response.json()["job_id"]
+
+
+def steps(job_id: str) -> list[tuple[str, str, str | None]]:
+    job = Job.objects.get(job_id=job_id)
+    return [(s.name, s.status, s.detail) for s in job.steps.order_by("step_order")]
+
+
+def mutations(sim) -> list[tuple[str, str, str]]:
+    return [(r.method, r.resource, r.name) for r in sim.requests.mutations()]
+
+
+def pvc_uid(sim, name: str) -> str | None:
+    pvc = sim.get("persistentvolumeclaims", "prod", name)
+    return pvc["metadata"]["uid"] if pvc else None
+
+
+def test_a_rebuild_recreates_the_claims_and_brings_the_pods_back(api, pg_cluster, drive):
+    before = {name: pvc_uid(pg_cluster, name) for name in ("data-postgres-0", "wal-postgres-0")}
+    untouched = pvc_uid(pg_cluster, "data-postgres-1")
+    job_id = start(api)
+    job = drive(job_id)
+    assert job.status == JobStatus.SUCCESS, steps(job_id)
+    assert steps(job_id) == [
+        ("scale_sts_to_zero", "success", "scaled to 0 (was 3)"),
+        ("wait_pods_down", "success", "no pods left matching app=postgres"),
+        ("delete_pvc", "success", "deleted data-postgres-0, wal-postgres-0"),
+        ("scale_sts_to_target", "success", "scaled to 3"),
+        ("wait_pods_ready", "success", "3 of 3 pods ready"),
+    ]
+    for name, uid in before.items():
+        assert pvc_uid(pg_cluster, name) not in (None, uid)
+    assert pvc_uid(pg_cluster, "data-postgres-1") == untouched
+    assert mutations(pg_cluster) == [
+        ("PATCH", "statefulsets", "postgres"),
+        ("DELETE", "persistentvolumeclaims", "data-postgres-0"),
+        ("DELETE", "persistentvolumeclaims", "wal-postgres-0"),
+        ("PATCH", "statefulsets", "postgres"),
+    ]
+    rows = list(OpsLog.objects.using("audit").filter(job_id=job_id).order_by("id"))
+    assert [(r.action, r.resource_kind, r.resource_name, r.status) for r in rows] == [
+        ("pg-rebuild", "statefulset", "postgres", "success"),
+        ("scale", "statefulset", "postgres", "success"),
+        ("delete", "persistentvolumeclaim", "data-postgres-0", "success"),
+        ("delete", "persistentvolumeclaim", "wal-postgres-0", "success"),
+        ("scale", "statefulset", "postgres", "success"),
+    ]
+    assert {(r.actor, r.origin) for r in rows[1:]} == {("bootstrap", "job")}
+    sts = pg_cluster.get("statefulsets", "prod", "postgres")
+    assert sts["status"]["readyReplicas"] == 3
+
+
+def test_an_api_error_while_scaling_down_fails_the_first_step(api, pg_cluster, drive):
+    pg_cluster.faults.add(
+        method="PATCH",
+        path=STS_SCALE,
+        status=403,
+        message='statefulsets.apps "postgres" is forbidden: User '
+        '"system:serviceaccount:ops:apiops" cannot patch resource "statefulsets/scale" '
+        'in API group "apps" in the namespace "prod"',
+    )
+    job_id = start(api)
+    assert drive(job_id).status == JobStatus.FAILED
+    first, *rest = steps(job_id)
+    assert first[:2] == ("scale_sts_to_zero", "failed")
+    assert first[2].startswith("The Kubernetes API refused the service account: ")
+    assert 'cannot patch resource "statefulsets/scale"' in first[2]
+    assert [s[1] for s in rest] == ["pending"] * 4
+    assert mutations(pg_cluster) == [("PATCH", "statefulsets", "postgres")]
+
+
+def test_pods_that_never_go_away_time_out_naming_them(api, pg_cluster, drive, fast_jobs):
+    fast_jobs(JOB_WAIT_TIMEOUT=1.0, JOB_POLL_INTERVAL=0.2)
+    pg_cluster.controllers.pause()
+    job_id = start(api)
+    assert drive(job_id).status == JobStatus.FAILED
+    assert steps(job_id)[1] == (
+        "wait_pods_down",
+        "failed",
+        "timed out after 1 s: pods postgres-0, postgres-1, postgres-2 still present",
+    )
+    assert [s[1] for s in steps(job_id)[2:]] == ["pending"] * 3
+    assert mutations(pg_cluster) == [("PATCH", "statefulsets", "postgres")]
+
+
+def test_a_claim_stuck_terminating_times_out_and_the_set_stays_at_zero(
+    api, pg_cluster, drive, fast_jobs
+):
+    fast_jobs(JOB_WAIT_TIMEOUT=1.0, JOB_POLL_INTERVAL=0.2)
+    pg_cluster.stuck_finalizer("prod", "wal-postgres-0")
+    job_id = start(api)
+    assert drive(job_id).status == JobStatus.FAILED
+    assert steps(job_id)[2] == (
+        "delete_pvc",
+        "failed",
+        "timed out after 1 s: claims wal-postgres-0 still present (Terminating)",
+    )
+    # Never scaled up while a claim is Terminating: the pod would stay Pending for ever.
+    assert pg_cluster.get("statefulsets", "prod", "postgres")["spec"]["replicas"] == 0
+    assert ("DELETE", "persistentvolumeclaims", "wal-postgres-0") in mutations(pg_cluster)
+
+
+def test_a_failing_claim_delete_fails_the_step_with_the_api_message(api, pg_cluster, drive):
+    pg_cluster.faults.add(method="DELETE", path=PVC + "data-postgres-0$", status=500)
+    job_id = start(api)
+    assert drive(job_id).status == JobStatus.FAILED
+    name, status, detail = steps(job_id)[2]
+    assert (name, status) == ("delete_pvc", "failed")
+    assert "HTTP 500" in detail
+    assert [s[1] for s in steps(job_id)[3:]] == ["pending"] * 2
+
+
+def test_an_api_error_while_scaling_up_fails_the_fourth_step(api, pg_cluster, drive):
+    job_id = start(api)
+    job = Job.objects.get(job_id=job_id)
+    while job.steps.get(name="delete_pvc").status == JobStatus.PENDING:
+        run_tick(job_id, job.tick_seq)
+        job.refresh_from_db()
+    # Scaled down and the claims deleted: from now on the API refuses every scale.
+    pg_cluster.faults.add(method="PATCH", path=STS_SCALE, status=422)
+    assert drive(job_id).status == JobStatus.FAILED
+    name, status, detail = steps(job_id)[3]
+    assert (name, status) == ("scale_sts_to_target", "failed")
+    assert detail.startswith("The Kubernetes API rejected the request")
+    assert steps(job_id)[4][1] == "pending"
+
+
+def test_pods_that_never_become_ready_time_out_naming_them(api, pg_cluster, drive, fast_jobs):
+    fast_jobs(JOB_WAIT_TIMEOUT=1.5, JOB_POLL_INTERVAL=0.2)
+    pg_cluster.pod_never_ready("prod", "postgres-2")
+    job_id = start(api)
+    assert drive(job_id).status == JobStatus.FAILED
+    name, status, detail = steps(job_id)[4]
+    assert (name, status) == ("wait_pods_ready", "failed")
+    assert detail.startswith("timed out after 2 s: 2 of 3 pods ready")
+    assert "not ready: postgres-2" in detail
+
+
+def test_a_tick_delivered_twice_at_once_scales_down_once(api, pg_cluster, drive):
+    # Slow reads keep the first tick inside the step while the second one arrives.
+    pg_cluster.faults.add(method="GET", path=r"/statefulsets/postgres$", delay=0.3, times=1)
+    job_id = start(api)
+    barrier = threading.Barrier(2)
+
+    def deliver(_: int) -> str:
+        barrier.wait()
+        try:
+            return run_tick(job_id, 0)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(deliver, range(2)))
+    assert sum("not claimed" in outcome for outcome in outcomes) == 1
+    assert drive(job_id).status == JobStatus.SUCCESS
+    patches = [m for m in mutations(pg_cluster) if m[0] == "PATCH"]
+    assert len(patches) == 2  # one down, one up
