@@ -1,0 +1,188 @@
+"""The container image recipe (Dockerfile, .dockerignore), checked without a Docker daemon.
+
+No daemon runs where these tests run, so the image is never built here. What can be proven
+is proven with the same interpreter and packages: the base is pinned, the user is a numeric
+non-root uid that matches the manifests, only runtime requirements are installed, the
+build-time collectstatic step works with exactly the values the Dockerfile gives it, and
+gunicorn accepts the image's command line and loads the WSGI application with the
+production configuration the pods get.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .manifests import APP_UID, REPO
+
+DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs with line continuations joined and comments dropped."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    logical, current = [], ""
+    for line in text.splitlines():
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.lstrip().startswith("#"):
+            continue
+        if line.rstrip().endswith("\\"):
+            current += line.rstrip()[:-1] + " "
+            continue
+        logical.append(current + line)
+        current = ""
+    out = []
+    for line in logical:
+        word, _, rest = line.strip().partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def final_stage() -> list[tuple[str, str]]:
+    steps = instructions()
+    last_from = max(i for i, (word, _) in enumerate(steps) if word == "FROM")
+    return steps[last_from:]
+
+
+def cmd() -> list[str]:
+    args = [rest for word, rest in final_stage() if word == "CMD"]
+    assert len(args) == 1, "one CMD in the final stage"
+    return json.loads(args[0])
+
+
+def build_time_env() -> dict[str, str]:
+    """The VAR=value assignments the Dockerfile puts in front of collectstatic."""
+    run = next(rest for word, rest in final_stage() if word == "RUN" and "collectstatic" in rest)
+    env = {}
+    for token in shlex.split(run.split("python manage.py collectstatic")[0]):
+        name, sep, value = token.partition("=")
+        if sep and re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
+            env[name] = value
+    return env
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """This interpreter's environment minus ApiOps/Vault settings, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPS_", "VAULT_", "DJANGO_")) and k != "ENV"
+    }
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.update(extra)
+    return env
+
+
+def test_every_base_image_is_pinned_to_an_exact_python_release():
+    bases = [rest.split()[0] for word, rest in instructions() if word == "FROM"]
+
+    assert len(bases) == 2
+    for base in bases:
+        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base), base
+    assert len(set(bases)) == 1, "build and runtime stages use the same base"
+
+
+def test_the_image_runs_as_the_numeric_non_root_uid_the_manifests_expect():
+    users = [rest for word, rest in final_stage() if word == "USER"]
+
+    assert users == [f"{APP_UID}:{APP_UID}"]
+    assert f"--uid {APP_UID}" in DOCKERFILE.read_text(encoding="utf-8")
+
+
+def test_only_runtime_requirements_are_installed_without_a_pip_cache():
+    runs = [rest for word, rest in instructions() if word == "RUN" and "pip install" in rest]
+
+    assert runs, "pip install runs in the build stage"
+    for run in runs:
+        assert "--no-cache-dir" in run
+        assert "-r /tmp/requirements.txt" in run
+        assert "requirements-dev" not in run
+    copies = [rest for word, rest in instructions() if word == "COPY"]
+    assert "requirements.txt /tmp/requirements.txt" in copies
+
+
+def test_the_default_command_is_gunicorn_serving_the_wsgi_application_on_8000():
+    command = cmd()
+
+    assert command[:2] == ["gunicorn", "apiops_site.wsgi:application"]
+    assert command[command.index("--bind") + 1] == "0.0.0.0:8000"
+    assert "--no-control-socket" in command
+
+
+def test_the_build_context_leaves_out_local_state_tests_and_tools():
+    ignored = {
+        line.strip()
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+
+    for entry in (".git", ".venv", "var", "tests", "kubesim", "requirements-dev.txt", ".env"):
+        assert entry in ignored, entry
+    for needed in ("requirements.txt", "manage.py", "apiops_site", "ops", "jobs"):
+        assert needed not in ignored, needed
+
+
+def test_collectstatic_succeeds_with_only_the_dockerfiles_build_time_values(tmp_path):
+    env = build_time_env()
+    assert env["ENV"] == "local"
+    assert set(env) >= {"OPS_SECRET_KEY", "OPS_DB_URL"}
+    script = (
+        "import django; from django.conf import settings; django.setup();"
+        f"settings.STATIC_ROOT = {str(tmp_path / 'static')!r};"
+        "from django.core.management import call_command;"
+        "call_command('collectstatic', interactive=False, verbosity=0)"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=subprocess_env(DJANGO_SETTINGS_MODULE="apiops_site.settings", **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "static" / "admin" / "css" / "base.css").is_file()
+    assert (tmp_path / "static" / "rest_framework").is_dir()
+
+
+def test_gunicorn_accepts_the_image_command_and_loads_the_app_with_prod_settings(tmp_path):
+    secrets_dir = tmp_path / "vault-secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "api-key").write_text("k" * 40 + "\n", encoding="utf-8")
+    (secrets_dir / "secret-key").write_text("s" * 60 + "\n", encoding="utf-8")
+    (secrets_dir / "db-url").write_text("postgresql://apiops:pw@db.invalid:5432/apiops\n")
+    command = cmd()
+    gunicorn = Path(sys.executable).parent / command[0]
+    if not gunicorn.exists():
+        pytest.skip("gunicorn is not installed in this environment")
+
+    result = subprocess.run(
+        [str(gunicorn), "--check-config", *command[1:]],
+        cwd=REPO,
+        env=subprocess_env(
+            ENV="prod",
+            OPS_SECRETS_DIR=str(secrets_dir),
+            OPS_ALLOWED_HOSTS="apiops.example.org,apiops.ops.svc",
+            OPS_ALLOWED_NAMESPACES="prod,staging",
+            HOME="/nonexistent",
+            PYTHONDONTWRITEBYTECODE="1",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
