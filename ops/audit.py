@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -61,8 +62,8 @@ def _clean(value: Any) -> Any:
         return {_clean(str(k)): _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
-    if isinstance(value, float) and value != value:  # NaN cannot be stored either
-        return "NaN"
+    if isinstance(value, float) and not math.isfinite(value):  # nor NaN and Infinity
+        return repr(value)
     return value
 
 

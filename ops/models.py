@@ -116,7 +116,7 @@ class ApiKeyQuerySet(models.QuerySet):
 
     def for_raw_key(self, raw: str) -> ApiKey | None:
         """The usable key whose secret is ``raw``, or None (constant-time hash comparison)."""
-        parts = raw.split("_")
+        parts = raw.split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != _PREFIX_LEN:
             return None
         candidate = self.usable().filter(prefix=parts[1]).first()

@@ -1,0 +1,270 @@
+"""``make run``: everything ApiOps needs on one machine, supervised, stopped together.
+
+1. the embedded PostgreSQL (unless ``OPS_DB_URL`` is set), then ``migrate``;
+2. kubesim with ``kubesim/demo.yaml``, its kubeconfig in ``var/kubesim.kubeconfig`` (unless
+   ``OPS_KUBECONFIG`` names another cluster; a developer's ``KUBECONFIG`` is never used);
+3. the web server (gunicorn) on ``127.0.0.1:${OPS_PORT:-8000}``, plus the entries of
+   :data:`EXTRA_PROCESSES` (a worker is one line there);
+4. prints the URL and the API key (``OPS_API_KEY``, or a development key kept in
+   ``var/dev-api-key``).
+
+Each child runs in its own process group; Ctrl-C or SIGTERM stops every group (TERM, then KILL
+after a grace period), and if any child dies the others are stopped too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VAR = REPO / "var"
+PY = sys.executable
+SIM_KUBECONFIG = VAR / "kubesim.kubeconfig"
+DEV_KEY_FILE = VAR / "dev-api-key"
+STOP_GRACE = 8.0
+
+
+@dataclass
+class Spec:
+    """A child process: a name for the log, its argv, and an optional line that means ready."""
+
+    name: str
+    argv: list[str]
+    ready_text: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+# Further long-running processes started beside the web server, e.g. a django-q2 worker:
+#   Spec("worker", [PY, "manage.py", "qcluster"]),
+EXTRA_PROCESSES: list[Spec] = []
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the supervisor dies (Linux), and lead a process group."""
+    os.setpgrp()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Supervisor:
+    """Starts children in their own process groups and stops them all together."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[Spec, subprocess.Popen]] = []
+        self.stopping = threading.Event()
+
+    def start(
+        self, spec: Spec, env: dict[str, str], ready_timeout: float = 120.0
+    ) -> subprocess.Popen:
+        """Start ``spec``; when it has a ready line, wait for it (or for its death)."""
+        proc = subprocess.Popen(  # noqa: S603 - argv built here, no shell
+            spec.argv,
+            cwd=REPO,
+            env={**env, **spec.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            text=True,
+            bufsize=1,
+        )
+        self.children.append((spec, proc))
+        ready = threading.Event()
+        threading.Thread(
+            target=self._pump, args=(spec, proc, ready), daemon=True, name=f"log-{spec.name}"
+        ).start()
+        if spec.ready_text is None:
+            return proc
+        deadline = time.monotonic() + ready_timeout
+        while not ready.wait(0.1):
+            if proc.poll() is not None:
+                raise SystemExit(f"{spec.name} exited with {proc.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{spec.name} was not ready within {ready_timeout:.0f} s")
+        return proc
+
+    def _pump(self, spec: Spec, proc: subprocess.Popen, ready: threading.Event) -> None:
+        for line in proc.stdout:
+            sys.stdout.write(f"[{spec.name}] {line}")
+            sys.stdout.flush()
+            if spec.ready_text and spec.ready_text in line:
+                ready.set()
+
+    def wait(self) -> int:
+        """Block until a stop signal or a child's exit; returns the exit status to use."""
+        while not self.stopping.is_set():
+            for spec, proc in self.children:
+                if proc.poll() is not None:
+                    print(
+                        f"apiops: {spec.name} exited with {proc.returncode}; stopping", flush=True
+                    )
+                    return 1
+            self.stopping.wait(0.5)
+        return 0
+
+    def stop_all(self) -> None:
+        """TERM every child's process group, then KILL what is left after the grace period."""
+        for _, proc in reversed(self.children):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for _, proc in self.children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.monotonic()))
+        for _, proc in self.children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dev_api_key() -> str:
+    """The development key: kept in var/dev-api-key (0600) so it survives restarts."""
+    if DEV_KEY_FILE.exists():
+        key = DEV_KEY_FILE.read_text().strip()
+        if len(key) >= 16:
+            return key
+    key = f"dev_{secrets.token_urlsafe(32)}"
+    VAR.mkdir(exist_ok=True)
+    fd = os.open(DEV_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> bool:
+    """Poll ``url`` until it answers 200, the process dies, or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own URL
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def main() -> int:
+    """Start everything, print where it is, and supervise until told to stop."""
+    os.chdir(REPO)
+    VAR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env.pop("KUBECONFIG", None)  # never a developer's cluster by accident
+    env.setdefault("DJANGO_SETTINGS_MODULE", "apiops_site.settings")
+    port = env.get("OPS_PORT", "8000")
+    sup = Supervisor()
+
+    def on_signal(signum, frame):
+        sup.stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    started_db = False
+    try:
+        if not env.get("OPS_DB_URL"):
+            from apiops_site import db
+
+            server = db.ensure_running()
+            started_db = server.started_here
+            print(f"apiops: embedded PostgreSQL on {server.socket_dir}", flush=True)
+        subprocess.run([PY, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env, check=True)  # noqa: S603
+
+        if not env.get("OPS_KUBECONFIG"):
+            sim_port = free_port()
+            with contextlib.suppress(FileNotFoundError):
+                SIM_KUBECONFIG.unlink()
+            sup.start(
+                Spec(
+                    "kubesim",
+                    [
+                        PY,
+                        "-m",
+                        "kubesim",
+                        "--port",
+                        str(sim_port),
+                        "--kubeconfig",
+                        str(SIM_KUBECONFIG),
+                        "--load",
+                        str(REPO / "kubesim" / "demo.yaml"),
+                    ],
+                    ready_text="listening",
+                ),
+                env,
+            )
+            env["OPS_KUBECONFIG"] = str(SIM_KUBECONFIG)
+
+        if not env.get("OPS_API_KEY"):
+            env["OPS_API_KEY"] = dev_api_key()
+
+        web = Spec(
+            "web",
+            [
+                PY,
+                "-m",
+                "gunicorn",
+                "apiops_site.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                env.get("OPS_WEB_WORKERS", "2"),
+                "--threads",
+                env.get("OPS_WEB_THREADS", "4"),
+                "--worker-class",
+                "gthread",
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "5",
+            ],
+        )
+        web_proc = sup.start(web, env)
+        for spec in EXTRA_PROCESSES:
+            sup.start(spec, env)
+        base = f"http://127.0.0.1:{port}"
+        if wait_http(f"{base}/health/live", 120, web_proc):
+            print(f"\nApiOps is running at {base}/", flush=True)
+            print(f"  API key:   {env['OPS_API_KEY']}", flush=True)
+            print(f"  docs:      {base}/api/docs/ (send X-API-Key)", flush=True)
+            print(f"  cluster:   OPS_KUBECONFIG={env['OPS_KUBECONFIG']}", flush=True)
+            print("  Ctrl-C stops everything.\n", flush=True)
+        status = sup.wait()
+    except subprocess.CalledProcessError as e:
+        print(f"apiops: {e}", file=sys.stderr, flush=True)
+        status = 1
+    except SystemExit as e:
+        print(f"apiops: {e}", file=sys.stderr, flush=True)
+        status = 1
+    finally:
+        sup.stop_all()
+        if started_db:
+            from apiops_site import db
+
+            db.stop()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""``manage.py create_api_key NAME [--namespaces a,b] [--expires ...]``: prints the key once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from ops.models import ApiKey
+from ops.validation import namespace_problem
+
+
+def parse_expiry(value: str):
+    """An ISO 8601 datetime, or a duration from now: ``30d``, ``12h``, ``90m``."""
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if value and value[-1] in units and value[:-1].isdigit():
+        return timezone.now() + timedelta(**{units[value[-1]]: int(value[:-1])})
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise CommandError(f"--expires {value!r}: use an ISO 8601 datetime or e.g. 30d, 12h")
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.utc)
+    if parsed <= timezone.now():
+        raise CommandError(f"--expires {value!r} is in the past")
+    return parsed
+
+
+class Command(BaseCommand):
+    help = "Create a named API key (the name is the actor in the audit log); prints it once."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="actor name written into the audit log")
+        parser.add_argument(
+            "--namespaces",
+            default="",
+            help="comma list narrowing the allowed namespaces (default: all allowed ones)",
+        )
+        parser.add_argument("--expires", help="ISO 8601 datetime, or a duration such as 30d")
+
+    def handle(self, *args, name: str, namespaces: str, expires: str | None, **options):
+        name = name.strip()
+        if not name or len(name) > 150:
+            raise CommandError("NAME must be 1..150 characters")
+        if name == settings.APIOPS["API_KEY_ACTOR"]:
+            raise CommandError(f"{name!r} is the bootstrap key's actor name; choose another")
+        scope = [ns.strip() for ns in namespaces.split(",") if ns.strip()]
+        for ns in scope:
+            problem = namespace_problem(ns)
+            if problem:
+                raise CommandError(f"--namespaces: {ns!r}: {problem}")
+        allowed = set(settings.APIOPS["ALLOWED_NAMESPACES"])
+        outside = sorted(set(scope) - allowed)
+        if outside:
+            self.stderr.write(
+                f"warning: {', '.join(outside)} not in OPS_ALLOWED_NAMESPACES; "
+                "the key cannot use them until they are"
+            )
+        expires_at = parse_expiry(expires) if expires else None
+        try:
+            with transaction.atomic():
+                new = ApiKey.objects.issue(name=name, namespaces=scope, expires_at=expires_at)
+        except IntegrityError as e:
+            raise CommandError(
+                f"{name!r} already has an active key; revoke it first (revoke_api_key {name})"
+            ) from e
+        scope_text = ", ".join(scope) if scope else "all allowed namespaces"
+        self.stderr.write(f"API key for {name} ({scope_text}); it is shown only this once:")
+        self.stdout.write(new.raw)

@@ -1,0 +1,23 @@
+"""``manage.py revoke_api_key NAME``: deactivates the named key (the row stays, for history)."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from ops.models import ApiKey
+
+
+class Command(BaseCommand):
+    help = "Revoke the active API key of NAME; requests with it get 401 from now on."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+
+    def handle(self, *args, name: str, **options):
+        count = ApiKey.objects.filter(name=name, active=True).update(
+            active=False, revoked_at=timezone.now()
+        )
+        if count == 0:
+            raise CommandError(f"no active API key named {name!r}")
+        self.stdout.write(f"revoked the API key of {name}")

@@ -1,0 +1,106 @@
+"""Fixtures for the ops tests: an API client with a key, the gateway pointed at kubesim,
+settings overrides, and the audit rows (read through the audit alias, where they are written)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.db import connections
+from rest_framework.test import APIClient
+
+from ops import k8s
+from ops.models import OpsLog
+
+BOOTSTRAP_KEY = "test-bootstrap-key-0123456789abcdef"
+CLIENT_IP = "203.0.113.7"
+
+# Every test that writes or reads the audit log needs both aliases.
+DB = pytest.mark.django_db(databases=["default", "audit"])
+TRANSACTIONAL_DB = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
+
+
+@pytest.fixture
+def apiops(settings) -> Callable[..., None]:
+    """Override entries of ``settings.APIOPS`` for one test: ``apiops(MAX_REPLICAS=5)``."""
+
+    def override(**values) -> None:
+        settings.APIOPS = {**settings.APIOPS, **values}
+
+    override(
+        API_KEY=BOOTSTRAP_KEY,
+        API_KEY_ACTOR="bootstrap",
+        ALLOWED_NAMESPACES=("prod", "staging"),
+        MAX_REPLICAS=100,
+        TRUSTED_PROXIES=(),
+        AUTH_FAILURE_LIMIT=1000,
+        # Fast retries, short timeouts: the behaviour is the same, the suite stays quick.
+        K8S_TIMEOUT=2.0,
+        K8S_RETRIES=3,
+        K8S_BACKOFF=0.01,
+        K8S_RETRY_MAX_WAIT=0.05,
+        K8S_PING_TIMEOUT=1.0,
+    )
+    return override
+
+
+def _point_gateway_at(sim, apiops) -> None:
+    apiops(KUBECONFIG=sim.kubeconfig_path)
+    k8s.reset_client()
+
+
+@pytest.fixture
+def cluster(kubesim_demo, apiops) -> Iterator:
+    """kubesim with demo.yaml, the gateway pointed at it, and an empty request log."""
+    _point_gateway_at(kubesim_demo, apiops)
+    kubesim_demo.requests.clear()
+    yield kubesim_demo
+    k8s.reset_client()
+
+
+@pytest.fixture
+def empty_cluster(kubesim, apiops) -> Iterator:
+    """kubesim with nothing loaded, the gateway pointed at it."""
+    _point_gateway_at(kubesim, apiops)
+    yield kubesim
+    k8s.reset_client()
+
+
+@pytest.fixture
+def api(apiops) -> APIClient:
+    """A DRF test client sending the bootstrap key from CLIENT_IP."""
+    client = APIClient(REMOTE_ADDR=CLIENT_IP)
+    client.credentials(HTTP_X_API_KEY=BOOTSTRAP_KEY)
+    return client
+
+
+@pytest.fixture
+def anon(apiops) -> APIClient:
+    """A DRF test client without a key."""
+    return APIClient(REMOTE_ADDR=CLIENT_IP)
+
+
+def audit_log() -> list[OpsLog]:
+    """Every audit row, oldest first, read through the alias they are written through."""
+    return list(OpsLog.objects.using("audit").order_by("id"))
+
+
+def mutations(sim) -> list:
+    """The requests kubesim recorded that change something."""
+    return list(sim.requests.mutations())
+
+
+@pytest.fixture
+def dead_audit_db() -> Iterator[None]:
+    """Point the audit connection at a database that does not exist (a real connect failure).
+
+    Needs a transactional test: the audit connection must not be inside the test's wrapping
+    transaction when it is closed and re-pointed.
+    """
+    conn = connections["audit"]
+    conn.close()
+    saved = conn.settings_dict["NAME"]
+    conn.settings_dict["NAME"] = "apiops_audit_database_is_gone"
+    yield
+    conn.close()
+    conn.settings_dict["NAME"] = saved

@@ -1,0 +1,64 @@
+"""Health probes: live always answers; ready reports the database and Kubernetes separately
+and answers 503 naming what failed. Neither needs a key."""
+
+from __future__ import annotations
+
+from tests.ops.conftest import DB, TRANSACTIONAL_DB
+
+pytestmark = DB
+
+
+def test_live_answers_200_without_a_key(anon):
+    response = anon.get("/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_ready_answers_200_when_database_and_kubernetes_answer(anon, empty_cluster):
+    response = anon.get("/health/ready")
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": {"ok": True}, "kubernetes": {"ok": True}}
+    assert [r.path.rstrip("/") for r in empty_cluster.requests] == ["/version"]
+
+
+def test_ready_is_503_naming_kubernetes_when_the_api_server_fails(anon, empty_cluster):
+    empty_cluster.faults.add(method="GET", path=r"^/version/?$", status=503)
+
+    response = anon.get("/health/ready")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["detail"] == "not ready: kubernetes"
+    assert body["checks"]["database"] == {"ok": True}
+    assert body["checks"]["kubernetes"]["ok"] is False
+
+
+def test_ready_is_503_when_the_api_server_hangs(anon, empty_cluster, apiops):
+    apiops(K8S_PING_TIMEOUT=0.2)
+    empty_cluster.faults.add(method="GET", path=r"^/version/?$", hang=True)
+
+    response = anon.get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["kubernetes"]["ok"] is False
+
+
+def test_ready_is_503_when_no_cluster_is_configured(anon, apiops, tmp_path):
+    apiops(KUBECONFIG=str(tmp_path / "missing.kubeconfig"))
+
+    response = anon.get("/health/ready")
+
+    assert response.status_code == 503
+    assert "kubeconfig" in response.json()["checks"]["kubernetes"]["error"]
+
+
+@TRANSACTIONAL_DB
+def test_ready_is_503_naming_the_database_when_it_is_gone(anon, empty_cluster, dead_audit_db):
+    response = anon.get("/health/ready")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["detail"] == "not ready: database"
+    assert body["checks"]["kubernetes"] == {"ok": True}

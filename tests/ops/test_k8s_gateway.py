@@ -1,0 +1,187 @@
+"""The Kubernetes gateway against kubesim through the real client: the reads the jobs app
+uses, error mapping into our hierarchy, retry bounds, timeouts and client caching."""
+
+from __future__ import annotations
+
+import pytest
+
+from ops import k8s
+from ops.k8s import PodInfo, StatefulSetInfo
+
+pytestmark = pytest.mark.usefixtures("cluster")
+
+
+def test_statefulset_read_gives_replicas_selector_claims_and_generations(cluster):
+    info = k8s.statefulset_read(namespace="prod", name="postgres")
+
+    assert isinstance(info, StatefulSetInfo)
+    assert info.replicas == 3
+    assert info.label_selector == "app=postgres"
+    assert "data" in info.claim_templates
+    assert info.pvc_names(1) == [f"{t}-postgres-1" for t in info.claim_templates]
+    assert info.generation >= 1
+    assert info.ready_replicas == 3
+
+
+def test_statefulset_read_of_a_missing_object_raises_not_found():
+    with pytest.raises(k8s.K8sNotFound) as caught:
+        k8s.statefulset_read(namespace="prod", name="nope")
+    assert caught.value.status == 404
+    assert 'statefulsets.apps "nope" not found' in caught.value.message
+
+
+def test_scale_read_gives_the_current_spec_replicas():
+    assert k8s.scale_read(kind="deployment", namespace="prod", name="web").spec_replicas >= 0
+    assert k8s.scale_read(kind="statefulset", namespace="prod", name="postgres").spec_replicas == 3
+
+
+def test_scale_read_refuses_an_unknown_kind():
+    with pytest.raises(ValueError, match="kind"):
+        k8s.scale_read(kind="daemonset", namespace="prod", name="x")
+
+
+def test_pod_list_filters_by_label_selector_and_reports_readiness(cluster):
+    pods = k8s.pod_list(namespace="prod", label_selector="app=postgres")
+
+    assert {p.name for p in pods} == {"postgres-0", "postgres-1", "postgres-2"}
+    assert all(isinstance(p, PodInfo) and p.ready and not p.terminating for p in pods)
+    assert any(c.startswith("data-postgres-") for p in pods for c in p.claim_names)
+    [request] = list(cluster.requests)
+    assert request.query.get("labelSelector") == "app=postgres"
+
+
+def test_a_deleted_pod_with_a_grace_period_lists_as_terminating(cluster):
+    cluster.set_delays(termination_delay=30)
+    k8s.pod_delete(namespace="prod", name="postgres-0")
+
+    pods = {p.name: p for p in k8s.pod_list(namespace="prod", label_selector="app=postgres")}
+
+    assert pods["postgres-0"].terminating
+
+
+def test_pvc_read_returns_none_for_a_missing_claim_and_info_for_a_present_one():
+    assert k8s.pvc_read(namespace="prod", name="no-such-claim") is None
+    pvc = k8s.pvc_read(namespace="prod", name="data-postgres-0")
+    assert pvc is not None
+    assert pvc.uid
+    assert "kubernetes.io/pvc-protection" in pvc.finalizers
+
+
+def test_a_deleted_pvc_in_use_reads_as_terminating(cluster):
+    k8s.pvc_delete(namespace="prod", name="data-postgres-0")
+
+    pvc = k8s.pvc_read(namespace="prod", name="data-postgres-0")
+
+    assert pvc is not None
+    assert pvc.terminating
+
+
+def test_ping_answers_the_server_version():
+    assert isinstance(k8s.ping(), str)
+
+
+def test_ping_does_not_retry(cluster):
+    rule = cluster.faults.add(method="GET", path=r"^/version", status=503)
+
+    with pytest.raises(k8s.K8sUnavailable):
+        k8s.ping()
+    assert rule.fired == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, k8s.K8sInvalid),
+        (401, k8s.K8sForbidden),
+        (403, k8s.K8sForbidden),
+        (404, k8s.K8sNotFound),
+        (409, k8s.K8sConflict),
+        (422, k8s.K8sInvalid),
+        (429, k8s.K8sUnavailable),
+        (500, k8s.K8sUnavailable),
+        (503, k8s.K8sUnavailable),
+        (504, k8s.K8sTimeout),
+    ],
+)
+def test_http_errors_map_onto_our_hierarchy(cluster, status, error):
+    cluster.faults.add(method="GET", path=r"/statefulsets/postgres$", status=status)
+
+    with pytest.raises(error) as caught:
+        k8s.statefulset_read(namespace="prod", name="postgres")
+
+    assert isinstance(caught.value, k8s.K8sError)
+    assert caught.value.status == status
+    assert caught.value.__cause__ is not None  # raised from the client's exception
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 422])
+def test_client_errors_are_not_retried(cluster, status):
+    rule = cluster.faults.add(method="GET", path=r"/statefulsets/postgres$", status=status)
+
+    with pytest.raises(k8s.K8sError):
+        k8s.statefulset_read(namespace="prod", name="postgres")
+    assert rule.fired == 1
+
+
+def test_the_number_of_retries_is_bounded_by_settings(cluster, apiops):
+    apiops(K8S_RETRIES=1)
+    rule = cluster.faults.add(method="GET", path=r"/statefulsets/postgres$", status=500)
+
+    with pytest.raises(k8s.K8sUnavailable):
+        k8s.statefulset_read(namespace="prod", name="postgres")
+    assert rule.fired == 2
+
+
+def test_a_hang_on_a_read_ends_in_our_timeout_error_not_a_urllib3_error(cluster, apiops):
+    apiops(K8S_TIMEOUT=0.2)
+    cluster.faults.add(method="GET", path=r"/pods$", hang=True)
+
+    with pytest.raises(k8s.K8sTimeout):
+        k8s.pod_list(namespace="prod", label_selector="app=postgres")
+
+
+def test_a_dropped_connection_that_persists_ends_in_unavailable(cluster):
+    rule = cluster.faults.add(method="GET", path=r"/statefulsets/postgres$", drop=True)
+
+    with pytest.raises(k8s.K8sUnavailable):
+        k8s.statefulset_read(namespace="prod", name="postgres")
+    assert rule.fired == 4
+
+
+def test_the_client_follows_the_configured_kubeconfig(cluster, apiops):
+    from kubesim import KubeSim
+
+    with KubeSim() as other:
+        apiops(KUBECONFIG=other.kubeconfig_path)
+
+        with pytest.raises(k8s.K8sNotFound):
+            k8s.statefulset_read(namespace="prod", name="postgres")
+
+        assert [r.name for r in other.requests] == ["postgres"]
+    assert list(cluster.requests) == []
+
+
+def test_a_missing_kubeconfig_is_unavailable(apiops, tmp_path):
+    apiops(KUBECONFIG=str(tmp_path / "nope"))
+    k8s.reset_client()
+
+    with pytest.raises(k8s.K8sUnavailable, match="kubeconfig"):
+        k8s.ping()
+
+
+def test_label_selectors_with_expressions_are_rendered_in_query_syntax():
+    from kubernetes.client import V1LabelSelector, V1LabelSelectorRequirement
+
+    selector = V1LabelSelector(
+        match_labels={"app": "pg", "tier": "db"},
+        match_expressions=[
+            V1LabelSelectorRequirement(key="zone", operator="In", values=["b", "a"]),
+            V1LabelSelectorRequirement(key="env", operator="NotIn", values=["dev"]),
+            V1LabelSelectorRequirement(key="managed", operator="Exists"),
+            V1LabelSelectorRequirement(key="legacy", operator="DoesNotExist"),
+        ],
+    )
+
+    assert k8s._label_selector(selector) == (
+        "app=pg,tier=db,zone in (a,b),env notin (dev),managed,!legacy"
+    )
