@@ -1,0 +1,281 @@
+"""Bad input gets the status and reason a real API server answers, as a Status body, and never
+changes what is stored: malformed JSON, unknown resources, wrong content types, invalid names,
+wrong field types and methods a resource does not support."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubesim_helpers import deployment_yaml
+
+DEPLOY = "/apis/apps/v1/namespaces/default/deployments"
+
+
+@pytest.fixture
+def frozen(kubesim):
+    """A deployment in a paused cluster, and a check that nothing at all was written."""
+    kubesim.apply(deployment_yaml())
+    kubesim.controllers.pause()
+    before_rv = kubesim.store.rv
+    before = kubesim.get("deployments", "default", "web")
+
+    def unchanged() -> None:
+        assert kubesim.store.rv == before_rv
+        assert kubesim.get("deployments", "default", "web") == before
+
+    return unchanged
+
+
+def _is_status(body, code, reason):
+    assert body["kind"] == "Status"
+    assert body["apiVersion"] == "v1"
+    assert body["status"] == "Failure"
+    assert body["code"] == code
+    assert body["reason"] == reason
+    assert "Traceback" not in body["message"]
+
+
+def test_malformed_json_on_create_is_a_bad_request(raw, frozen):
+    status, headers, body = raw(
+        "POST", DEPLOY, b'{"metadata": {', {"Content-Type": "application/json"}
+    )
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    _is_status(body, 400, "BadRequest")
+    assert body["message"].startswith("couldn't get version/kind; json parse error")
+    frozen()
+
+
+def test_malformed_json_patch_is_a_bad_request(raw, frozen):
+    for ctype in (
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/json-patch+json",
+    ):
+        status, _, body = raw("PATCH", f"{DEPLOY}/web/scale", b"{not json", {"Content-Type": ctype})
+        assert status == 400, ctype
+        _is_status(body, 400, "BadRequest")
+    frozen()
+
+
+def test_patch_with_an_unsupported_content_type_is_415(raw, frozen):
+    status, _, body = raw(
+        "PATCH",
+        f"{DEPLOY}/web/scale",
+        b'{"spec":{"replicas":5}}',
+        {"Content-Type": "application/json"},
+    )
+    assert status == 415
+    _is_status(body, 415, "UnsupportedMediaType")
+    assert body["message"].startswith("the body of the request was in an unknown format")
+    assert "application/strategic-merge-patch+json" in body["message"]
+    frozen()
+
+
+def test_create_with_a_text_body_is_415(raw, frozen):
+    status, _, body = raw("POST", DEPLOY, b"name: web", {"Content-Type": "text/plain"})
+    assert status == 415
+    _is_status(body, 415, "UnsupportedMediaType")
+    frozen()
+
+
+def test_unknown_resource_is_the_generic_not_found(raw, frozen):
+    status, _, body = raw("GET", "/apis/apps/v1/namespaces/default/widgets")
+    assert status == 404
+    _is_status(body, 404, "NotFound")
+    assert body["message"] == "the server could not find the requested resource"
+    status, _, body = raw("POST", "/api/v1/namespaces/default/widgets", {"metadata": {"name": "w"}})
+    assert status == 404
+    frozen()
+
+
+def test_unknown_subresource_is_not_found(raw, frozen):
+    status, _, body = raw("GET", f"{DEPLOY}/web/logs")
+    assert status == 404
+    _is_status(body, 404, "NotFound")
+    frozen()
+
+
+def test_methods_a_resource_does_not_serve_are_405(raw, frozen):
+    for method, path in [
+        ("POST", f"{DEPLOY}/web"),
+        ("PUT", DEPLOY),
+        ("PATCH", DEPLOY),
+        ("DELETE", f"{DEPLOY}/web/scale"),
+        ("DELETE", "/api/v1/namespaces"),
+    ]:
+        status, _, body = raw(method, path, b"{}", {"Content-Type": "application/merge-patch+json"})
+        assert status == 405, (method, path)
+        _is_status(body, 405, "MethodNotAllowed")
+    frozen()
+
+
+_CONTAINERS = {"containers": [{"name": "c", "image": "x"}]}
+_TEMPLATE = {"metadata": {"labels": {"app": "a"}}, "spec": _CONTAINERS}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "prefix", "rule"),
+    [
+        (
+            "/api/v1/namespaces/default/pods",
+            {"metadata": {"name": "Bad_Name"}, "spec": _CONTAINERS},
+            'Pod "Bad_Name"',
+            "RFC 1123 subdomain",
+        ),
+        (
+            "/api/v1/namespaces",
+            {"metadata": {"name": "UPPER"}},
+            'Namespace "UPPER"',
+            "RFC 1123 label",
+        ),
+        (
+            DEPLOY,
+            {
+                "metadata": {"name": "web."},
+                "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": _TEMPLATE},
+            },
+            'Deployment.apps "web."',
+            "RFC 1123 subdomain",
+        ),
+    ],
+)
+def test_invalid_names_are_422_with_a_cause_on_metadata_name(
+    raw, kubesim, path, body, prefix, rule
+):
+    before = kubesim.store.rv
+    name = body["metadata"]["name"]
+    status, _, resp = raw("POST", path, body)
+    assert status == 422
+    _is_status(resp, 422, "Invalid")
+    assert resp["message"].startswith(
+        f'{prefix} is invalid: metadata.name: Invalid value: "{name}": a lowercase {rule}'
+    )
+    assert resp["details"]["name"] == name
+    assert resp["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": resp["details"]["causes"][0]["message"],
+            "field": "metadata.name",
+        }
+    ]
+    assert kubesim.store.rv == before
+
+
+def test_missing_name_is_required(raw, kubesim):
+    status, _, body = raw(
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        {"spec": {"containers": [{"name": "c", "image": "x"}]}},
+    )
+    assert status == 422
+    assert body["details"]["causes"][0] == {
+        "reason": "FieldValueRequired",
+        "message": "Required value: name or generateName is required",
+        "field": "metadata.name",
+    }
+
+
+def test_a_pod_without_containers_is_invalid(raw, kubesim):
+    status, _, body = raw(
+        "POST", "/api/v1/namespaces/default/pods", {"metadata": {"name": "p"}, "spec": {}}
+    )
+    assert status == 422
+    assert body["message"] == 'Pod "p" is invalid: spec.containers: Required value'
+    assert kubesim.get("pods", "default", "p") is None
+
+
+def test_a_workload_whose_selector_misses_its_template_is_invalid(raw, kubesim):
+    dep = {
+        "metadata": {"name": "bad"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {
+                "metadata": {"labels": {"app": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
+        },
+    }
+    status, _, body = raw("POST", DEPLOY, dep)
+    assert status == 422
+    assert body["details"]["causes"][0]["field"] == "spec.template.metadata.labels"
+    assert "`selector` does not match template `labels`" in body["message"]
+
+
+def test_a_wrong_field_type_is_a_bad_request_not_a_crash(raw, frozen):
+    status, _, body = raw(
+        "PATCH",
+        f"{DEPLOY}/web",
+        {"spec": {"replicas": "three"}},
+        {"Content-Type": "application/merge-patch+json"},
+    )
+    assert status == 400
+    _is_status(body, 400, "BadRequest")
+    assert body["message"] == (
+        'Deployment in version "v1" cannot be handled as a Deployment: json: cannot unmarshal '
+        "string into Go struct field DeploymentSpec.spec.replicas of type int32"
+    )
+    frozen()
+
+
+def test_a_json_patch_on_a_missing_path_is_unprocessable(raw, frozen):
+    status, _, body = raw(
+        "PATCH",
+        f"{DEPLOY}/web",
+        [{"op": "replace", "path": "/spec/nothing/here", "value": 1}],
+        {"Content-Type": "application/json-patch+json"},
+    )
+    assert status == 422
+    _is_status(body, 422, "Invalid")
+    frozen()
+
+
+def test_a_json_patch_test_failure_applies_nothing(raw, frozen):
+    status, _, _ = raw(
+        "PATCH",
+        f"{DEPLOY}/web",
+        [
+            {"op": "replace", "path": "/spec/replicas", "value": 7},
+            {"op": "test", "path": "/spec/replicas", "value": 99},
+        ],
+        {"Content-Type": "application/json-patch+json"},
+    )
+    assert status == 422
+    frozen()
+
+
+def test_a_body_of_another_kind_is_a_bad_request(raw, frozen):
+    status, _, body = raw(
+        "PUT", f"{DEPLOY}/web", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}}
+    )
+    assert status == 400
+    _is_status(body, 400, "BadRequest")
+    frozen()
+
+
+def test_a_put_whose_name_differs_from_the_url_is_a_bad_request(raw, frozen, kubesim):
+    dep = kubesim.get("deployments", "default", "web")
+    dep["metadata"]["name"] = "other"
+    status, _, body = raw("PUT", f"{DEPLOY}/web", dep)
+    assert status == 400
+    assert (
+        body["message"] == "the name of the object (other) does not match the name on the URL (web)"
+    )
+    frozen()
+
+
+def test_a_malformed_label_selector_is_a_bad_request(raw):
+    status, _, body = raw("GET", "/api/v1/namespaces/default/pods?labelSelector=app%20in%20db")
+    assert status == 400
+    _is_status(body, 400, "BadRequest")
+
+
+def test_put_without_content_type_is_read_as_json(raw, kubesim):
+    kubesim.apply(deployment_yaml())
+    kubesim.controllers.pause()
+    scale = raw("GET", f"{DEPLOY}/web/scale")[2]
+    scale["spec"]["replicas"] = 6
+    status, _, body = raw("PUT", f"{DEPLOY}/web/scale", json.dumps(scale).encode(), {})
+    assert status == 200
+    assert body["spec"]["replicas"] == 6
