@@ -1,0 +1,145 @@
+"""What the ops management commands share: the CLI actor, service errors turned into
+``CommandError`` with an exit code, argument parsing and plain-text tables.
+
+The commands call the same services as the HTTP API, so they raise the same
+:mod:`ops.errors` classes; here those become one readable line and an exit code a script can
+branch on, never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from ops.actors import Actor
+from ops.errors import OpsError
+
+#: Exit codes by the HTTP status the same refusal gets from the API; anything else is 1.
+#: 2 is also what argparse uses for a malformed command line: both mean "bad arguments".
+EXIT_INVALID = 2
+EXIT_DENIED = 3
+EXIT_NOT_FOUND = 4
+EXIT_CONFLICT = 5
+_EXIT_BY_STATUS = {400: EXIT_INVALID, 403: EXIT_DENIED, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def cli_actor() -> Actor:
+    """The actor of every command: ``cli:<OS user>`` from ``local``, all allowed namespaces."""
+    return Actor.for_cli()
+
+
+def error_text(error: OpsError) -> str:
+    """One line: the detail, the field errors if any, and the machine-readable code."""
+    text = str(error.detail)
+    errors = getattr(error, "errors", None)
+    if errors:
+        text += " " + "; ".join(
+            f"{field}: {' '.join(map(str, msgs))}" for field, msgs in errors.items()
+        )
+    codes = error.get_codes()
+    code = codes if isinstance(codes, str) else error.default_code
+    return f"{text} [{code}]"
+
+
+def command_error(error: OpsError) -> CommandError:
+    """The CommandError for a service error, with the exit code of its HTTP status."""
+    returncode = _EXIT_BY_STATUS.get(error.status_code, 1)
+    return CommandError(error_text(error), returncode=returncode)
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """Turn an :class:`~ops.errors.OpsError` raised inside the block into a CommandError."""
+    try:
+        yield
+    except OpsError as error:
+        raise command_error(error) from error
+
+
+def int_or_raw(value: str) -> int | str:
+    """argparse ``type`` for counts: an int when the text is one, else the text itself.
+
+    The service then applies the API's rules (and writes the audit row of the refusal), so
+    ``-3`` and ``two`` are refused by exactly the code that refuses them over HTTP.
+    """
+    try:
+        return int(value, 10)
+    except ValueError:
+        return value
+
+
+def parse_since(value: str, *, now: datetime | None = None) -> datetime:
+    """``--since``: a duration back from now (``90s``, ``30m``, ``24h``, ``7d``) or ISO 8601."""
+    match = _DURATION.match(value.strip())
+    if match:
+        amount, unit = match.groups()
+        return (now or timezone.now()) - timedelta(**{_UNITS[unit]: int(amount)})
+    parsed = _parse_iso(value)
+    if parsed is None:
+        raise CommandError(
+            f"--since {value!r}: use a duration such as 30m, 24h, 7d or an ISO 8601 time",
+            returncode=EXIT_INVALID,
+        )
+    return parsed
+
+
+def _parse_iso(value: str) -> datetime | None:
+    from django.utils.dateparse import parse_date, parse_datetime
+
+    try:
+        parsed = parse_datetime(value)
+        if parsed is None:
+            day = parse_date(value)
+            parsed = datetime(day.year, day.month, day.day) if day else None
+    except ValueError:
+        return None
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return parsed
+
+
+def fmt_time(value: datetime | None) -> str:
+    """A timestamp in UTC to the second, or ``-``."""
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_duration(start: datetime | None, end: datetime | None) -> str:
+    """``1h02m03s`` / ``2m03s`` / ``4.2s`` between two times (end None: until now), or ``-``."""
+    if start is None:
+        return "-"
+    seconds = ((end or timezone.now()) - start).total_seconds()
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def shorten(value: object, limit: int) -> str:
+    """One line of at most ``limit`` characters (``…`` marks the cut); None is ``-``."""
+    if value is None or value == "":
+        return "-"
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain-text table: a header, a rule, left-aligned columns sized to their content."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,43 @@
+"""``manage.py ops_scale NAMESPACE {deployment|statefulset} NAME REPLICAS``.
+
+Calls the same service as ``POST .../scale``: the same input rules, namespace policy and one
+``ops_log`` row per attempt, with the actor ``cli:<OS user>`` from ``local``.
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from ops import services
+from ops.cli import cli_actor, int_or_raw, service_errors
+
+SCALE_SERVICES = {
+    services.KIND_DEPLOYMENT: services.deployment_scale,
+    services.KIND_STATEFULSET: services.statefulset_scale,
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Set the replicas of a Deployment or StatefulSet, audited as cli:<user>. "
+        "Exit codes: 2 bad arguments, 3 namespace denied, 4 not found, 5 conflict, "
+        "1 Kubernetes or audit failure."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("namespace", help="namespace (must be in OPS_ALLOWED_NAMESPACES)")
+        parser.add_argument("kind", choices=sorted(SCALE_SERVICES), help="kind of workload")
+        parser.add_argument("name", help="name of the Deployment or StatefulSet")
+        parser.add_argument(
+            "replicas", type=int_or_raw, help="desired replicas, 0..OPS_MAX_REPLICAS"
+        )
+
+    def handle(self, *args, namespace: str, kind: str, name: str, replicas, **options):
+        with service_errors():
+            result = SCALE_SERVICES[kind](
+                actor=cli_actor(), namespace=namespace, name=name, replicas=replicas
+            )
+        self.stdout.write(
+            f"{result.kind} {result.namespace}/{result.name} scaled: "
+            f"{result.previous_replicas} -> {result.replicas} replicas"
+        )
