@@ -10,6 +10,7 @@ production configuration the pods get.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -186,3 +187,30 @@ def test_gunicorn_accepts_the_image_command_and_loads_the_app_with_prod_settings
     )
 
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+def test_code_that_runs_in_the_image_imports_nothing_the_build_context_leaves_out():
+    """kubesim, tests and bench are not in the image: the served code must not need them.
+
+    ``apiops_site/run.py`` (``make run``, which starts kubesim) is the one development-only
+    entry point allowed to.
+    """
+    excluded = {"kubesim", "tests", "bench"}
+    offenders = []
+    for package in ("apiops_site", "ops", "jobs"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            if path == REPO / "apiops_site" / "run.py":
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                offenders += [
+                    f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in excluded
+                ]
+
+    assert offenders == []
