@@ -120,7 +120,11 @@ def pump() -> int:
 
 
 def _on_worker_spawn(sender: object, proc_name: str = "", **kwargs: object) -> None:
-    """A (re)started worker revives the pump, so a killed worker's job is found promptly."""
+    """A (re)started worker revives the pump, so a killed worker's job is found promptly,
+    and loads the Kubernetes client before its first step rather than during it."""
+    from ops import k8s
+
+    k8s.warm_up()
     try:
         enqueue_pump()
     except Exception:

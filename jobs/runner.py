@@ -13,7 +13,8 @@ late, twice, concurrently, or never (see JOBS.md). So every tick:
    sets ``next_run_at``, bumps ``tick_seq`` and enqueues the next tick on commit;
    on an exception: fails the step and the job with a readable detail.
 
-A tick killed half-way simply lets its lease lapse; the pump (``jobs.dispatch.pump``) then
+While a tick runs, a side thread heartbeats its lease, so only a dead worker loses it; a tick
+killed half-way simply lets its lease lapse; the pump (``jobs.dispatch.pump``) then
 sends a new tick, which finds the step's ``active_tick`` still set and counts an interruption.
 """
 
@@ -23,12 +24,13 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 
@@ -158,11 +160,48 @@ def run_tick(job_id: str, seq: int) -> str:
     if not claim(job_id, seq, owner, cfg):
         return f"{job_id}: not claimed (seq {seq})"
     try:
-        _sleep_until_due(job_id, cfg)
-        return _drive(job_id, owner, cfg)
+        with _KeepAlive(job_id, owner, cfg):
+            _sleep_until_due(job_id, cfg)
+            return _drive(job_id, owner, cfg)
     except LeaseLost:
         logger.warning("job %s: lease lost by %s, stopping", job_id, owner)
         return f"{job_id}: lease lost"
+
+
+class _KeepAlive:
+    """Heartbeats from a side thread while the tick runs, every third of the lease.
+
+    A single Kubernetes call may legitimately outlast the lease (timeouts times retries); the
+    lease must only lapse when the worker is gone, not while it waits for an answer. If the
+    worker dies the thread dies with it; if the tick hangs, django-q2's timeout kills the
+    worker. A lost lease is noticed by the tick at its next ownership check.
+    """
+
+    def __init__(self, job_id: str, owner: str, cfg: JobSettings) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(job_id, owner, cfg), name=f"heartbeat {job_id}", daemon=True
+        )
+
+    def _run(self, job_id: str, owner: str, cfg: JobSettings) -> None:
+        try:
+            while not self._stop.wait(cfg.lease_seconds / 3):
+                try:
+                    heartbeat(job_id, owner, cfg)
+                except LeaseLost:
+                    return
+                except DatabaseError:
+                    logger.warning("job %s: heartbeat failed", job_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> _KeepAlive:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _sleep_until_due(job_id: str, cfg: JobSettings) -> None:

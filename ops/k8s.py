@@ -524,3 +524,12 @@ def pvc_delete(*, namespace: str, name: str) -> None:
         name,
         namespace,
     )
+
+
+def warm_up() -> None:
+    """Load the client's lazily imported API modules now (a second or more each on first use).
+
+    Job workers call this when they start, so a worker's first job step does not pay for the
+    import while it holds a job's lease.
+    """
+    _ = (client.CoreV1Api, client.AppsV1Api)

@@ -5,6 +5,7 @@ crash-loop limit, cancellation, and duplicated ticks doing the work once."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -210,3 +211,19 @@ def test_a_tick_delivered_twice_concurrently_acts_once(toy, drive):
     drive(job.job_id)
     assert toy.actions[job.job_id] == 1
     assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCESS
+
+
+def test_a_step_longer_than_the_lease_keeps_its_job(toy, fast_jobs):
+    fast_jobs(JOB_LEASE_SECONDS=1.0)
+    job = toy.make(hold_after_checkpoint=2.5)
+    ticking = threading.Thread(target=run_tick, args=(job.job_id, 0))
+    ticking.start()
+    try:
+        time.sleep(1.8)  # well past the lease: only heartbeats can have kept it
+        assert not claim(job.job_id, 0, "intruder")
+    finally:
+        ticking.join()
+        connection.close()
+    job.refresh_from_db()
+    assert job.steps.get(name="act").status == JobStatus.SUCCESS
+    assert job.steps.get(name="act").interruptions == 0

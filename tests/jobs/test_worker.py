@@ -1,0 +1,205 @@
+"""End to end with a real ``manage.py qcluster`` subprocess on the test database and the test's
+kubesim: a rebuild runs to success with each mutation reaching the cluster once, and a worker
+SIGKILLed in the middle of any step is replaced, its job taken over once the lease lapses, and
+finished without any mutation sent twice."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from jobs.models import Job, JobStatus, JobStep
+from ops.models import OpsLog
+
+pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
+
+URL = "/ops/jobs/pg-rebuild"
+BODY = {"namespace": "prod", "statefulset": "postgres", "ordinal": 0, "target_replicas": 3}
+STS_SCALE = r"/namespaces/prod/statefulsets/postgres/scale$"
+EXPECTED_MUTATIONS = [
+    ("PATCH", "statefulsets", "postgres"),
+    ("DELETE", "persistentvolumeclaims", "data-postgres-0"),
+    ("DELETE", "persistentvolumeclaims", "wal-postgres-0"),
+    ("PATCH", "statefulsets", "postgres"),
+]
+#: Slow requests that keep a tick inside each step long enough to kill its worker there.
+KILL_POINTS = {
+    "scale_sts_to_zero": {"method": "PATCH", "path": STS_SCALE, "times": 1},
+    "wait_pods_down": {"method": "GET", "path": r"/namespaces/prod/pods$", "times": 1},
+    "delete_pvc": {"method": "DELETE", "path": r"/persistentvolumeclaims/data-", "times": 1},
+    "scale_sts_to_target": {"method": "PATCH", "path": STS_SCALE, "times": 2},
+    "wait_pods_ready": {"method": "GET", "path": r"/statefulsets/postgres$"},
+}
+
+
+def child_db_url() -> str:
+    """A URL for the test database exactly as this process is connected to it."""
+    connection.ensure_connection()
+    info = connection.connection.info  # psycopg2's view of the live connection
+    auth = quote(info.user or "")
+    if info.password:
+        auth += ":" + quote(info.password)
+    if info.host.startswith("/"):
+        return f"postgresql://{auth}@/{info.dbname}?host={quote(info.host)}&port={info.port}"
+    return f"postgresql://{auth}@{info.host}:{info.port}/{info.dbname}"
+
+
+def descendants(pid: int) -> set[int]:
+    """Process ids below ``pid`` (from /proc), so we only ever kill our own workers."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+class Cluster:
+    """A running qcluster and its log."""
+
+    def __init__(self, proc: subprocess.Popen, log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.proc.poll() is None, f"qcluster exited:\n{self.output()[-3000:]}"
+            assert time.monotonic() < deadline, f"no {text!r} from qcluster:\n{self.output()}"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def qcluster(pg_cluster, tmp_path) -> Iterator[Cluster]:
+    """``manage.py qcluster`` with two workers, short leases and a fast pump."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "apiops_site.settings",
+        "OPS_DB_URL": child_db_url(),
+        "OPS_KUBECONFIG": pg_cluster.kubeconfig_path,
+        "OPS_ALLOWED_NAMESPACES": "prod,staging",
+        "OPS_JOB_LEASE_SECONDS": "2",
+        "OPS_JOB_POLL_INTERVAL": "0.5",
+        "OPS_JOB_PUMP_INTERVAL": "1",
+        "OPS_JOB_WAIT_TIMEOUT": "60",
+        "OPS_Q_WORKERS": "2",
+        "OPS_Q_POLL": "0.05",
+        "OPS_K8S_BACKOFF": "0.01",
+        "OPS_K8S_RETRY_MAX_WAIT": "0.1",
+    }
+    log = tmp_path / "qcluster.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    cluster = Cluster(proc, log)
+    try:
+        cluster.wait_for_output("running.")
+        yield cluster
+    finally:
+        # The main process stops its sentinel, which stops the workers in order.
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of our process group
+            proc.wait()
+
+
+def wait_until(predicate, timeout: float, what: str, cluster: Cluster):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert cluster.proc.poll() is None, f"qcluster exited:\n{cluster.output()[-3000:]}"
+        assert time.monotonic() < deadline, f"{what} not reached:\n{cluster.output()[-4000:]}"
+        time.sleep(0.02)
+
+
+def finished(job_id: str) -> Job | None:
+    job = Job.objects.get(job_id=job_id)
+    return None if job.is_active else job
+
+
+def mutations(sim) -> list[tuple[str, str, str]]:
+    return [(r.method, r.resource, r.name) for r in sim.requests.mutations()]
+
+
+def pvc_uid(sim, name: str) -> str | None:
+    pvc = sim.get("persistentvolumeclaims", "prod", name)
+    return pvc["metadata"]["uid"] if pvc else None
+
+
+def test_a_real_worker_runs_a_rebuild_to_success(api, pg_cluster, qcluster):
+    old_uid = pvc_uid(pg_cluster, "data-postgres-0")
+    response = api.post(URL, BODY, format="json")
+    assert response.status_code == 202
+    job_id = response.json()["job_id"]
+    job = wait_until(lambda: finished(job_id), 60, "job end", qcluster)
+    assert job.status == JobStatus.SUCCESS, list(job.steps.values_list("name", "detail"))
+    assert list(job.steps.values_list("status", flat=True)) == ["success"] * 5
+    assert mutations(pg_cluster) == EXPECTED_MUTATIONS
+    assert pvc_uid(pg_cluster, "data-postgres-0") not in (None, old_uid)
+    assert pg_cluster.get("statefulsets", "prod", "postgres")["status"]["readyReplicas"] == 3
+    rows = OpsLog.objects.using("audit").filter(job_id=job_id, origin="job")
+    assert sorted(rows.values_list("action", "status")) == [
+        ("delete", "success"),
+        ("delete", "success"),
+        ("scale", "success"),
+        ("scale", "success"),
+    ]
+
+
+@pytest.mark.parametrize("step", list(KILL_POINTS))
+def test_a_worker_killed_in_the_middle_of_a_step_does_not_repeat_it(
+    api, pg_cluster, qcluster, step
+):
+    pg_cluster.faults.add(delay=1.0, **KILL_POINTS[step])
+    job_id = api.post(URL, BODY, format="json").json()["job_id"]
+
+    def tick_inside_step() -> str | None:
+        row = JobStep.objects.filter(job_id=job_id, name=step).values("active_tick").first()
+        return row and row["active_tick"]
+
+    owner = wait_until(tick_inside_step, 60, f"a tick inside {step}", qcluster)
+    pid = int(owner.split(":")[1])
+    assert pid in descendants(qcluster.proc.pid), f"{owner} is not one of our workers"
+    os.kill(pid, signal.SIGKILL)
+
+    job = wait_until(lambda: finished(job_id), 90, "job end after the kill", qcluster)
+    steps = {s.name: s for s in job.steps.all()}
+    assert job.status == JobStatus.SUCCESS, {n: s.detail for n, s in steps.items()}
+    assert steps[step].interruptions == 1
+    assert mutations(pg_cluster) == EXPECTED_MUTATIONS
+    assert pg_cluster.get("statefulsets", "prod", "postgres")["status"]["readyReplicas"] == 3
