@@ -47,9 +47,11 @@ class Spec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-# Further long-running processes started beside the web server, e.g. a django-q2 worker:
-#   Spec("worker", [PY, "manage.py", "qcluster"]),
-EXTRA_PROCESSES: list[Spec] = []
+# Further long-running processes started beside the web server: the django-q2 cluster that
+# runs the jobs' ticks and pump (its size: OPS_Q_WORKERS).
+EXTRA_PROCESSES: list[Spec] = [
+    Spec("worker", [PY, "manage.py", "qcluster"], ready_text="running."),
+]
 
 
 def _die_with_parent() -> None:
