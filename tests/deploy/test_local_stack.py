@@ -160,3 +160,18 @@ def test_every_pod_in_namespace_ops_meets_the_restricted_pod_security_basics(loc
             assert sc.get("allowPrivilegeEscalation") is False, where
             assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
             assert sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+
+
+@needs_kubectl
+@pytest.mark.kubectl
+def test_local_stack_runs_the_image_setup_script_builds(local_docs):
+    built = re.search(r"^IMAGE=(\S+)$", SETUP.read_text(encoding="utf-8"), re.MULTILINE).group(1)
+    images = {
+        c["image"]
+        for dep in by_kind(local_docs, "Deployment")
+        if dep["metadata"]["name"].startswith("apiops")
+        for c in dep["spec"]["template"]["spec"].get("initContainers", [])
+        + dep["spec"]["template"]["spec"]["containers"]
+    }
+
+    assert images == {built}
