@@ -198,7 +198,7 @@ if ENV == "prod":
 
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "apiops_site.apps.ApiOpsAdminConfig",  # django.contrib.admin, dashboard index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,0 +1,384 @@
+"""Admin for the ops tables: the audit log (read-only by construction) and the API keys.
+
+The audit log is evidence, so its admin cannot add, change or delete a row, for superusers
+too: the permissions say no, and Django then serves view-only pages without a Save button and
+answers 403 to any write. Its list can be exported as CSV exactly as filtered on screen.
+
+API keys can be created (the raw key is shown on the page that answers the creation, once,
+and exists nowhere else), scoped and revoked; the hash never appears.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+
+from ops.models import KEY_PREFIX, ApiKey, OpsLog
+from ops.pagination import capped_count
+from ops.selectors import audit_rows
+from ops.validation import namespace_problem
+
+#: Cells starting with one of these are formulas to a spreadsheet (CSV injection): prefixed
+#: with a quote so they are shown as text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_ERROR_SHORT = 80
+_EXPORT_CHUNK = 2000
+CSV_COLUMNS = [
+    "id",
+    "ts",
+    "actor",
+    "source_ip",
+    "origin",
+    "action",
+    "resource_kind",
+    "namespace",
+    "resource_name",
+    "status",
+    "http_status",
+    "code",
+    "error_message",
+    "request_body",
+    "job_id",
+    "finished_at",
+]
+
+
+class ReadOnlyAdminMixin:
+    """No add, change or delete — for superusers too. Viewing stays allowed."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class AuditPaginator(Paginator):
+    """Counts exactly up to ``OPS_AUDIT_COUNT_CAP`` rows, then the planner's estimate, so the
+    list of a table with millions of rows does not scan it on every page."""
+
+    @cached_property
+    def count(self) -> int:
+        return capped_count(self.object_list, settings.APIOPS["AUDIT_COUNT_CAP"])[0]
+
+
+def csv_cell(value: object) -> str:
+    """A value as a CSV cell that no spreadsheet will run as a formula."""
+    if value is None:
+        return ""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+class _Echo:
+    """A file-like object whose write returns what it was given (for streaming csv.writer)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(rows) -> Iterator[str]:
+    """The header, then one line per audit row, fetched in chunks (a server-side cursor)."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for row in rows.iterator(chunk_size=_EXPORT_CHUNK):
+        values = {name: getattr(row, name) for name in CSV_COLUMNS}
+        if row.request_body is not None:
+            values["request_body"] = json.dumps(row.request_body, sort_keys=True)
+        yield writer.writerow([csv_cell(values[name]) for name in CSV_COLUMNS])
+
+
+@admin.register(OpsLog)
+class OpsLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The audit log: filter, search, read, export. Never written from here."""
+
+    list_display = [
+        "ts",
+        "actor_display",
+        "source_ip",
+        "action",
+        "resource_kind",
+        "namespace",
+        "resource_name",
+        "status_badge",
+        "error_short",
+    ]
+    list_display_links = ["ts"]
+    list_filter = ["status", "action", "resource_kind", "namespace", "actor", "origin"]
+    search_fields = ["resource_name", "actor", "source_ip"]
+    date_hierarchy = "ts"
+    ordering = ["-ts", "-id"]
+    list_per_page = 50
+    show_full_result_count = False
+    paginator = AuditPaginator
+    fieldsets = [
+        ("Attempt", {"fields": ["ts", "finished_at", "actor_display", "source_ip", "origin"]}),
+        ("Target", {"fields": ["action", "resource_kind", "namespace", "resource_name", "job"]}),
+        ("Outcome", {"fields": ["status_badge", "http_status", "code", "error_message"]}),
+        ("Request body", {"fields": ["request_body_json"]}),
+    ]
+    readonly_fields = [
+        "ts",
+        "finished_at",
+        "actor_display",
+        "source_ip",
+        "origin",
+        "action",
+        "resource_kind",
+        "namespace",
+        "resource_name",
+        "job",
+        "status_badge",
+        "http_status",
+        "code",
+        "error_message",
+        "request_body_json",
+    ]
+
+    def get_queryset(self, request):
+        # Read where the rows are written (the audit connection): see ops.selectors.
+        return audit_rows()
+
+    @admin.display(description="actor", ordering="actor")
+    def actor_display(self, row: OpsLog) -> str:
+        return row.actor or "(no valid key)"
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, row: OpsLog) -> str:
+        return format_html('<span class="ops-status ops-status-{0}">{0}</span>', row.status)
+
+    @admin.display(description="error")
+    def error_short(self, row: OpsLog) -> str:
+        text = " ".join((row.error_message or "").split())
+        if len(text) > _ERROR_SHORT:
+            return format_html('<span title="{}">{}…</span>', text, text[: _ERROR_SHORT - 1])
+        return text or "-"
+
+    @admin.display(description="job")
+    def job(self, row: OpsLog) -> str:
+        if not row.job_id:
+            return "-"
+        url = reverse("admin:jobs_job_changelist") + "?" + urlencode({"job_id": row.job_id})
+        return format_html('<a href="{}">{}</a>', url, row.job_id)
+
+    @admin.display(description="request body")
+    def request_body_json(self, row: OpsLog) -> str:
+        if row.request_body is None:
+            return "-"
+        text = json.dumps(row.request_body, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html('<pre class="ops-json">{}</pre>', text)
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(self.export_csv_view),
+            name="{}_{}_export".format(*info),
+        )
+        return [export, *super().get_urls()]
+
+    def export_csv_view(self, request):
+        """The changelist's rows — same filters, search, date drill-down — as a CSV stream."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+            self.message_user(request, "The export's filters were not valid.", messages.ERROR)
+            return HttpResponseRedirect(url)
+        response = StreamingHttpResponse(
+            csv_lines(changelist.queryset), content_type="text/csv; charset=utf-8"
+        )
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        response["Content-Disposition"] = f'attachment; filename="ops_log-{stamp}.csv"'
+        add_never_cache_headers(response)
+        return response
+
+
+def _namespace_choices(current: list[str] | None = None) -> list[tuple[str, str]]:
+    names = list(settings.APIOPS["ALLOWED_NAMESPACES"])
+    names += [ns for ns in current or [] if ns not in names]
+    return [(ns, ns) for ns in names]
+
+
+class ApiKeyScopeForm(forms.ModelForm):
+    """Scope and expiry of a key. An empty scope means every allowed namespace."""
+
+    namespaces = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Narrows OPS_ALLOWED_NAMESPACES for this key; none ticked: all of them.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["namespaces", "expires_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["namespaces"].choices = _namespace_choices(self.instance.namespaces)
+
+    def clean_namespaces(self) -> list[str]:
+        values = self.cleaned_data["namespaces"]
+        for ns in values:
+            problem = namespace_problem(ns)
+            if problem:
+                raise forms.ValidationError(f"{ns!r}: {problem}")
+        return values
+
+    def clean_expires_at(self):
+        value = self.cleaned_data.get("expires_at")
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError("Must be in the future.")
+        return value
+
+
+class ApiKeyCreateForm(ApiKeyScopeForm):
+    """A new key: its name (the actor in the audit log), scope and expiry."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "namespaces", "expires_at"]
+        help_texts = {"name": "The actor written into the audit log for this key's requests."}
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Must not be empty.")
+        if name == settings.APIOPS["API_KEY_ACTOR"]:
+            raise forms.ValidationError("This is the bootstrap key's actor name.")
+        if ApiKey.objects.filter(name=name, active=True).exists():
+            raise forms.ValidationError("This name already has an active key; revoke it first.")
+        return name
+
+
+_KEY_TIMES = ["created_at", "last_used_at", "revoked_at"]
+_KEY_CHANGE_FIELDS = ["name", "key_hint", "state", "namespaces", "expires_at", *_KEY_TIMES]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Create (raw key shown once), scope, revoke. Keys are never deleted: history stays."""
+
+    list_display = [
+        "name",
+        "key_hint",
+        "scope",
+        "state",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["active"]
+    search_fields = ["name", "prefix"]
+    ordering = ["-active", "name", "-created_at"]
+    actions = ["revoke"]
+    readonly_fields = ["name", "key_hint", "state", *_KEY_TIMES]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = ApiKeyScopeForm if obj is not None else ApiKeyCreateForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "namespaces", "expires_at"]
+        return _KEY_CHANGE_FIELDS
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        if not obj.active:  # a revoked key is history: nothing to edit
+            return _KEY_CHANGE_FIELDS
+        return self.readonly_fields
+
+    @admin.display(description="key")
+    def key_hint(self, key: ApiKey) -> str:
+        return f"{KEY_PREFIX}_{key.prefix}_…"
+
+    @admin.display(description="scope")
+    def scope(self, key: ApiKey) -> str:
+        return ", ".join(key.namespaces) if key.namespaces else "all allowed namespaces"
+
+    @admin.display(description="state")
+    def state(self, key: ApiKey) -> str:
+        if not key.active:
+            return "revoked"
+        if key.expires_at is not None and key.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        new = ApiKey.objects.issue(
+            name=obj.name, namespaces=obj.namespaces, expires_at=obj.expires_at
+        )
+        # The form's instance becomes the saved row, so the admin's history entry and the
+        # answer page refer to it; the raw key lives only on this request.
+        obj.__dict__.update({k: v for k, v in new.key.__dict__.items() if k != "_state"})
+        obj._state.adding = False
+        obj._state.db = new.key._state.db
+        request._apiops_new_raw_key = new.raw
+
+    def response_add(self, request, obj: ApiKey, post_url_continue=None):
+        """Show the raw key on this answer, once; no redirect, so it is stored nowhere."""
+        raw = getattr(request, "_apiops_new_raw_key", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"API key for {obj.name}",
+            "key": obj,
+            "raw_key": raw,
+            "scope": self.scope(obj),
+            "changelist_url": reverse("admin:ops_apikey_changelist"),
+            "change_url": reverse("admin:ops_apikey_change", args=[obj.pk]),
+        }
+        response = TemplateResponse(request, "admin/ops/apikey/created.html", context)
+        add_never_cache_headers(response)
+        return response
+
+    @admin.action(description="Revoke the selected API keys", permissions=["change"])
+    def revoke(self, request, queryset) -> None:
+        now = timezone.now()
+        keys = list(queryset.filter(active=True))
+        ApiKey.objects.filter(pk__in=[k.pk for k in keys]).update(active=False, revoked_at=now)
+        for key in keys:
+            self.log_change(request, key, "Revoked.")
+        if keys:
+            names = format_html_join(", ", "{}", ((k.name,) for k in keys))
+            self.message_user(
+                request,
+                format_html(
+                    "Revoked {} key(s): {}. Requests with them now get 401.", len(keys), names
+                ),
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, "No active key was selected.", messages.WARNING)
