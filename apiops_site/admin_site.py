@@ -61,7 +61,7 @@ def dashboard_summary(now: datetime | None = None) -> Dashboard:
     from ops.models import OpsLogStatus
     from ops.selectors import audit_rows
 
-    since = (now or timezone.now()) - WINDOW
+    since = ((now or timezone.now()) - WINDOW).replace(microsecond=0)
     window = {"ts__gte": since.isoformat()}
     recent = audit_rows().filter(ts__gte=since)
     counts = dict(recent.order_by().values_list("status").annotate(n=Count("id")))
