@@ -996,6 +996,8 @@ class Controllers:
         run_at = sched + self.knobs.ready_delay / 2
         ready_at = sched + self.knobs.ready_delay
         want_ready = _key(pod) not in self.knobs.never_ready
+        if phase == "Running" and want_ready and is_ready(pod):
+            return  # the common steady state: nothing to do, nothing to copy
         new = clone(pod)
         nstatus = new.setdefault("status", {})
         if phase != "Running":
