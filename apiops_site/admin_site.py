@@ -106,6 +106,7 @@ class ApiOpsAdminSite(admin.AdminSite):
     site_header = "ApiOps administration"
     site_title = "ApiOps admin"
     index_title = "Dashboard"
+    site_url = None  # no public site behind the API: no "View site" link
 
     def index(self, request, extra_context=None):
         context = {"dashboard": dashboard_summary(), **(extra_context or {})}

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from jobs.models import Job, JobStep
 from jobs.selectors import with_progress
 from ops.admin import ReadOnlyAdminMixin
-from ops.cli import fmt_duration
+from ops.cli import fmt_duration, fmt_time
 
 
 def progress_bar(*, done: int, total: int, status: str) -> str:
@@ -31,16 +31,25 @@ class JobStepInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The job's steps in order, as the runner left them."""
 
     model = JobStep
-    fields = ["step_order", "name", "status_badge", "detail", "started_at", "finished_at", "took"]
+    fields = ["step_order", "name", "status_badge", "detail", "started", "finished", "took"]
     readonly_fields = fields
     ordering = ["step_order"]
     extra = 0
     can_delete = False
     show_change_link = False
+    classes = ["ops-steps"]
 
     @admin.display(description="status")
     def status_badge(self, step: JobStep) -> str:
         return format_html('<span class="ops-status ops-status-{0}">{0}</span>', step.status)
+
+    @admin.display(description="started (UTC)")
+    def started(self, step: JobStep) -> str:
+        return fmt_time(step.started_at)
+
+    @admin.display(description="finished (UTC)")
+    def finished(self, step: JobStep) -> str:
+        return fmt_time(step.finished_at)
 
     @admin.display(description="took")
     def took(self, step: JobStep) -> str:
@@ -57,7 +66,7 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "target",
         "status_badge",
         "progress",
-        "created_at",
+        "created",
         "duration",
         "actor",
     ]
@@ -81,8 +90,8 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     "params_json",
                     "actor",
                     "source_ip",
-                    "created_at",
-                    "finished_at",
+                    "created",
+                    "finished",
                     "duration",
                     "audit_rows",
                 ]
@@ -119,6 +128,14 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="progress")
     def progress(self, job: Job) -> str:
         return progress_bar(done=job.steps_done, total=job.steps_total, status=job.status)
+
+    @admin.display(description="created (UTC)", ordering="created_at")
+    def created(self, job: Job) -> str:
+        return fmt_time(job.created_at)
+
+    @admin.display(description="finished (UTC)", ordering="finished_at")
+    def finished(self, job: Job) -> str:
+        return fmt_time(job.finished_at)
 
     @admin.display(description="duration")
     def duration(self, job: Job) -> str:

@@ -29,6 +29,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from ops.cli import fmt_time
 from ops.models import KEY_PREFIX, ApiKey, OpsLog
 from ops.pagination import capped_count
 from ops.selectors import audit_rows
@@ -112,7 +113,7 @@ class OpsLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit log: filter, search, read, export. Never written from here."""
 
     list_display = [
-        "ts",
+        "time",
         "actor_display",
         "source_ip",
         "action",
@@ -122,7 +123,7 @@ class OpsLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status_badge",
         "error_short",
     ]
-    list_display_links = ["ts"]
+    list_display_links = ["time"]
     list_filter = ["status", "action", "resource_kind", "namespace", "actor", "origin"]
     search_fields = ["resource_name", "actor", "source_ip"]
     date_hierarchy = "ts"
@@ -131,14 +132,14 @@ class OpsLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     paginator = AuditPaginator
     fieldsets = [
-        ("Attempt", {"fields": ["ts", "finished_at", "actor_display", "source_ip", "origin"]}),
+        ("Attempt", {"fields": ["time", "finished", "actor_display", "source_ip", "origin"]}),
         ("Target", {"fields": ["action", "resource_kind", "namespace", "resource_name", "job"]}),
         ("Outcome", {"fields": ["status_badge", "http_status", "code", "error_message"]}),
         ("Request body", {"fields": ["request_body_json"]}),
     ]
     readonly_fields = [
-        "ts",
-        "finished_at",
+        "time",
+        "finished",
         "actor_display",
         "source_ip",
         "origin",
@@ -157,6 +158,14 @@ class OpsLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         # Read where the rows are written (the audit connection): see ops.selectors.
         return audit_rows()
+
+    @admin.display(description="time (UTC)", ordering="ts")
+    def time(self, row: OpsLog) -> str:
+        return fmt_time(row.ts)
+
+    @admin.display(description="finished (UTC)", ordering="finished_at")
+    def finished(self, row: OpsLog) -> str:
+        return fmt_time(row.finished_at)
 
     @admin.display(description="actor", ordering="actor")
     def actor_display(self, row: OpsLog) -> str:
