@@ -63,7 +63,8 @@ def admin_connection():
     from django.db import connections
 
     params = connections["default"].get_connection_params()
-    params["database"] = "postgres"
+    params.pop("database", None)
+    params["dbname"] = "postgres"
     import psycopg2
 
     conn = psycopg2.connect(**params)
@@ -124,15 +125,16 @@ SEED_SQL = """
 INSERT INTO ops_log (ts, actor, source_ip, action, resource_kind, namespace, resource_name,
                      request_body, status, error_message, origin, http_status, finished_at)
 SELECT now() - make_interval(secs => g * 2.5),
-       (ARRAY['alice','bob','carol','deploy-bot','ci','bootstrap'])[1 + g % 6],
-       '10.0.' || (g % 250) || '.' || (g % 200),
-       (ARRAY['scale','delete'])[1 + g % 2],
-       (ARRAY['statefulset','deployment','pod','persistentvolumeclaim'])[1 + g % 4],
-       (ARRAY['prod','staging','dev','qa','kube-system'])[1 + g % 5],
-       'obj-' || (g % 5000),
-       jsonb_build_object('replicas', g % 10),
-       CASE WHEN g % 50 = 0 THEN 'denied' WHEN g % 20 = 0 THEN 'error' ELSE 'success' END,
-       CASE WHEN g % 20 = 0 THEN 'not found' END,
+       (ARRAY['alice','bob','carol','deploy-bot','ci','bootstrap'])[1 + (g * 31) %% 6],
+       '10.0.' || (g %% 250) || '.' || (g %% 200),
+       (ARRAY['scale','delete'])[1 + (g / 2) %% 2],
+       (ARRAY['statefulset','deployment','pod','persistentvolumeclaim'])[1 + (g / 5) %% 4],
+       (ARRAY['prod','staging','dev','qa','kube-system'])[1 + (g / 3) %% 5],
+       'obj-' || (g %% 5000),
+       jsonb_build_object('replicas', g %% 10),
+       CASE WHEN (g * 17) %% 100 < 2 THEN 'denied'
+            WHEN (g * 17) %% 100 < 7 THEN 'error' ELSE 'success' END,
+       CASE WHEN (g * 17) %% 100 BETWEEN 2 AND 6 THEN 'not found' END,
        'api', 200, now() - make_interval(secs => g * 2.5)
 FROM generate_series(1, %s) AS g
 """
@@ -340,7 +342,9 @@ def main() -> None:
                 "/ops/audit?status=denied",
                 "/ops/audit?action=delete&namespace=staging",
                 "/ops/audit?since=2020-01-01T00:00:00Z",
-                "/ops/audit?namespace=qa&status=error&page_size=200",
+                "/ops/audit?namespace=qa&status=error",
+                "/ops/audit?actor=carol&namespace=kube-system&status=denied",
+                "/ops/audit?actor=nobody",
             ]
             print(f"\nGET /ops/audit on {args.rows:,} rows, {args.repeats} requests each")
             for path in queries:

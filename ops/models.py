@@ -70,6 +70,8 @@ class OpsLog(models.Model):
             # and ts follows, so "WHERE x = ? ORDER BY ts DESC LIMIT n" is an index scan.
             models.Index(fields=["-ts", "-id"], name="ops_log_ts_idx"),
             models.Index(fields=["namespace", "-ts"], name="ops_log_ns_ts_idx"),
+            # "What failed in prod?": the pair people filter by most, counted without heap reads.
+            models.Index(fields=["namespace", "status", "-ts"], name="ops_log_ns_status_ts_idx"),
             models.Index(fields=["actor", "-ts"], name="ops_log_actor_ts_idx"),
             models.Index(fields=["status", "-ts"], name="ops_log_status_ts_idx"),
             models.Index(fields=["action", "-ts"], name="ops_log_action_ts_idx"),

@@ -4,7 +4,9 @@ OFFSET pages get slower the deeper they go and an exact ``count(*)`` over millio
 costs a scan on every request. So pages are cursors on ``(ts, id)`` (constant cost at any
 depth, stable while new rows arrive), and ``count`` is exact up to ``OPS_AUDIT_COUNT_CAP``
 (an index-bounded ``LIMIT`` count); above it the planner's row estimate is given instead, and
-``count_exact`` says which one the client got.
+``count_exact`` says which one the client got. When the count is exact the page is read
+through the matching ids (see :func:`narrowed_to_matches`), so a rare combination of filters
+is as fast as a common one.
 """
 
 from __future__ import annotations
@@ -13,8 +15,26 @@ import json
 
 from django.conf import settings
 from django.db import connections
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
+
+
+def narrowed_to_matches(queryset):
+    """The same rows, fetched through an array of their ids computed once.
+
+    Used when the count showed that few rows match: walking the newest-first index and
+    discarding non-matching rows would then read most of the table before filling a page
+    (the planner cannot know that a combination of filters is rare), while collecting the few
+    matching ids through the filter indexes and sorting them is cheap.
+    """
+    inner_sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    table = queryset.model._meta.db_table
+    condition = RawSQL(  # noqa: S611 - SQL compiled by Django, values stay parameters
+        f'"{table}"."id" = ANY(ARRAY({inner_sql}))', params, output_field=BooleanField()
+    )
+    return queryset.model._default_manager.using(queryset.db).filter(condition)
 
 
 def capped_count(queryset, cap: int) -> tuple[int, bool]:

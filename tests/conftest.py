@@ -1,3 +1,48 @@
-"""Shared pytest configuration: the kubesim fixtures for every test package."""
+"""Shared pytest configuration: the kubesim fixtures for every test package, and a test
+database of its own for each pytest process."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import psutil
+import pytest
 
 pytest_plugins = ["kubesim.pytest_plugin"]
+
+_OWN_TEST_DB = re.compile(r"^test_(?P<base>\w+)_p(?P<pid>\d+)$")
+
+
+def _drop_stale_test_databases(base: str) -> None:
+    """Drop test databases left behind by pytest processes that no longer run (killed runs)."""
+    from django.db import connections
+
+    with connections["default"]._nodb_cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"test_{base}_p%"])
+        for (name,) in cursor.fetchall():
+            match = _OWN_TEST_DB.match(name)
+            if match and match["base"] == base and not psutil.pid_exists(int(match["pid"])):
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix, django_db_blocker
+) -> None:
+    """Name the test database after this process: ``test_<name>_p<pid>``.
+
+    Several pytest runs may share one PostgreSQL server (the embedded one under var/ is shared
+    by everything in a checkout); with Django's fixed ``test_<name>`` they would drop each
+    other's database. Both aliases (``default`` and ``audit``) get the same name, so they stay
+    one database reached through two connections.
+    """
+    from django.conf import settings
+
+    base = settings.DATABASES["default"]["NAME"]
+    name = f"test_{base}_p{os.getpid()}"
+    for alias in ("default", "audit"):
+        if alias in settings.DATABASES:
+            settings.DATABASES[alias].setdefault("TEST", {})["NAME"] = name
+    with django_db_blocker.unblock():
+        _drop_stale_test_databases(base)
