@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from . import kinds, tables
+from . import kinds, openapi, schema, tables
 from . import resources as R
 from .errors import (
     ApiError,
@@ -231,6 +231,12 @@ class Api:
             return Response(200, R.api_versions(self.server_address))
         if p == "/apis":
             return Response(200, R.api_group_list())
+        if p == "/openapi/v3":
+            return Response(200, openapi.index())
+        if p.startswith("/openapi/v3/"):
+            doc = openapi.document(p[len("/openapi/v3/") :])
+            if doc:
+                return Response(200, doc)
         if p in ("/healthz", "/livez", "/readyz"):
             return Response(200, b"ok", {"Content-Type": "text/plain; charset=utf-8"})
         parts = p.strip("/").split("/")
@@ -451,6 +457,9 @@ class Api:
         dry = self._dry_run(query.get("dryRun"), "CreateOptions")
         obj = clone(obj)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        warnings = schema.check_fields(
+            rt.kind, rt.api_version, obj, schema.mode_of(query.get("fieldValidation"))
+        )
         meta = obj.get("metadata")
         if meta is None:
             meta = obj["metadata"] = {}
@@ -488,10 +497,11 @@ class Api:
             if rt is R.PVCS and PVC_PROTECTION not in (meta.get("finalizers") or []):
                 meta["finalizers"] = [*(meta.get("finalizers") or []), PVC_PROTECTION]
             obj = _ordered(obj)
+            headers = schema.warning_header(warnings)
             if dry:
-                return Response(201, obj)
+                return Response(201, obj, headers)
             stored = self.store.put(rt.plural, obj)
-            return Response(201, stored)
+            return Response(201, stored, headers)
 
     # --- update ------------------------------------------------------------------------------
 
@@ -515,12 +525,22 @@ class Api:
             raise _name_mismatch(meta.get("name"), name)
         if rt.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
             raise bad_request(NS_MISMATCH)
+        obj = clone(obj)
+        kind, api_version = (
+            ("Scale", "autoscaling/v1") if sub == "scale" else (rt.kind, rt.api_version)
+        )
+        obj["apiVersion"], obj["kind"] = api_version, kind
+        mode = schema.mode_of(query.get("fieldValidation"))
+        headers = schema.warning_header(schema.check_fields(kind, api_version, obj, mode))
         with self.store.lock:
             current = self._require(rt, namespace, name)
             self._check_rv(rt, current, meta.get("resourceVersion"))
             if sub == "scale":
-                return self._write_scale(rt, current, obj, dry)
-            return self._write(rt, current, clone(obj), sub, dry)
+                resp = self._write_scale(rt, current, obj, dry)
+            else:
+                resp = self._write(rt, current, obj, sub, dry)
+            resp.headers.update(headers)
+            return resp
 
     def _check_rv(self, rt: R.ResourceType, current: dict[str, Any], rv: Any) -> None:
         if rv in (None, ""):
@@ -624,6 +644,7 @@ class Api:
                 raise bad_request(_json_error(e)) from None
             raise bad_request(f"error decoding patch: {_json_error(e)}") from None
         dry = self._dry_run(query.get("dryRun"), "PatchOptions")
+        mode = schema.mode_of(query.get("fieldValidation"))
         with self.store.lock:
             current = self.store.get(rt.plural, namespace, name)
             if current is None:
@@ -634,15 +655,21 @@ class Api:
                 before = scale_of(rt, current)
                 patched = apply_patch(mt, before, patch_doc)
                 self._check_type_meta(patched, "Scale", "autoscaling/v1")
+                warnings = schema.check_fields("Scale", "autoscaling/v1", patched, mode)
                 self._check_rv(rt, current, (patched.get("metadata") or {}).get("resourceVersion"))
-                return self._write_scale(rt, current, patched, dry)
+                resp = self._write_scale(rt, current, patched, dry)
+                resp.headers.update(schema.warning_header(warnings))
+                return resp
             patched = apply_patch(mt, current, patch_doc)
             self._check_type_meta(patched, rt.kind, rt.api_version)
+            warnings = schema.check_fields(rt.kind, rt.api_version, patched, mode)
             pmeta = patched.get("metadata") or {}
             if pmeta.get("name") != name:
                 raise _name_mismatch(pmeta.get("name"), name)
             self._check_rv(rt, current, pmeta.get("resourceVersion"))
-            return self._write(rt, current, patched, sub, dry)
+            resp = self._write(rt, current, patched, sub, dry)
+            resp.headers.update(schema.warning_header(warnings))
+            return resp
 
     def _apply_create(
         self,

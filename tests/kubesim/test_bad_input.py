@@ -279,3 +279,50 @@ def test_put_without_content_type_is_read_as_json(raw, kubesim):
     status, _, body = raw("PUT", f"{DEPLOY}/web/scale", json.dumps(scale).encode(), {})
     assert status == 200
     assert body["spec"]["replicas"] == 6
+
+
+def test_strict_field_validation_refuses_unknown_fields(raw, kubesim):
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "x", "imagePullPolicyy": "Always"}]},
+    }
+    status, _, body = raw("POST", "/api/v1/namespaces/default/pods?fieldValidation=Strict", pod)
+    assert status == 400
+    assert body["message"] == (
+        'Pod in version "v1" cannot be handled as a Pod: strict decoding error: '
+        'unknown field "spec.containers[0].imagePullPolicyy"'
+    )
+    assert kubesim.get("pods", "default", "p") is None
+
+
+def test_unknown_fields_are_dropped_with_a_warning_by_default(raw, kubesim):
+    pod = {
+        "metadata": {"name": "p", "colour": "red"},
+        "spec": {"containers": [{"name": "c", "image": "x"}]},
+    }
+    status, headers, body = raw("POST", "/api/v1/namespaces/default/pods", pod)
+    assert status == 201
+    assert headers["warning"] == '299 - "unknown field \\"metadata.colour\\""'
+    assert "colour" not in body["metadata"]
+    assert "colour" not in kubesim.get("pods", "default", "p")["metadata"]
+
+
+def test_a_mistyped_field_deep_in_an_object_is_a_bad_request(raw, kubesim):
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "x"}], "dnsPolicy": 5},
+    }
+    status, _, body = raw("POST", "/api/v1/namespaces/default/pods", pod)
+    assert status == 400
+    assert body["message"].startswith(
+        'Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal number'
+    )
+    assert "spec.dnsPolicy" in body["message"]
+    assert kubesim.get("pods", "default", "p") is None
+
+
+def test_an_unknown_field_validation_mode_is_a_bad_request(raw, kubesim):
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    status, _, body = raw("POST", "/api/v1/namespaces/default/pods?fieldValidation=Loud", pod)
+    assert status == 400
+    assert body["message"].startswith("fieldValidation parameter unsupported: Loud")

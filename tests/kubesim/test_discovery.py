@@ -55,3 +55,20 @@ def test_unknown_group_version_is_the_generic_not_found(raw):
     assert status == 404
     assert body["reason"] == "NotFound"
     assert body["message"] == "the server could not find the requested resource"
+
+
+def test_openapi_v3_tells_kubectl_that_fields_are_validated_server_side(raw):
+    status, _, index = raw("GET", "/openapi/v3")
+    assert status == 200
+    url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+    status, _, doc = raw("GET", url)
+    assert status == 200
+    patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"] == {
+        "group": "apps",
+        "version": "v1",
+        "kind": "StatefulSet",
+    }
+    assert {"name": "fieldValidation", "in": "query"}.items() <= next(
+        p for p in patch["parameters"] if p["name"] == "fieldValidation"
+    ).items()

@@ -132,3 +132,45 @@ def test_api_resources_lists_the_served_kinds(kubectl, kubesim):
     assert names["deployments"] == "deploy"
     assert names["persistentvolumeclaims"] == "pvc"
     assert names["pods"] == "po"
+
+
+APP = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers: [{name: api, image: "example/api:1"}]
+"""
+
+
+def _apply(kubectl, tmp_path, text: str, *extra: str, check: bool = True):
+    path = tmp_path / "manifest.yaml"
+    path.write_text(text)
+    return kubectl("apply", "-f", str(path), *extra, check=check)
+
+
+def test_apply_creates_then_patches_with_server_side_validation(kubectl, kubesim, tmp_path):
+    assert _apply(kubectl, tmp_path, APP).stdout.strip() == "deployment.apps/api created"
+    assert _apply(kubectl, tmp_path, APP).stdout.strip() == "deployment.apps/api unchanged"
+    assert _apply(kubectl, tmp_path, APP.replace("replicas: 2", "replicas: 3")).stdout.strip() == (
+        "deployment.apps/api configured"
+    )
+    assert kubesim.get("deploy", "default", "api")["spec"]["replicas"] == 3
+    writes = kubesim.requests.mutations()
+    assert [(r.verb, r.query.get("fieldValidation")) for r in writes] == [
+        ("create", "Strict"),
+        ("patch", "Strict"),
+    ]
+
+
+def test_apply_refuses_an_unknown_field_like_a_real_server(kubectl, kubesim, tmp_path):
+    _apply(kubectl, tmp_path, APP)
+    proc = _apply(kubectl, tmp_path, APP.replace("replicas: 2", "replica: 2"), check=False)
+    assert proc.returncode != 0
+    assert 'strict decoding error: unknown field "spec.replica"' in proc.stderr
+    assert "replica" not in kubesim.get("deploy", "default", "api")["spec"]
