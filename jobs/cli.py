@@ -23,8 +23,8 @@ def job_summary(job: Job) -> list[str]:
         f"params    {params or '-'}",
         f"status    {job.status}",
         f"actor     {job.actor or '-'} from {job.source_ip or '-'}",
-        f"created   {fmt_time(job.created_at)}",
-        f"finished  {fmt_time(job.finished_at)}",
+        f"created   {fmt_time(job.created_at)} UTC",
+        f"finished  {fmt_time(job.finished_at)}{' UTC' if job.finished_at else ''}",
         f"duration  {fmt_duration(job.created_at, job.finished_at)}",
     ]
 

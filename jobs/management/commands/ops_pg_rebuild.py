@@ -8,8 +8,10 @@ they move, then exits 0 when the job succeeded and 1 when it failed.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
+from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -21,6 +23,19 @@ from ops.cli import cli_actor, fmt_duration, int_or_raw, service_errors, shorten
 #: After this long with the job still pending and untouched, say that no worker may be running.
 NO_WORKER_HINT_AFTER = 15.0
 EXIT_INTERRUPTED = 130
+
+
+@contextmanager
+def _quiet_queue(verbosity: int):
+    """Keep django-q2's "Enqueued" info line out of the command's output (shown with -v 2)."""
+    queue_log = logging.getLogger("django-q")
+    level = queue_log.level
+    if verbosity < 2:
+        queue_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        queue_log.setLevel(level)
 
 
 class Command(BaseCommand):
@@ -50,7 +65,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, wait: bool, interval: float, timeout: float | None, **options):
-        with service_errors():
+        with service_errors(), _quiet_queue(options["verbosity"]):
             job = pg_rebuild_start(
                 actor=cli_actor(),
                 namespace=options["namespace"],
