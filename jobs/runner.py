@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
 from django.db.models.functions import Now
 
 from jobs.conf import JobSettings, job_settings
@@ -65,20 +64,36 @@ def _lease_expiry(cfg: JobSettings):
     return Now() + timedelta(seconds=cfg.lease_seconds)
 
 
-def claim(job_id: str, seq: int, owner: str, cfg: JobSettings | None = None) -> bool:
-    """Take the job if this tick is the current one and nobody holds a live lease."""
+@dataclass(frozen=True)
+class Claim:
+    """A won claim; ``early`` is how many seconds before its ``next_run_at`` the tick came."""
+
+    early: float
+
+
+_CLAIM_SQL = """
+UPDATE ops_job
+   SET status = 'running', lease_owner = %s, heartbeat_at = now(),
+       lease_expires_at = now() + make_interval(secs => %s)
+ WHERE job_id = %s AND tick_seq = %s AND status IN ('pending', 'running')
+   AND (lease_owner IS NULL OR lease_expires_at < now())
+RETURNING GREATEST(EXTRACT(EPOCH FROM (next_run_at - now())), 0)
+"""
+
+
+def claim(job_id: str, seq: int, owner: str, cfg: JobSettings | None = None) -> Claim | None:
+    """Take the job if this tick is the current one and nobody holds a live lease.
+
+    One compare-and-set UPDATE on the database clock: of any number of racing ticks exactly
+    one gets the row back; the others (and stale or duplicated deliveries) get None.
+    """
     cfg = cfg or job_settings()
-    claimed = (
-        Job.objects.filter(job_id=job_id, tick_seq=seq, status__in=ACTIVE_STATUSES)
-        .filter(Q(lease_owner__isnull=True) | Q(lease_expires_at__lt=Now()))
-        .update(
-            status=JobStatus.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=_lease_expiry(cfg),
-            heartbeat_at=Now(),
-        )
-    )
-    return claimed == 1
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [owner, cfg.lease_seconds, job_id, seq])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Claim(early=float(row[0] or 0))
 
 
 def heartbeat(job_id: str, owner: str, cfg: JobSettings | None = None) -> None:
@@ -126,6 +141,15 @@ class StepContext:
     def heartbeat(self) -> None:
         heartbeat(self.job_id, self.owner, self.settings)
 
+    def earlier_state(self, step_name: str) -> dict[str, Any]:
+        """What an earlier step of this job saved (e.g. a selector it read), or {}."""
+        saved = (
+            JobStep.objects.filter(job_id=self.job_id, name=step_name)
+            .values_list("state", flat=True)
+            .first()
+        )
+        return dict(saved or {})
+
     def past_deadline(self) -> bool:
         """True when this check is the step's last (a wait may then say more about why)."""
         return self.deadline_at is not None and db_now() >= self.deadline_at
@@ -157,11 +181,13 @@ def run_tick(job_id: str, seq: int) -> str:
     """Advance one job as far as it can go now; returns a one-line outcome for the task log."""
     cfg = job_settings()
     owner = new_owner()
-    if not claim(job_id, seq, owner, cfg):
+    won = claim(job_id, seq, owner, cfg)
+    if won is None:
         return f"{job_id}: not claimed (seq {seq})"
     try:
         with _KeepAlive(job_id, owner, cfg):
-            _sleep_until_due(job_id, cfg)
+            if won.early > 0:  # a broker without delayed delivery: wait out the poll pause
+                time.sleep(min(won.early, cfg.poll_interval))
             return _drive(job_id, owner, cfg)
     except LeaseLost:
         logger.warning("job %s: lease lost by %s, stopping", job_id, owner)
@@ -202,19 +228,6 @@ class _KeepAlive:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def _sleep_until_due(job_id: str, cfg: JobSettings) -> None:
-    """A tick that arrives before ``next_run_at`` (a broker without delays) waits briefly."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT EXTRACT(EPOCH FROM (next_run_at - now())) FROM ops_job WHERE job_id = %s",
-            [job_id],
-        )
-        row = cursor.fetchone()
-    early = float(row[0]) if row and row[0] is not None else 0.0
-    if early > 0:
-        time.sleep(min(early, cfg.poll_interval))
 
 
 def _drive(job_id: str, owner: str, cfg: JobSettings) -> str:

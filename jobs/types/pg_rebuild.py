@@ -25,6 +25,7 @@ from ops.actors import ORIGIN_JOB, Actor
 from ops.errors import ObjectNotFound, from_k8s
 
 NAME = "pg-rebuild"
+FIRST_STEP = "scale_sts_to_zero"
 
 
 def job_actor(ctx: StepContext) -> Actor:
@@ -61,6 +62,9 @@ def _scale(ctx: StepContext, replicas: int) -> None:
 def scale_sts_to_zero(ctx: StepContext) -> Done:
     sts = _read_sts(ctx)
     original = ctx.state.setdefault("original_replicas", sts.replicas)
+    # What the next steps need to know about the set, read once here (fewer API calls).
+    ctx.state.setdefault("selector", sts.label_selector)
+    ctx.state.setdefault("claims", sts.pvc_names(ctx.params["ordinal"]))
     if sts.replicas != 0:
         _scale(ctx, 0)
     elif "requested_replicas" not in ctx.state:
@@ -69,9 +73,10 @@ def scale_sts_to_zero(ctx: StepContext) -> Done:
 
 
 def _selector(ctx: StepContext) -> str:
-    """The StatefulSet's pod selector, read once and kept in the step's state."""
+    """The StatefulSet's pod selector, as the first step read it (else read now), kept."""
     if "selector" not in ctx.state:
-        ctx.state["selector"] = _read_sts(ctx).label_selector
+        known = ctx.earlier_state(FIRST_STEP).get("selector")
+        ctx.state["selector"] = known if known is not None else _read_sts(ctx).label_selector
     return ctx.state["selector"]
 
 
@@ -89,6 +94,10 @@ def wait_pods_down(ctx: StepContext) -> Done | Wait:
 
 def _claims(ctx: StepContext) -> list[str]:
     """The claims of the ordinal: ``<template>-<sts>-<ordinal>`` per volumeClaimTemplate."""
+    if "claims" not in ctx.state:
+        known = ctx.earlier_state(FIRST_STEP).get("claims")
+        if known:
+            ctx.state["claims"] = known
     if "claims" not in ctx.state:
         sts = _read_sts(ctx)
         if not sts.claim_templates:

@@ -37,7 +37,7 @@ def test_eight_racing_claims_have_exactly_one_winner(toy):
     def race(_: int) -> bool:
         barrier.wait()
         try:
-            return claim(job.job_id, 0, new_owner())
+            return claim(job.job_id, 0, new_owner()) is not None
         finally:
             connection.close()
 
@@ -216,14 +216,19 @@ def test_a_tick_delivered_twice_concurrently_acts_once(toy, drive):
 def test_a_step_longer_than_the_lease_keeps_its_job(toy, fast_jobs):
     fast_jobs(JOB_LEASE_SECONDS=1.0)
     job = toy.make(hold_after_checkpoint=2.5)
-    ticking = threading.Thread(target=run_tick, args=(job.job_id, 0))
+    def tick() -> None:
+        try:
+            run_tick(job.job_id, 0)
+        finally:
+            connection.close()
+
+    ticking = threading.Thread(target=tick)
     ticking.start()
     try:
         time.sleep(1.8)  # well past the lease: only heartbeats can have kept it
         assert not claim(job.job_id, 0, "intruder")
     finally:
         ticking.join()
-        connection.close()
     job.refresh_from_db()
     assert job.steps.get(name="act").status == JobStatus.SUCCESS
     assert job.steps.get(name="act").interruptions == 0

@@ -1,0 +1,316 @@
+"""How the job runner copes with many rebuilds at once on few workers.
+
+N pg-rebuild jobs (default 50) on N different StatefulSets, started back to back through the
+real view and service, run by a real ``manage.py qcluster`` with W workers (default 2) against
+kubesim with short delays. Prints:
+
+- pickup latency: from the POST to the first step running (median, p95, max);
+- total time from the first POST to the last job finished, against the sum of the waits
+  kubesim imposed (each replica's termination going down and readiness coming up, in order);
+- API requests per second per waiting job, from kubesim's request log: the requests about a
+  job's StatefulSet made while one of its wait steps ran, over the time those steps took.
+
+Targets (issue 4): pickup under 1 s at the median; no more than 2 requests/s per waiting job.
+
+Run: ``.venv/bin/python bench/jobs_throughput.py [--jobs 50] [--workers 2] [--replicas 2]
+[--ready-delay 0.2] [--termination-delay 0.2] [--poll 1.0] [--interval 0]``
+(uses the embedded PostgreSQL
+unless OPS_DB_URL is set; a separate database, dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apiops_site.settings")
+os.environ.setdefault("OPS_LOG_LEVEL", "WARNING")
+
+BENCH_DB = "apiops_jobs_bench"
+KEY = "bench-jobs-key-0123456789abcdef0123"
+WAIT_STEPS = ("wait_pods_down", "delete_pvc", "wait_pods_ready")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def statefulsets_yaml(count: int, replicas: int) -> str:
+    docs = ["apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n"]
+    for i in range(count):
+        name = f"pg-{i:02d}"
+        docs.append(
+            f"""apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: {name}, namespace: prod}}
+spec:
+  replicas: {replicas}
+  serviceName: {name}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: postgres, image: postgres:16}}]
+  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+"""
+        )
+    return "---\n".join(docs)
+
+
+def use_bench_database() -> str:
+    """Point Django at a fresh bench database; returns a URL for the worker to reach it."""
+    import django
+    from django.conf import settings
+
+    django.setup()
+    import psycopg2
+    from django.db import connections
+
+    params = connections["default"].get_connection_params()
+    params.pop("database", None)
+    params["dbname"] = "postgres"
+    admin = psycopg2.connect(**params)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {BENCH_DB}")
+    admin.close()
+    for alias in ("default", "audit"):
+        connections[alias].close()
+        settings.DATABASES[alias]["NAME"] = BENCH_DB
+        connections[alias].settings_dict["NAME"] = BENCH_DB
+    connections["default"].ensure_connection()
+    info = connections["default"].connection.info
+    auth = quote(info.user or "") + (":" + quote(info.password) if info.password else "")
+    if info.host.startswith("/"):
+        return f"postgresql://{auth}@/{BENCH_DB}?host={quote(info.host)}&port={info.port}"
+    return f"postgresql://{auth}@{info.host}:{info.port}/{BENCH_DB}"
+
+
+def drop_bench_database() -> None:
+    import psycopg2
+    from django.db import connections
+
+    for alias in ("default", "audit"):
+        connections[alias].close()
+    params = connections["default"].get_connection_params()
+    params.pop("database", None)
+    params["dbname"] = "postgres"
+    admin = psycopg2.connect(**params)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    admin.close()
+
+
+def start_worker(env: dict[str, str], log: list[str]) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            log.append(line)
+            if "running." in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(60):
+        stop_worker(proc)
+        raise SystemExit("qcluster did not start:\n" + "".join(log[-30:]))
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def requests_while_waiting(sim, jobs) -> list[tuple[str, float, int]]:
+    """Per job: (job id, seconds spent in wait steps, requests about its set in that time)."""
+    records = sim.requests.snapshot()
+    out = []
+    for job in jobs:
+        sts = job.params["statefulset"]
+        windows = [
+            (s.started_at.timestamp(), s.finished_at.timestamp())
+            for s in job.steps.all()
+            if s.name in WAIT_STEPS and s.started_at and s.finished_at
+        ]
+
+        def about(record, sts=sts) -> bool:
+            return (
+                record.name == sts
+                or record.name.startswith(f"data-{sts}-")
+                or record.query.get("labelSelector") == f"app={sts}"
+            )
+
+        count = sum(
+            1 for r in records if about(r) and any(start <= r.time <= end for start, end in windows)
+        )
+        out.append((job.job_id, sum(end - start for start, end in windows), count))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--ready-delay", type=float, default=0.2)
+    parser.add_argument("--termination-delay", type=float, default=0.2)
+    parser.add_argument("--poll", type=float, default=1.0, help="OPS_JOB_POLL_INTERVAL")
+    parser.add_argument(
+        "--interval", type=float, default=0.0, help="seconds between POSTs (0: a burst)"
+    )
+    args = parser.parse_args()
+
+    worker_db_url = use_bench_database()
+    from django.conf import settings
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    from jobs.models import Job
+    from kubesim import KubeSim
+    from ops import k8s
+
+    call_command("migrate", verbosity=0)
+    sim = KubeSim(
+        ready_delay=args.ready_delay, termination_delay=args.termination_delay, tick=0.1
+    ).start()
+    proc = None
+    try:
+        sim.apply(statefulsets_yaml(args.jobs, args.replicas))
+        sim.wait_for(
+            lambda: all(
+                (sim.get("statefulsets", "prod", f"pg-{i:02d}") or {})
+                .get("status", {})
+                .get("readyReplicas")
+                == args.replicas
+                for i in range(args.jobs)
+            ),
+            timeout=120,
+        )
+        settings.APIOPS = {
+            **settings.APIOPS,
+            "KUBECONFIG": sim.kubeconfig_path,
+            "API_KEY": KEY,
+            "AUTH_FAILURE_LIMIT": 1_000_000,
+        }
+        k8s.reset_client()
+        k8s.warm_up()
+        env = {
+            **os.environ,
+            "OPS_DB_URL": worker_db_url,
+            "OPS_KUBECONFIG": sim.kubeconfig_path,
+            "OPS_Q_WORKERS": str(args.workers),
+            "OPS_JOB_POLL_INTERVAL": str(args.poll),
+            "OPS_LOG_LEVEL": "INFO",  # the cluster says "running." at INFO
+        }
+        env.pop("KUBECONFIG", None)
+        worker_log: list[str] = []
+        proc = start_worker(env, worker_log)
+        time.sleep(2)  # let the workers finish starting (they load the Kubernetes client)
+        sim.requests.clear()
+
+        client = APIClient(SERVER_NAME="127.0.0.1")
+        client.credentials(HTTP_X_API_KEY=KEY)
+        posted: dict[str, float] = {}
+        for i in range(args.jobs):
+            body = {
+                "namespace": "prod",
+                "statefulset": f"pg-{i:02d}",
+                "ordinal": 0,
+                "target_replicas": args.replicas,
+            }
+            if args.interval and i:
+                time.sleep(args.interval)
+            sent = time.time()
+            response = client.post("/ops/jobs/pg-rebuild", body, format="json")
+            if response.status_code != 202:
+                raise SystemExit(f"POST answered {response.status_code}: {response.content!r}")
+            posted[response.json()["job_id"]] = sent
+
+        deadline = time.monotonic() + 900
+        while Job.objects.filter(status__in=("pending", "running")).exists():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("jobs did not finish:\n" + "".join(worker_log[-40:]))
+            time.sleep(0.2)
+
+        jobs = list(Job.objects.prefetch_related("steps").order_by("created_at"))
+        failed = [j.job_id for j in jobs if j.status != "success"]
+        pickups = [
+            next(s for s in j.steps.all() if s.step_order == 1).started_at.timestamp()
+            - posted[j.job_id]
+            for j in jobs
+        ]
+        first_post = min(posted.values())
+        last_end = max(j.finished_at.timestamp() for j in jobs)
+        durations = [j.finished_at.timestamp() - posted[j.job_id] for j in jobs]
+        imposed = args.replicas * (args.termination_delay + args.ready_delay)
+        rates = requests_while_waiting(sim, jobs)
+        waited = sum(seconds for _, seconds, _ in rates)
+        asked = sum(count for _, _, count in rates)
+        per_job = [count / seconds for _, seconds, count in rates if seconds > 0]
+
+        print(
+            f"{args.jobs} rebuilds, {args.workers} workers, {args.replicas} replicas each, "
+            f"kubesim ready {args.ready_delay} s / termination {args.termination_delay} s, "
+            f"poll {args.poll} s, "
+            + (f"one POST every {args.interval} s" if args.interval else "POSTs in a burst")
+        )
+        print(f"  failed jobs: {len(failed)} {failed[:3]}")
+        print(
+            f"  pickup (POST -> first step running): median {statistics.median(pickups):.3f} s, "
+            f"p95 {percentile(pickups, 0.95):.3f} s, max {max(pickups):.3f} s"
+        )
+        print(
+            f"  total time: {last_end - first_post:.1f} s for {args.jobs} jobs; sum of imposed "
+            f"waits {imposed * args.jobs:.1f} s ({imposed:.2f} s per job)"
+        )
+        print(
+            f"  per job, POST to finished: median {statistics.median(durations):.2f} s, "
+            f"p95 {percentile(durations, 0.95):.2f} s (imposed {imposed:.2f} s)"
+        )
+        print(
+            f"  API requests while waiting: {asked} in {waited:.1f} job-seconds = "
+            f"{asked / waited:.2f} req/s per waiting job overall; per job median "
+            f"{statistics.median(per_job):.2f}, max {max(per_job):.2f} req/s"
+        )
+        print(f"  all API requests: {len(sim.requests)} ({len(sim.requests.mutations())} writes)")
+        if os.environ.get("BENCH_WORKER_LOG"):
+            Path(os.environ["BENCH_WORKER_LOG"]).write_text("".join(worker_log))
+    finally:
+        if proc is not None:
+            stop_worker(proc)
+        sim.stop()
+        drop_bench_database()
+
+
+if __name__ == "__main__":
+    main()
