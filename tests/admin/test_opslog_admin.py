@@ -222,3 +222,12 @@ def test_an_export_with_an_unknown_filter_goes_back_to_the_list(admin_client, ro
 
     assert response.status_code == 302
     assert response["Location"].startswith(LIST)
+
+
+def test_staff_without_the_view_permission_cannot_list_or_export(client, row, django_user_model):
+    row()
+    staff = django_user_model.objects.create_user("intern", password="x", is_staff=True)
+    client.force_login(staff)
+
+    assert client.get(LIST).status_code == 403
+    assert client.get(EXPORT).status_code == 403
