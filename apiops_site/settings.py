@@ -9,9 +9,9 @@ time so tests can override them.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
-import warnings
 from pathlib import Path
 
 import environ
@@ -280,9 +280,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve app static files (admin, browsable API, Swagger UI) without a collectstatic step; the
-# container image runs collectstatic, a checkout need not (so no STATIC_ROOT is not a problem).
+# container image runs collectstatic, a checkout need not. WhiteNoise warns on every start when
+# STATIC_ROOT is missing, so an empty one is made (it is git-ignored).
 WHITENOISE_USE_FINDERS = True
-warnings.filterwarnings("ignore", message="No directory at: ")
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(exist_ok=True)
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
