@@ -317,6 +317,11 @@ SPECTACULAR_SETTINGS = {
     # The schema and docs need the API key like every endpoint but /health.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SERVE_AUTHENTICATION": ["ops.authentication.ApiKeyAuthentication"],
+    # Jobs and audit rows both have a "status" field with different choices: name them apart.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "jobs.models.JobStatus",
+        "OpsLogStatusEnum": "ops.models.OpsLogStatus",
+    },
 }
 
 LOGGING = {
