@@ -40,6 +40,13 @@ def test_create_with_namespaces_and_expiry_stores_them(apiops):
     assert key.expires_at is not None
 
 
+def test_a_naive_expiry_datetime_is_read_as_utc(apiops):
+    _create("night-bot", "--expires", "2999-01-02T03:04:05")
+
+    key = ApiKey.objects.get(name="night-bot")
+    assert key.expires_at.isoformat() == "2999-01-02T03:04:05+00:00"
+
+
 @pytest.mark.parametrize(
     "args",
     [

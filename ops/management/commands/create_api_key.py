@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -23,7 +23,7 @@ def parse_expiry(value: str):
     if parsed is None:
         raise CommandError(f"--expires {value!r}: use an ISO 8601 datetime or e.g. 30d, 12h")
     if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.utc)
+        parsed = timezone.make_aware(parsed, UTC)
     if parsed <= timezone.now():
         raise CommandError(f"--expires {value!r} is in the past")
     return parsed
