@@ -107,8 +107,11 @@ def heartbeat(job_id: str, owner: str, cfg: JobSettings | None = None) -> None:
 
 
 def _own(job_id: str, owner: str) -> Job:
-    """Lock the job row for this transaction, or raise LeaseLost if it is not ours."""
-    job = Job.objects.select_for_update().get(job_id=job_id)
+    """Lock the job row for this transaction, or raise LeaseLost if it is not ours.
+
+    The row comes with ``db_now``, the database clock of this transaction.
+    """
+    job = Job.objects.select_for_update().annotate(db_now=Now()).get(job_id=job_id)
     if job.lease_owner != owner or job.status not in ACTIVE_STATUSES:
         raise LeaseLost(job_id)
     return job
@@ -117,6 +120,14 @@ def _own(job_id: str, owner: str) -> Job:
 def _release(job: Job) -> None:
     job.lease_owner = None
     job.lease_expires_at = None
+
+
+_CHECKPOINT_SQL = """
+UPDATE ops_job
+   SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => %s)
+ WHERE job_id = %s AND lease_owner = %s AND status IN ('pending', 'running')
+RETURNING cancel_requested
+"""
 
 
 class StepContext:
@@ -162,19 +173,37 @@ class StepContext:
         it acts instead of acting again.
         """
         with transaction.atomic():
-            job = _own(self.job_id, self.owner)
-            if job.cancel_requested:
+            with connection.cursor() as cursor:
+                # The UPDATE takes the row lock and checks ownership in one round trip.
+                cursor.execute(
+                    _CHECKPOINT_SQL, [self.settings.lease_seconds, self.job_id, self.owner]
+                )
+                row = cursor.fetchone()
+            if row is None:
+                raise LeaseLost(self.job_id)
+            if row[0]:
                 raise JobCancelled(self.job_id)
             JobStep.objects.filter(pk=self._step_id).update(state=self.state)
-            Job.objects.filter(pk=job.pk).update(
-                lease_expires_at=_lease_expiry(self.settings), heartbeat_at=Now()
-            )
 
 
 @dataclass(frozen=True)
 class _Entered:
     job: Job
     step: JobStep
+    at: datetime  # database clock at entry
+    at_monotonic: float  # this process's clock at entry, to tell the database time later
+
+    def db_time(self) -> datetime:
+        """The database clock now, without asking it (entry time plus time elapsed here)."""
+        return self.at + timedelta(seconds=time.monotonic() - self.at_monotonic)
+
+
+@dataclass(frozen=True)
+class _StepDone:
+    step_id: int
+    name: str
+    state: dict[str, Any]
+    detail: str
 
 
 def run_tick(job_id: str, seq: int) -> str:
@@ -232,22 +261,35 @@ class _KeepAlive:
 
 def _drive(job_id: str, owner: str, cfg: JobSettings) -> str:
     started = time.monotonic()
+    done: _StepDone | None = None
     while True:
-        entered = _enter_next_step(job_id, owner, cfg)
+        entered = _enter_next_step(job_id, owner, cfg, done)
         if isinstance(entered, str):
             return entered
-        job, step = entered.job, entered.step
-        step_def = get_job_type(job.type).step(step.name)
-        ctx = StepContext(job=job, step=step, owner=owner, cfg=cfg)
-        outcome = _run_step(ctx, step, step_def, cfg, started)
-        if outcome is not None:
+        step_def = get_job_type(entered.job.type).step(entered.step.name)
+        ctx = StepContext(job=entered.job, step=entered.step, owner=owner, cfg=cfg)
+        outcome = _run_step(ctx, entered, step_def, cfg, started)
+        if isinstance(outcome, str):
             return outcome
+        done = outcome
 
 
-def _enter_next_step(job_id: str, owner: str, cfg: JobSettings) -> _Entered | str:
+def _enter_next_step(
+    job_id: str, owner: str, cfg: JobSettings, done: _StepDone | None
+) -> _Entered | str:
+    """Record the step just done (if any) and enter the next one, in one transaction."""
     with transaction.atomic():
         job = _own(job_id, owner)
-        now = db_now()
+        now = job.db_now
+        if done is not None:
+            JobStep.objects.filter(pk=done.step_id).update(
+                status=JobStatus.SUCCESS,
+                detail=done.detail,
+                state=done.state,
+                finished_at=now,
+                active_tick=None,
+            )
+            logger.info("job %s: step %s done: %s", job_id, done.name, done.detail)
         step = (
             JobStep.objects.select_for_update()
             .filter(job=job, status__in=ACTIVE_STATUSES)
@@ -259,7 +301,7 @@ def _enter_next_step(job_id: str, owner: str, cfg: JobSettings) -> _Entered | st
             job.finished_at = now
             job.next_run_at = None
             _release(job)
-            job.save()
+            job.save(update_fields=_END_FIELDS)
             logger.info("job %s: success", job_id)
             return f"{job_id}: success"
         if job.cancel_requested:
@@ -283,41 +325,48 @@ def _enter_next_step(job_id: str, owner: str, cfg: JobSettings) -> _Entered | st
             step.deadline_at = now + timedelta(seconds=cfg.wait_timeout)
         step.attempts += 1
         step.active_tick = owner
-        step.save()
-        job.lease_expires_at = now + timedelta(seconds=cfg.lease_seconds)
-        job.heartbeat_at = now
-        job.save(update_fields=["lease_expires_at", "heartbeat_at"])
-        return _Entered(job=job, step=step)
+        step.save(
+            update_fields=[
+                "status",
+                "started_at",
+                "deadline_at",
+                "attempts",
+                "interruptions",
+                "active_tick",
+            ]
+        )
+        return _Entered(job=job, step=step, at=now, at_monotonic=time.monotonic())
 
 
 def _run_step(
-    ctx: StepContext, step: JobStep, step_def: StepDef, cfg: JobSettings, started: float
-) -> str | None:
-    """Run one step until done (returns None: go on), failed or handed on (returns outcome)."""
+    ctx: StepContext, entered: _Entered, step_def: StepDef, cfg: JobSettings, started: float
+) -> _StepDone | str:
+    """Run one step until it is done (returned, to be recorded with the next entry), or has
+    failed or been handed on (returns the tick's outcome)."""
+    step = entered.step
     while True:
         try:
             result = step_def.run(ctx)
         except LeaseLost:
             raise
         except JobCancelled:
-            _finish(ctx, step, JobStatus.FAILED, "cancelled before this step finished")
+            _fail(ctx, step, "cancelled before this step finished")
             return f"{ctx.job_id}: cancelled"
         except Exception as exc:
             # Process boundary: whatever went wrong is recorded on the job, visibly.
             logger.exception("job %s: step %s raised", ctx.job_id, step.name)
-            _finish(ctx, step, JobStatus.FAILED, describe_error(exc))
+            _fail(ctx, step, describe_error(exc))
             return f"{ctx.job_id}: failed in {step.name}"
         if isinstance(result, Done):
-            _finish(ctx, step, JobStatus.SUCCESS, result.detail)
-            return None
+            return _StepDone(step_id=step.pk, name=step.name, state=ctx.state, detail=result.detail)
         if not isinstance(result, Wait):
             raise TypeError(f"step {step.name} returned {result!r}, not Done or Wait")
-        if db_now() >= step.deadline_at:
+        if entered.db_time() >= step.deadline_at:
             timeout = round((step.deadline_at - step.started_at).total_seconds())
-            _finish(ctx, step, JobStatus.FAILED, f"timed out after {timeout} s: {result.detail}")
+            _fail(ctx, step, f"timed out after {timeout} s: {result.detail}")
             return f"{ctx.job_id}: timed out in {step.name}"
         if time.monotonic() - started + cfg.poll_interval > cfg.tick_budget:
-            _hand_on(ctx, step, result.detail, cfg)
+            _hand_on(ctx, entered, result.detail, cfg)
             return f"{ctx.job_id}: waiting in {step.name}"
         time.sleep(cfg.poll_interval)
         ctx.heartbeat()
@@ -333,21 +382,15 @@ def describe_error(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
-def _finish(ctx: StepContext, step: JobStep, status: str, detail: str) -> None:
+def _fail(ctx: StepContext, step: JobStep, detail: str) -> None:
     with transaction.atomic():
         job = _own(ctx.job_id, ctx.owner)
-        now = db_now()
         locked = JobStep.objects.select_for_update().get(pk=step.pk)
         locked.state = ctx.state
-        if status == JobStatus.FAILED:
-            _fail_locked(job, locked, now, detail)
-            return
-        locked.status = status
-        locked.detail = detail
-        locked.finished_at = now
-        locked.active_tick = None
-        locked.save()
-        logger.info("job %s: step %s done: %s", ctx.job_id, step.name, detail)
+        _fail_locked(job, locked, job.db_now, detail)
+
+
+_END_FIELDS = ["status", "finished_at", "next_run_at", "lease_owner", "lease_expires_at"]
 
 
 def _fail_locked(job: Job, step: JobStep, now: datetime, detail: str) -> None:
@@ -361,22 +404,27 @@ def _fail_locked(job: Job, step: JobStep, now: datetime, detail: str) -> None:
     job.finished_at = now
     job.next_run_at = None
     _release(job)
-    job.save()
+    job.save(update_fields=_END_FIELDS)
     logger.warning("job %s: step %s failed: %s", job.job_id, step.name, detail)
 
 
-def _hand_on(ctx: StepContext, step: JobStep, detail: str, cfg: JobSettings) -> None:
+def _hand_on(ctx: StepContext, entered: _Entered, detail: str, cfg: JobSettings) -> None:
     """Release the lease, note what we wait for, and wake the job again after a pause."""
     from jobs.dispatch import enqueue_tick_on_commit
 
+    next_seq = entered.job.tick_seq + 1  # only the lease holder moves it: it is still ours
     with transaction.atomic():
-        job = _own(ctx.job_id, ctx.owner)
-        now = db_now()
-        JobStep.objects.filter(pk=step.pk).update(
+        released = Job.objects.filter(
+            job_id=ctx.job_id, lease_owner=ctx.owner, status__in=ACTIVE_STATUSES
+        ).update(
+            tick_seq=next_seq,
+            next_run_at=Now() + timedelta(seconds=cfg.poll_interval),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if released != 1:
+            raise LeaseLost(ctx.job_id)
+        JobStep.objects.filter(pk=entered.step.pk).update(
             state=ctx.state, detail=f"waiting: {detail}", active_tick=None
         )
-        job.tick_seq += 1
-        job.next_run_at = now + timedelta(seconds=cfg.poll_interval)
-        _release(job)
-        job.save()
-        enqueue_tick_on_commit(job.job_id, job.tick_seq, delay=cfg.poll_interval)
+        enqueue_tick_on_commit(ctx.job_id, next_seq, delay=cfg.poll_interval)
