@@ -15,6 +15,7 @@ terminating pods, pvc-protection released only when no scheduled pod references 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -94,7 +95,6 @@ def _set_condition(
     probe: bool = True,
 ) -> list[dict[str, Any]]:
     """Conditions with `ctype` set; lastTransitionTime moves only when the status changes."""
-    now = rfc3339()
     out = []
     found = False
     for c in conditions:
@@ -110,9 +110,8 @@ def _set_condition(
             new = {"type": ctype, "status": status}
             if probe:
                 new["lastProbeTime"] = None
-            new["lastTransitionTime"] = (
-                c.get("lastTransitionTime") if c.get("status") == status else now
-            )
+            same = c.get("status") == status
+            new["lastTransitionTime"] = c.get("lastTransitionTime") if same else rfc3339()
             if reason:
                 new["reason"] = reason
             if message:
@@ -124,7 +123,7 @@ def _set_condition(
         new = {"type": ctype, "status": status}
         if probe:
             new["lastProbeTime"] = None
-        new["lastTransitionTime"] = now
+        new["lastTransitionTime"] = rfc3339()
         if reason:
             new["reason"] = reason
         if message:
@@ -133,6 +132,7 @@ def _set_condition(
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def rs_uid(deployment_uid: str, pod_hash: str) -> str:
     """The uid of a Deployment's (unserved) ReplicaSet for one template hash: deterministic,
     so pods can be traced back to their Deployment without storing ReplicaSets."""
@@ -153,6 +153,7 @@ class Controllers:
         self._terminate_at: dict[str, float] = {}
         self._hpa_next: dict[str, float] = {}
         self._deploy_revision: dict[str, tuple[str, int]] = {}
+        self._hashes: dict[tuple[str, int, int], str] = {}
         self._next_due: float | None = None
         self._ip_counter = 10
         self.passes = 0
@@ -211,6 +212,20 @@ class Controllers:
                 except Exception as e:  # a controller bug must not kill the cluster
                     log.exception("controller pass failed")
                     self.errors.append(repr(e))
+
+    def _template_hash(self, obj: dict[str, Any], collision_count: int = 0) -> str:
+        """The workload's template hash, computed once per (uid, generation): the template
+        changes only with the spec, and hashing is the costliest part of a pass."""
+        meta = obj["metadata"]
+        key = (meta["uid"], int(meta.get("generation") or 0), collision_count)
+        cached = self._hashes.get(key)
+        if cached is None:
+            if len(self._hashes) > 4096:
+                self._hashes.clear()
+            cached = self._hashes[key] = template_hash(
+                (obj.get("spec") or {}).get("template"), collision_count
+            )
+        return cached
 
     def _due(self, when: float) -> None:
         if self._next_due is None or when < self._next_due:
@@ -490,7 +505,7 @@ class Controllers:
         replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
         start = int((spec.get("ordinals") or {}).get("start") or 0)
         monotonic = spec.get("podManagementPolicy", "OrderedReady") != "Parallel"
-        revision = f"{name}-{template_hash(spec.get('template'))}"
+        revision = f"{name}-{self._template_hash(sts)}"
         pods: dict[int, dict[str, Any]] = {}
         for pod in self.store.list("pods", ns):
             ref = _controller_ref(pod)
@@ -677,7 +692,7 @@ class Controllers:
         ns, uid = meta["namespace"], meta["uid"]
         replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
         collision = int((dep.get("status") or {}).get("collisionCount") or 0)
-        pod_hash = template_hash(spec.get("template"), collision)
+        pod_hash = self._template_hash(dep, collision)
         pods = [
             p
             for p in self.store.list("pods", ns)
@@ -714,16 +729,18 @@ class Controllers:
                 for _ in range(missing):
                     self._deploy_create_pod(dep, pod_hash)
                 excess = len(new_pods) - replicas
-                for p in _deletion_order(new_pods)[: max(0, excess)]:
-                    self._delete(R.PODS, p)
+                if excess > 0:
+                    for p in _deletion_order(new_pods)[:excess]:
+                        self._delete(R.PODS, p)
                 if old_pods:
                     available = sum(1 for p in active if is_ready(p))
                     min_available = replicas - max_unavailable
                     removable = max(0, available - min_available) + sum(
                         1 for p in old_pods if not is_ready(p)
                     )
-                    for p in _deletion_order(old_pods)[:removable]:
-                        self._delete(R.PODS, p)
+                    if removable > 0:
+                        for p in _deletion_order(old_pods)[:removable]:
+                            self._delete(R.PODS, p)
         self._deploy_status(dep, pod_hash, max_unavailable)
 
     def _deploy_create_pod(self, dep: dict[str, Any], pod_hash: str) -> None:

@@ -37,6 +37,7 @@ class Store:
         self.compacted_rv = 0
         self.history_size = history_size
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {}
+        self._sorted: dict[str, list[Key]] = {}  # sorted keys per resource, dropped on add/remove
         self._events: list[Event] = []
         self._event_rvs: list[int] = []
 
@@ -50,8 +51,12 @@ class Store:
         """Objects of a type, optionally in one namespace, sorted by namespace then name."""
         with self.lock:
             objs = self._objects.get(resource, {})
-            keys = sorted(k for k in objs if namespace is None or k[0] == namespace)
-            return [objs[k] for k in keys]
+            keys = self._sorted.get(resource)
+            if keys is None:
+                keys = self._sorted[resource] = sorted(objs)
+            if namespace is None:
+                return [objs[k] for k in keys]
+            return [objs[k] for k in keys if k[0] == namespace]
 
     # --- writes --------------------------------------------------------------------------
 
@@ -66,6 +71,8 @@ class Store:
             key = (meta.get("namespace", ""), meta["name"])
             bucket = self._objects.setdefault(resource, {})
             old = bucket.get(key)
+            if old is None:
+                self._sorted.pop(resource, None)
             rv = self._next_rv()
             meta["resourceVersion"] = str(rv)
             bucket[key] = obj
@@ -79,6 +86,7 @@ class Store:
             old = bucket.pop((namespace, name), None)
             if old is None:
                 return None
+            self._sorted.pop(resource, None)
             rv = self._next_rv()
             final = dict(old)
             final["metadata"] = dict(old["metadata"], resourceVersion=str(rv))
