@@ -1,0 +1,120 @@
+"""The Python API other tests build on (apply, get, list, wait_for, knobs), the fixtures, and
+the transport: keep-alive connections with TCP_NODELAY on every accepted socket."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+
+import pytest
+from kubesim_helpers import deployment_yaml, pod_ready
+
+from kubesim import ApiError, KubeSim
+
+
+def test_the_demo_fixture_serves_the_demo_cluster_ready(kubesim_demo):
+    sim = kubesim_demo
+    assert {ns["metadata"]["name"] for ns in sim.list("namespaces")} >= {
+        "prod",
+        "staging",
+        "kube-system",
+    }
+    for ns in ("prod", "staging"):
+        sts = sim.get("statefulsets", ns, "postgres")
+        assert sts["spec"]["replicas"] == 3
+        assert sts["spec"]["serviceName"] == "postgres"
+        assert sts["spec"]["selector"]["matchLabels"] == {"app": "postgres"}
+        assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+        assert sts["status"]["readyReplicas"] == 3
+        assert sim.get("deployments", ns, "web")["spec"]["replicas"] == 2
+        assert len(sim.list("pods", ns, label_selector="app=web")) == 2
+    assert sim.get("deployments", "kube-system", "coredns")["spec"]["replicas"] == 2
+    assert all(pod_ready(p) for p in sim.list("pods"))
+
+
+def test_apply_replaces_existing_objects_keeping_their_identity(kubesim):
+    first = kubesim.apply(deployment_yaml(replicas=1))[0]
+    second = kubesim.apply(deployment_yaml(replicas=4))[0]
+    assert second["metadata"]["uid"] == first["metadata"]["uid"]
+    assert second["spec"]["replicas"] == 4
+    assert second["metadata"]["generation"] == 2
+
+
+def test_apply_refuses_what_the_api_would_refuse(kubesim):
+    with pytest.raises(ApiError) as exc:
+        kubesim.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: Bad_Name}\n")
+    assert exc.value.code == 422
+    with pytest.raises(ValueError, match="does not serve"):
+        kubesim.apply("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n")
+
+
+def test_load_file_applies_a_manifest_file(kubesim, tmp_path):
+    path = tmp_path / "web.yaml"
+    path.write_text(deployment_yaml())
+    kubesim.load_file(path)
+    assert kubesim.get("deploy", "default", "web") is not None
+
+
+def test_get_and_list_return_copies(kubesim):
+    kubesim.apply(deployment_yaml())
+    copy = kubesim.get("deployments", "default", "web")
+    copy["spec"]["replicas"] = 99
+    assert kubesim.get("deployments", "default", "web")["spec"]["replicas"] == 2
+    assert kubesim.get("deployments", "default", "nope") is None
+    listed = kubesim.list("deploy", "default", label_selector="app=web")
+    assert [d["metadata"]["name"] for d in listed] == ["web"]
+
+
+def test_wait_for_returns_the_value_or_raises_assertion_error(kubesim):
+    assert kubesim.wait_for(lambda: 42, timeout=0.1) == 42
+    with pytest.raises(AssertionError, match="never"):
+        kubesim.wait_for(lambda: False, timeout=0.05, message="never")
+
+
+def test_set_delays_changes_how_long_pods_take(kubesim):
+    kubesim.set_delays(ready_delay=30)
+    kubesim.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+        "spec: {containers: [{name: c, image: x}]}\n"
+    )
+    passes = kubesim.controllers.passes
+    kubesim.wait_for(lambda: kubesim.controllers.passes >= passes + 10)  # > the fixture's delays
+    assert kubesim.get("pods", "default", "p")["status"]["phase"] == "Pending"
+    kubesim.set_delays(ready_delay=0)
+    kubesim.wait_for(lambda: pod_ready(kubesim.get("pods", "default", "p")))
+
+
+def test_the_kubeconfig_is_written_where_asked(tmp_path):
+    path = tmp_path / "kc"
+    with KubeSim(kubeconfig_path=path) as sim:
+        assert sim.kubeconfig_path == str(path)
+        assert sim.url in path.read_text()
+
+
+def test_connections_are_kept_alive_with_tcp_nodelay(kubesim):
+    conn = http.client.HTTPConnection("127.0.0.1", kubesim.port, timeout=5)
+    for _ in range(3):
+        conn.request("GET", "/api/v1/namespaces")
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200
+        assert resp.getheader("Connection") != "close"
+    server_side = list(kubesim._server._conns)
+    assert len(server_side) == 1  # three requests, one connection
+    assert server_side[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    conn.close()
+
+
+def test_stop_ends_open_watches_and_hanging_requests():
+    sim = KubeSim().start()
+    sim.faults.add(method="GET", path="^/version$", hang=True)
+    hanging = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=10)
+    hanging.request("GET", "/version")
+    watching = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=10)
+    watching.request("GET", "/api/v1/namespaces?watch=true")
+    watch_resp = watching.getresponse()
+    sim.wait_for(lambda: len(sim.requests) == 2)
+    sim.stop()
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        hanging.getresponse()
+    watch_resp.read()  # the chunked stream ends instead of blocking for ever
