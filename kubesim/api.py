@@ -57,6 +57,8 @@ BODY_TYPES = [
     "application/cbor",
 ]
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
+# The NamespaceLifecycle admission plugin refuses to delete these.
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 
@@ -802,6 +804,8 @@ class Api:
             if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
                 grace = 0
         if rt is R.NAMESPACES:
+            if meta["name"] in IMMORTAL_NAMESPACES:
+                raise forbidden("namespaces", "", meta["name"], "this namespace may not be deleted")
             if not meta.get("deletionTimestamp"):
                 nmeta["deletionTimestamp"] = rfc3339(now)
                 nmeta["deletionGracePeriodSeconds"] = 0

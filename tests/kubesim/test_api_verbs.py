@@ -394,3 +394,33 @@ def test_generate_name_gets_a_random_suffix(core):
     )
     assert pod.metadata.name.startswith("job-")
     assert len(pod.metadata.name) == len("job-") + 5
+
+
+def test_the_system_namespaces_may_not_be_deleted(core, kubesim):
+    with pytest.raises(ApiException) as exc:
+        core.delete_namespace("kube-system")
+    assert exc.value.status == 403
+    assert (
+        _status(exc.value)["message"]
+        == 'namespaces "kube-system" is forbidden: this namespace may not be deleted'
+    )
+    assert kubesim.get("namespaces", None, "kube-system")["status"]["phase"] == "Active"
+
+
+def test_claims_of_a_statefulset_with_delete_retention_go_with_it(apps, kubesim, ready_statefulset):
+    ready_statefulset(replicas=1)
+    kubesim.apply(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: tmp}\n"
+        "spec:\n  replicas: 1\n  selector: {matchLabels: {app: tmp}}\n"
+        "  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Retain}\n"
+        "  template:\n    metadata: {labels: {app: tmp}}\n"
+        "    spec: {containers: [{name: c, image: x}]}\n"
+        "  volumeClaimTemplates:\n  - metadata: {name: data}\n"
+        "    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n"
+    )
+    kubesim.wait_for(lambda: kubesim.get("pvc", "default", "data-tmp-0"))
+    apps.delete_namespaced_stateful_set("tmp", "default")
+    apps.delete_namespaced_stateful_set("pg", "default")
+    kubesim.wait_for(lambda: kubesim.get("pvc", "default", "data-tmp-0") is None)
+    kubesim.wait_for(lambda: not kubesim.list("pods", "default"))
+    assert kubesim.get("pvc", "default", "data-pg-0") is not None  # Retain keeps the claim
