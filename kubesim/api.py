@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from . import kinds, openapi, schema, tables
+from . import kinds, openapi, protobuf, schema, tables
 from . import resources as R
 from .errors import (
     ApiError,
@@ -269,6 +269,16 @@ class Api:
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise bad_request(
                     f"couldn't get version/kind; json parse error: {_json_error(e)}"
+                ) from None
+        if mt == "application/vnd.kubernetes.protobuf":
+            try:
+                return protobuf.decode(body)
+            except (protobuf.Undecodable, UnicodeDecodeError) as e:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"kubesim cannot decode this protobuf body: {e}",
+                    {},
                 ) from None
         if mt in ("application/yaml", "text/yaml", "application/x-yaml"):
             try:

@@ -174,3 +174,15 @@ def test_apply_refuses_an_unknown_field_like_a_real_server(kubectl, kubesim, tmp
     assert proc.returncode != 0
     assert 'strict decoding error: unknown field "spec.replica"' in proc.stderr
     assert "replica" not in kubesim.get("deploy", "default", "api")["spec"]
+
+
+def test_imperative_create_of_a_namespace_and_a_deployment(kubectl, kubesim):
+    assert kubectl("create", "namespace", "team-a").stdout.strip() == "namespace/team-a created"
+    kubectl("create", "deployment", "api", "--image=nginx:1.27", "--replicas=2", "-n", "team-a")
+    dep = kubesim.get("deploy", "team-a", "api")
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert kubesim.requests.filter(verb="create", resource="deployments")[0].content_type == (
+        "application/vnd.kubernetes.protobuf"
+    )
+    kubectl("rollout", "status", "deploy/api", "-n", "team-a", "--timeout=20s")
