@@ -111,6 +111,43 @@ def test_pods_that_never_go_away_time_out_naming_them(api, pg_cluster, drive, fa
     assert mutations(pg_cluster) == [("PATCH", "statefulsets", "postgres")]
 
 
+def test_a_terminating_pod_still_counts_as_present(api, pg_cluster, drive, fast_jobs):
+    fast_jobs(JOB_WAIT_TIMEOUT=1.0, JOB_POLL_INTERVAL=0.2)
+    pg_cluster.slow_termination("prod", "postgres-2", 60)
+    job_id = start(api)
+    assert drive(job_id).status == JobStatus.FAILED
+    name, status, detail = steps(job_id)[1]
+    assert (name, status) == ("wait_pods_down", "failed")
+    assert detail.startswith("timed out after 1 s: pods ")
+    assert "postgres-2" in detail
+    pod = pg_cluster.get("pods", "prod", "postgres-2")
+    assert pod["metadata"].get("deletionTimestamp")  # it was Terminating, and still counted
+    assert [s[1] for s in steps(job_id)[2:]] == ["pending"] * 3
+
+
+@pytest.mark.parametrize(
+    ("step", "method", "path"),
+    [
+        ("wait_pods_down", "GET", r"/namespaces/prod/pods$"),
+        ("wait_pods_ready", "GET", r"/namespaces/prod/statefulsets/postgres$"),
+    ],
+)
+def test_an_api_outage_while_waiting_fails_the_step(api, pg_cluster, drive, step, method, path):
+    job_id = start(api)
+    job = Job.objects.get(job_id=job_id)
+    # Up to the step before this one, the cluster answers; then it fails past every retry.
+    previous = {"wait_pods_down": "scale_sts_to_zero", "wait_pods_ready": "delete_pvc"}[step]
+    while job.steps.get(name=previous).status != JobStatus.SUCCESS:
+        run_tick(job_id, job.tick_seq)
+        job.refresh_from_db()
+    pg_cluster.faults.add(method=method, path=path, status=503)
+    assert drive(job_id).status == JobStatus.FAILED
+    failed = [s for s in steps(job_id) if s[1] == "failed"]
+    assert [s[0] for s in failed] == [step]
+    assert failed[0][2].startswith("The Kubernetes API is unavailable: ")
+    assert "HTTP 503" in failed[0][2]
+
+
 def test_a_claim_stuck_terminating_times_out_and_the_set_stays_at_zero(
     api, pg_cluster, drive, fast_jobs
 ):

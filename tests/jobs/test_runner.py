@@ -216,6 +216,7 @@ def test_a_tick_delivered_twice_concurrently_acts_once(toy, drive):
 def test_a_step_longer_than_the_lease_keeps_its_job(toy, fast_jobs):
     fast_jobs(JOB_LEASE_SECONDS=1.0)
     job = toy.make(hold_after_checkpoint=2.5)
+
     def tick() -> None:
         try:
             run_tick(job.job_id, 0)
@@ -232,3 +233,12 @@ def test_a_step_longer_than_the_lease_keeps_its_job(toy, fast_jobs):
     job.refresh_from_db()
     assert job.steps.get(name="act").status == JobStatus.SUCCESS
     assert job.steps.get(name="act").interruptions == 0
+
+
+def test_with_a_tick_budget_a_short_wait_is_polled_within_one_tick(toy, fast_jobs):
+    fast_jobs(JOB_TICK_BUDGET=5.0, JOB_POLL_INTERVAL=0.02)
+    job = toy.make(waits=3)
+    assert "success" in run_tick(job.job_id, 0)
+    wait = Job.objects.get(pk=job.pk).steps.get(name="wait")
+    assert wait.attempts == 1
+    assert wait.detail == "waited 3 check(s)"
