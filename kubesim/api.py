@@ -75,6 +75,7 @@ _FIELDS = {
         "status.nominatedNodeName",
     },
     "namespaces": {"status.phase"},
+    "nodes": {"spec.unschedulable"},
     "statefulsets": set(),
     "deployments": set(),
     "persistentvolumeclaims": set(),

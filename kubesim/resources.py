@@ -64,6 +64,16 @@ NAMESPACES = ResourceType(
     verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
     subresources=("status", "finalize"),
 )
+NODES = ResourceType(
+    "nodes",
+    "node",
+    "Node",
+    "",
+    "v1",
+    namespaced=False,
+    short_names=("no",),
+    subresources=("status",),
+)
 PODS = ResourceType(
     "pods",
     "pod",
@@ -119,7 +129,7 @@ HPAS = ResourceType(
     has_generation=False,
 )
 
-TYPES: tuple[ResourceType, ...] = (NAMESPACES, PODS, PVCS, DEPLOYMENTS, STATEFULSETS, HPAS)
+TYPES: tuple[ResourceType, ...] = (NAMESPACES, NODES, PODS, PVCS, DEPLOYMENTS, STATEFULSETS, HPAS)
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {
     (t.group, t.version, t.plural): t for t in TYPES
 }

@@ -14,20 +14,82 @@ import yaml
 
 from . import resources as R
 from .api import Api, merge_update
-from .controllers import Controllers, Knobs
+from .controllers import HOST_IP, NODE_NAME, Controllers, Knobs
 from .errors import ApiError, not_found
 from .faults import Faults
 from .requestlog import RequestLog
 from .selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
 from .server import KubeHTTPServer, json_body
 from .store import Store
-from .util import clone
+from .util import clone, rfc3339
 
 log = logging.getLogger("kubesim")
 T = TypeVar("T")
 
 # Namespaces every cluster has from the start.
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def node_manifest() -> dict[str, Any]:
+    """The one node pods are scheduled to: Ready, with a kind-like capacity and version."""
+    now = rfc3339()
+    conditions = [
+        (
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+    ]
+    capacity = {"cpu": "8", "ephemeral-storage": "100Gi", "memory": "32Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": NODE_NAME,
+            "labels": {
+                "kubernetes.io/hostname": NODE_NAME,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node-role.kubernetes.io/control-plane": "",
+            },
+        },
+        "spec": {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]},
+        "status": {
+            "capacity": capacity,
+            "allocatable": capacity,
+            "conditions": [
+                {
+                    "type": t,
+                    "status": st,
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                    "reason": reason,
+                    "message": message,
+                }
+                for t, st, reason, message in conditions
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": HOST_IP},
+                {"type": "Hostname", "address": NODE_NAME},
+            ],
+            "nodeInfo": {
+                "machineID": "kubesim",
+                "systemUUID": "kubesim",
+                "bootID": "kubesim",
+                "kernelVersion": "6.1.0",
+                "osImage": "kubesim",
+                "containerRuntimeVersion": "containerd://1.7.24",
+                "kubeletVersion": R.SERVER_VERSION["gitVersion"],
+                "kubeProxyVersion": R.SERVER_VERSION["gitVersion"],
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        },
+    }
 
 
 def kubeconfig_text(url: str) -> str:
@@ -95,6 +157,7 @@ class KubeSim:
         self.port = 0
         for ns in BUILTIN_NAMESPACES:
             self.api.create(R.NAMESPACES, "", {"metadata": {"name": ns}}, {})
+        self.api.create(R.NODES, "", node_manifest(), {})
         for path in load:
             self.load_file(path)
 

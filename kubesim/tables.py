@@ -144,6 +144,26 @@ def _ns_row(ns: dict[str, Any]) -> Row:
     return [ns["metadata"]["name"], (ns.get("status") or {}).get("phase", ""), _age(ns)]
 
 
+def _node_row(node: dict[str, Any]) -> Row:
+    ready = next(
+        (c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"),
+        {},
+    )
+    status = "Ready" if ready.get("status") == "True" else "NotReady"
+    if (node.get("spec") or {}).get("unschedulable"):
+        status += ",SchedulingDisabled"
+    labels = node["metadata"].get("labels") or {}
+    roles = sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/"))
+    info = (node.get("status") or {}).get("nodeInfo") or {}
+    return [
+        node["metadata"]["name"],
+        status,
+        ",".join(roles) or "<none>",
+        _age(node),
+        info.get("kubeletVersion", ""),
+    ]
+
+
 def _hpa_row(hpa: dict[str, Any]) -> Row:
     spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
     ref = spec.get("scaleTargetRef") or {}
@@ -238,6 +258,16 @@ _LAYOUTS: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any]], Row]]
     "namespaces": (
         [_NAME, _col("Status", "The status of the namespace"), _AGE],
         _ns_row,
+    ),
+    "nodes": (
+        [
+            _NAME,
+            _col("Status", "The status of the node"),
+            _col("Roles", "The roles of the node"),
+            _AGE,
+            _col("Version", "Kubelet Version reported by the node."),
+        ],
+        _node_row,
     ),
     "horizontalpodautoscalers": (
         [

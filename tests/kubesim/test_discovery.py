@@ -25,6 +25,7 @@ def test_core_group_lists_pods_pvcs_and_namespaces_with_short_names(raw):
     assert res["persistentvolumeclaims"]["shortNames"] == ["pvc"]
     assert res["namespaces"]["shortNames"] == ["ns"]
     assert res["namespaces"]["namespaced"] is False
+    assert res["nodes"]["shortNames"] == ["no"]
     assert "deletecollection" in res["pods"]["verbs"]
     assert res["pods/status"]["verbs"] == ["get", "patch", "update"]
 

@@ -186,3 +186,13 @@ def test_imperative_create_of_a_namespace_and_a_deployment(kubectl, kubesim):
         "application/vnd.kubernetes.protobuf"
     )
     kubectl("rollout", "status", "deploy/api", "-n", "team-a", "--timeout=20s")
+
+
+def test_get_nodes_shows_the_one_ready_node_and_its_pods(kubectl, cluster):
+    out = kubectl("get", "nodes").stdout.splitlines()
+    assert out[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert out[1].split()[:3] == ["kubesim-node", "Ready", "control-plane"]
+    on_node = kubectl(
+        "get", "pods", "-A", "--field-selector=spec.nodeName=kubesim-node", "-o", "name"
+    ).stdout.split()
+    assert len(on_node) == 5
