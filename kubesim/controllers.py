@@ -26,9 +26,8 @@ from typing import Any
 from . import resources as R
 from .api import FOREGROUND, ORPHAN, PVC_PROTECTION, Api, DeleteOptions, _gone_when_free
 from .errors import ApiError
-from .selectors import labels_match, selector_from_label_selector
 from .store import Store
-from .util import clone, random_suffix, rfc3339, template_hash
+from .util import clone, parse_rfc3339, random_suffix, rfc3339, template_hash
 
 log = logging.getLogger("kubesim.controllers")
 
@@ -1147,10 +1146,8 @@ def _deletion_order(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _created(p: dict[str, Any]) -> float:
-    from .util import parse_rfc3339
-
     ts = p["metadata"].get("creationTimestamp")
     return parse_rfc3339(ts) if ts else 0.0
 
 
-__all__ = ["Controllers", "Knobs", "is_ready", "labels_match", "selector_from_label_selector"]
+__all__ = ["Controllers", "Knobs", "is_ready"]

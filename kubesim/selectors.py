@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ApiError, bad_request
+from .errors import bad_request
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -292,7 +292,6 @@ def fields_match(reqs: list[FieldReq], obj: dict[str, Any]) -> bool:
 
 
 __all__ = [
-    "ApiError",
     "fields_match",
     "format_label_selector",
     "label_key_error",

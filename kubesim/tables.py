@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import resources as R
+from .selectors import format_label_selector
 from .util import human_duration, parse_rfc3339
 
 Row = list[Any]
@@ -124,8 +125,6 @@ def _sts_row(sts: dict[str, Any]) -> Row:
 
 
 def _deploy_row(dep: dict[str, Any]) -> Row:
-    from .selectors import format_label_selector
-
     spec, status = dep.get("spec") or {}, dep.get("status") or {}
     names, images = _containers(dep)
     return [
