@@ -1,8 +1,9 @@
-"""Writes on jobs: starting one, asking one to stop. Views and commands call these.
+"""Writes on jobs: starting one, cancelling one, retrying a failed one. Views and commands
+call these.
 
-Starting a job is an attempted operation like a scale: it writes exactly one ``ops_log`` row
-(``denied`` / ``error`` when refused, ``success`` with the new ``job_id``), and the rows of its
-steps' mutations follow, linked by the same ``job_id``.
+Each is an attempted operation like a scale: it writes exactly one ``ops_log`` row (``denied``
+/ ``error`` when refused, ``success`` with the ``job_id``), and the rows of the steps'
+mutations follow, linked by the same ``job_id``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.utils import timezone
 from jobs.dispatch import enqueue_tick_on_commit
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, JobStep, make_job_id
 from jobs.registry import get_job_type
+from jobs.selectors import jobs_visible_to
 from ops import k8s, policy
 from ops.actors import Actor
 from ops.audit import Target, record, record_error
@@ -26,6 +28,17 @@ from ops.validation import name_problem, namespace_problem
 ONE_ACTIVE_PER_TARGET = "ops_job_one_active_per_target"
 PG_REBUILD = "pg-rebuild"
 KIND_STATEFULSET = "statefulset"
+KIND_JOB = "job"
+ACTION_CANCEL = "cancel"
+ACTION_RETRY = "retry"
+
+
+class JobNotFound(OpsError):
+    """404: no such job (or not one this key may see)."""
+
+    status_code = 404
+    default_detail = "No such job."
+    default_code = "not_found"
 
 
 class JobTargetBusy(OpsError):
@@ -171,6 +184,118 @@ def pg_rebuild_start(
         raise
     # Written after the job row, inside the same request: if the audit row cannot be written,
     # AuditUnavailable rolls the job back (no audit, no job).
+    _record_success(actor, target, job.job_id)
+    return job
+
+
+class JobNotActive(OpsError):
+    """409: only a pending or running job can be cancelled."""
+
+    status_code = 409
+    default_detail = "The job is not active."
+    default_code = "job_not_active"
+
+
+class JobNotFailed(OpsError):
+    """409: only a failed job can be retried."""
+
+    status_code = 409
+    default_detail = "Only a failed job can be retried."
+    default_code = "job_not_failed"
+
+
+def _job_for_action(*, actor: Actor, job_id: str, action: str) -> tuple[Job, Target]:
+    """The job ``actor`` may act on (404 when unknown or outside the key's scope, 403 when its
+    namespace is no longer allowed), locked for this transaction, and the audit target."""
+    job = jobs_visible_to(actor).select_for_update(of=("self",)).filter(job_id=job_id).first()
+    if job is None:
+        error = JobNotFound(f"No job {job_id}.")
+        record_error(
+            actor=actor,
+            target=Target(action, KIND_JOB, "", job_id[:253]),
+            error=error,
+            status=OpsLogStatus.ERROR,
+        )
+        raise error
+    target = Target(action, KIND_JOB, job.target_namespace, job.job_id)
+    reason = policy.namespace_refusal(actor, job.target_namespace)
+    if reason:
+        error = NamespaceDenied(reason)
+        record_error(actor=actor, target=target, error=error, status=OpsLogStatus.DENIED)
+        raise error
+    return job, target
+
+
+def job_cancel(*, actor: Actor, job_id: str) -> Job:
+    """Ask an active job to stop: its runner fails the current step at the next point where
+    it may (before the step's next mutation, or before the next step), never mid-call."""
+    with transaction.atomic():
+        job, target = _job_for_action(actor=actor, job_id=job_id, action=ACTION_CANCEL)
+        if not job.is_active:
+            error = JobNotActive(f"Job {job_id} has already ended ({job.status}).")
+            record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
+            raise error
+        job.cancel_requested = True
+        job.save(update_fields=["cancel_requested"])
+        _record_success(actor, target, job.job_id)
+    return job
+
+
+def job_retry(*, actor: Actor, job_id: str) -> Job:
+    """Run a failed job again from its failed step; the steps that succeeded are kept.
+
+    The failed step and every later one go back to ``pending`` (their state cleared: steps
+    look before they act, so nothing already done is done twice). The job becomes active
+    again, so the one-active-job-per-target index still guards its target (409).
+    """
+    try:
+        with transaction.atomic():
+            job, target = _job_for_action(actor=actor, job_id=job_id, action=ACTION_RETRY)
+            if job.status != JobStatus.FAILED:
+                error = JobNotFailed(f"Job {job_id} is {job.status}, not failed.")
+                record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
+                raise error
+            failed_at = (
+                job.steps.exclude(status=JobStatus.SUCCESS)
+                .order_by("step_order")
+                .values_list("step_order", flat=True)
+                .first()
+            )
+            job.steps.filter(step_order__gte=failed_at or 0).update(
+                status=JobStatus.PENDING,
+                detail=None,
+                started_at=None,
+                finished_at=None,
+                state={},
+                attempts=0,
+                interruptions=0,
+                deadline_at=None,
+                active_tick=None,
+            )
+            job.status = JobStatus.PENDING
+            job.finished_at = None
+            job.cancel_requested = False
+            job.tick_seq += 1
+            job.next_run_at = timezone.now()
+            job.lease_owner = None
+            job.lease_expires_at = None
+            job.save()  # a second active job on the target: IntegrityError, all rolled back
+            _record_success(actor, target, job.job_id)
+            enqueue_tick_on_commit(job.job_id, job.tick_seq)
+    except IntegrityError as exc:
+        constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+        if constraint != ONE_ACTIVE_PER_TARGET:
+            raise
+        error = JobTargetBusy(
+            f"Another active job holds {job.target_kind} {job.target_namespace}/"
+            f"{job.target_name}; retry {job_id} once it has ended."
+        )
+        record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
+        raise error from exc
+    return job
+
+
+def _record_success(actor: Actor, target: Target, job_id: str) -> None:
     record(
         actor_name=actor.name,
         source_ip=actor.source_ip,
@@ -178,14 +303,5 @@ def pg_rebuild_start(
         target=target,
         status=OpsLogStatus.SUCCESS,
         http_status=202,
-        job_id=job.job_id,
+        job_id=job_id,
     )
-    return job
-
-
-def job_cancel(*, job_id: str) -> bool:
-    """Ask an active job to stop between actions; returns False when it was not active."""
-    updated = Job.objects.filter(job_id=job_id, status__in=ACTIVE_STATUSES).update(
-        cancel_requested=True
-    )
-    return updated == 1

@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from jobs.views import JobViewSet, PgRebuildViewSet
+from jobs import services
+from jobs.views import JobActionViewSet, JobViewSet, PgRebuildViewSet
 
 urlpatterns = [
     path(
@@ -12,4 +13,14 @@ urlpatterns = [
     ),
     path("ops/jobs", JobViewSet.as_view({"get": "list"}), name="job-list"),
     path("ops/jobs/<str:job_id>", JobViewSet.as_view({"get": "retrieve"}), name="job-detail"),
+    path(
+        "ops/jobs/<str:job_id>/cancel",
+        JobActionViewSet.as_view({"post": "cancel"}, action_name=services.ACTION_CANCEL),
+        name="job-cancel",
+    ),
+    path(
+        "ops/jobs/<str:job_id>/retry",
+        JobActionViewSet.as_view({"post": "retry"}, action_name=services.ACTION_RETRY),
+        name="job-retry",
+    ),
 ]

@@ -14,6 +14,7 @@ from jobs.selectors import jobs_visible_to
 from jobs.serializers import JobCreatedSerializer, JobSerializer, PgRebuildSerializer
 from ops.audit import Target
 from ops.authentication import actor_for
+from ops.serializers import EmptySerializer
 from ops.views import OperationViewSet
 
 
@@ -67,3 +68,37 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def retrieve(self, request, *args, **kwargs) -> Response:
         """``GET /ops/jobs/{job_id}``: the job and its steps, in order (404 when unknown)."""
         return super().retrieve(request, *args, **kwargs)
+
+
+class JobActionViewSet(OperationViewSet):
+    """``POST /ops/jobs/{job_id}/cancel`` and ``POST /ops/jobs/{job_id}/retry`` (empty body)."""
+
+    kind = services.KIND_JOB
+
+    def audit_target(self) -> Target:
+        """The job named in the path, for the row of a refusal."""
+        return Target(
+            action=self.action_name,
+            resource_kind=self.kind,
+            namespace="",
+            resource_name=str(self.kwargs.get("job_id", ""))[:253],
+            request_body=self._body_for_audit(),
+        )
+
+    def _act(self, request, service) -> Response:
+        body = EmptySerializer(data=request.data if self.raw_body else {})
+        body.is_valid(raise_exception=True)
+        actor = actor_for(request)
+        job = service(actor=actor, job_id=self.kwargs["job_id"])
+        fresh = jobs_visible_to(actor).get(pk=job.pk)  # the steps as the service left them
+        return Response(JobSerializer(fresh).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    def cancel(self, request, job_id: str) -> Response:
+        """Ask an active job to stop before its next action; 409 when it has already ended."""
+        return self._act(request, services.job_cancel)
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    def retry(self, request, job_id: str) -> Response:
+        """Run a failed job again from its failed step (succeeded steps are kept)."""
+        return self._act(request, services.job_retry)

@@ -227,3 +227,67 @@ def test_an_unknown_status_filter_is_400(api):
     response = api.get("/ops/jobs?status=exploded")
     assert response.status_code == 400
     assert "status" in response.json()["errors"]
+
+
+def test_cancelling_an_active_job_is_accepted_and_audited(api, pg_cluster):
+    job_id = api.post(URL, GOOD, format="json").json()["job_id"]
+    response = api.post(f"/ops/jobs/{job_id}/cancel")
+    assert response.status_code == 202, response.content
+    assert response.json()["job_id"] == job_id
+    assert Job.objects.get(job_id=job_id).cancel_requested
+    row = audit_rows()[-1]
+    assert (row.action, row.resource_kind, row.resource_name, row.status, row.job_id) == (
+        "cancel",
+        "job",
+        job_id,
+        "success",
+        job_id,
+    )
+
+
+def test_cancelling_a_finished_job_is_409(api, pg_cluster):
+    job_id = api.post(URL, GOOD, format="json").json()["job_id"]
+    Job.objects.filter(job_id=job_id).update(status=JobStatus.SUCCESS)
+    response = api.post(f"/ops/jobs/{job_id}/cancel")
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_not_active"
+    assert not Job.objects.get(job_id=job_id).cancel_requested
+
+
+def test_acting_on_an_unknown_job_is_404_and_audited(api):
+    response = api.post("/ops/jobs/2025-01-15T10:30:00+00:00_pg-rebuild_00000000/retry")
+    assert response.status_code == 404
+    [row] = audit_rows()
+    assert (row.action, row.status, row.http_status) == ("retry", "error", 404)
+
+
+def test_only_a_failed_job_can_be_retried(api, pg_cluster):
+    job_id = api.post(URL, GOOD, format="json").json()["job_id"]
+    response = api.post(f"/ops/jobs/{job_id}/retry")
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_not_failed"
+
+
+def test_a_retry_is_409_while_another_job_holds_the_target(api, pg_cluster):
+    failed = api.post(URL, GOOD, format="json").json()["job_id"]
+    Job.objects.filter(job_id=failed).update(status=JobStatus.FAILED)
+    JobStep.objects.filter(job_id=failed, step_order=1).update(status=JobStatus.FAILED)
+    api.post(URL, GOOD, format="json")  # a new job now holds prod/postgres
+    response = api.post(f"/ops/jobs/{failed}/retry")
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_target_busy"
+    assert Job.objects.get(job_id=failed).status == JobStatus.FAILED
+    assert JobStep.objects.get(job_id=failed, step_order=1).status == JobStatus.FAILED
+
+
+def test_a_key_scoped_elsewhere_cannot_see_or_act_on_a_job(api, pg_cluster):
+    from ops.models import ApiKey
+
+    job_id = api.post(URL, GOOD, format="json").json()["job_id"]
+    staging = ApiKey.objects.issue(name="staging-bot", namespaces=["staging"]).raw
+    other = APIClient(REMOTE_ADDR="203.0.113.11")
+    other.credentials(HTTP_X_API_KEY=staging)
+    assert other.get(f"/ops/jobs/{job_id}").status_code == 404
+    assert other.get("/ops/jobs").json()["results"] == []
+    assert other.post(f"/ops/jobs/{job_id}/cancel").status_code == 404
+    assert not Job.objects.get(job_id=job_id).cancel_requested

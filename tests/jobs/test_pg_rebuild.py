@@ -220,3 +220,35 @@ def test_a_tick_delivered_twice_at_once_scales_down_once(api, pg_cluster, drive)
     assert drive(job_id).status == JobStatus.SUCCESS
     patches = [m for m in mutations(pg_cluster) if m[0] == "PATCH"]
     assert len(patches) == 2  # one down, one up
+
+
+def test_a_failed_rebuild_retried_resumes_at_its_failed_step(api, pg_cluster, drive, fast_jobs):
+    fast_jobs(JOB_WAIT_TIMEOUT=0.5, JOB_POLL_INTERVAL=0.1)
+    pg_cluster.controllers.pause()
+    job_id = start(api)
+    assert drive(job_id).status == JobStatus.FAILED
+    assert steps(job_id)[1][:2] == ("wait_pods_down", "failed")
+    pg_cluster.controllers.resume()
+    fast_jobs(JOB_WAIT_TIMEOUT=30.0)
+    response = api.post(f"/ops/jobs/{job_id}/retry")
+    assert response.status_code == 202, response.content
+    assert [s["status"] for s in response.json()["steps"]] == ["success"] + ["pending"] * 4
+    assert drive(job_id).status == JobStatus.SUCCESS
+    # The scale-down that had succeeded was not sent again.
+    assert mutations(pg_cluster) == [
+        ("PATCH", "statefulsets", "postgres"),
+        ("DELETE", "persistentvolumeclaims", "data-postgres-0"),
+        ("DELETE", "persistentvolumeclaims", "wal-postgres-0"),
+        ("PATCH", "statefulsets", "postgres"),
+    ]
+
+
+def test_a_cancelled_rebuild_stops_before_its_next_action(api, pg_cluster, drive, fast_jobs):
+    fast_jobs(JOB_POLL_INTERVAL=0.1)
+    pg_cluster.controllers.pause()
+    job_id = start(api)
+    run_tick(job_id, 0)  # scaled down, now waiting for the pods
+    assert api.post(f"/ops/jobs/{job_id}/cancel").status_code == 202
+    assert drive(job_id).status == JobStatus.FAILED
+    assert steps(job_id)[1] == ("wait_pods_down", "failed", "cancelled before this step finished")
+    assert mutations(pg_cluster) == [("PATCH", "statefulsets", "postgres")]

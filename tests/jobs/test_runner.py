@@ -18,6 +18,7 @@ from django_q.signing import SignedPackage
 from jobs.models import Job, JobStatus
 from jobs.runner import LeaseLost, claim, heartbeat, new_owner, run_tick
 from jobs.services import job_cancel
+from ops.actors import Actor
 
 pytestmark = [
     pytest.mark.django_db(databases=["default", "audit"], transaction=True),
@@ -185,7 +186,7 @@ def test_one_interruption_is_survived_and_counted(toy, drive):
 def test_a_cancelled_job_stops_before_its_next_step(toy, drive):
     job = toy.make(waits=100)
     run_tick(job.job_id, 0)
-    assert job_cancel(job_id=job.job_id)
+    job_cancel(actor=Actor(name="tester", source_ip="127.0.0.1"), job_id=job.job_id)
     done = drive(job.job_id)
     assert done.status == JobStatus.FAILED
     assert steps_of(job.job_id)[1:] == [
