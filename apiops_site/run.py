@@ -48,9 +48,10 @@ class Spec:
 
 
 # Further long-running processes started beside the web server: the django-q2 cluster that
-# runs the jobs' ticks and pump (its size: OPS_Q_WORKERS).
+# runs the jobs' ticks and pump (its size: OPS_Q_WORKERS), through a wrapper that lets a
+# SIGTERM to its process group stop it cleanly (see jobs/worker.py).
 EXTRA_PROCESSES: list[Spec] = [
-    Spec("worker", [PY, "manage.py", "qcluster"], ready_text="running."),
+    Spec("worker", [PY, "-m", "jobs.worker"], ready_text="running."),
 ]
 
 

@@ -1,7 +1,8 @@
-"""End to end with a real ``manage.py qcluster`` subprocess on the test database and the test's
-kubesim: a rebuild runs to success with each mutation reaching the cluster once, and a worker
-SIGKILLed in the middle of any step is replaced, its job taken over once the lease lapses, and
-finished without any mutation sent twice."""
+"""End to end with a real django-q2 cluster (``python -m jobs.worker``, as ``make run`` starts
+it) on the test database and the test's kubesim: a rebuild runs to success with each mutation
+reaching the cluster once; a worker SIGKILLed in the middle of any step is replaced, its job
+taken over once the lease lapses, and finished without any mutation sent twice; and a SIGTERM
+to the whole process group stops the cluster cleanly."""
 
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def qcluster(pg_cluster, tmp_path) -> Iterator[Cluster]:
     log = tmp_path / "qcluster.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            [sys.executable, "-m", "jobs.worker"],
             cwd=settings.BASE_DIR,
             env=env,
             stdout=out,
@@ -126,13 +127,15 @@ def qcluster(pg_cluster, tmp_path) -> Iterator[Cluster]:
         cluster.wait_for_output("running.")
         yield cluster
     finally:
-        # The main process stops its sentinel, which stops the workers in order.
-        proc.send_signal(signal.SIGTERM)
+        everything = descendants(proc.pid) | {proc.pid}
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # as a supervisor stops a service
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=20)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of our process group
+            for pid in everything:  # whatever is left, if the stop failed
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             proc.wait()
 
 
@@ -159,6 +162,15 @@ def mutations(sim) -> list[tuple[str, str, str]]:
 def pvc_uid(sim, name: str) -> str | None:
     pvc = sim.get("persistentvolumeclaims", "prod", name)
     return pvc["metadata"]["uid"] if pvc else None
+
+
+def test_terminating_the_worker_process_group_stops_the_cluster_cleanly(qcluster):
+    cluster_pids = descendants(qcluster.proc.pid)
+    assert len(cluster_pids) >= 4  # main, sentinel, workers, pusher, monitor
+    os.killpg(qcluster.proc.pid, signal.SIGTERM)
+    assert qcluster.proc.wait(timeout=20) == 0
+    assert "has stopped." in qcluster.output()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in cluster_pids)
 
 
 def test_a_real_worker_runs_a_rebuild_to_success(api, pg_cluster, qcluster):
