@@ -17,6 +17,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from apiops_site.log import register_secret
 from apiops_site.secrets import DEFAULT_SECRETS_DIR, read_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -81,6 +82,9 @@ if SECRET_KEY is None:
     if ENV != "local":
         raise ImproperlyConfigured(f"ENV={ENV} needs OPS_SECRET_KEY (or the secret-key file)")
     SECRET_KEY = "local-development-only-not-a-secret"  # noqa: S105 - never used outside ENV=local
+register_secret(SECRET_KEY)
+# A token given for Vault (apiops_site.vault) must not reach a log line either.
+register_secret(env.ENVIRON.get("VAULT_TOKEN", "").strip())
 
 ALLOWED_HOSTS = _env_list("OPS_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 
@@ -107,6 +111,7 @@ if not _api_key_actor or len(_api_key_actor) > 150:
     raise ImproperlyConfigured("OPS_API_KEY_ACTOR must be a non-empty name of at most 150 chars")
 if _api_key is not None and len(_api_key) < 16:
     raise ImproperlyConfigured("OPS_API_KEY is too short: use at least 16 characters")
+register_secret(_api_key)
 
 APIOPS = {
     "ENV": ENV,
@@ -214,6 +219,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every answer (redirects and refusals of the others included) has a request id
+    # and one access line.
+    "apiops_site.log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -245,10 +253,13 @@ TEMPLATES = [
 # --- database ---------------------------------------------------------------------------------
 _db_url = read_secret("db-url", "OPS_DB_URL")
 if _db_url:
+    register_secret(_db_url)
     try:
         _default_db = env.db_url_config(_db_url)
     except (ValueError, KeyError) as exc:
-        raise ImproperlyConfigured(f"OPS_DB_URL is not a database URL: {exc}") from exc
+        # The chain is dropped: its traceback could quote the URL, password included.
+        raise ImproperlyConfigured(f"OPS_DB_URL is not a database URL: {exc}") from None
+    register_secret(_default_db.get("PASSWORD"))
     if _default_db.get("ENGINE") != "django.db.backends.postgresql":
         raise ImproperlyConfigured("OPS_DB_URL must be a PostgreSQL URL (SQLite is not supported)")
 else:
@@ -286,13 +297,42 @@ WHITENOISE_USE_FINDERS = True
 with contextlib.suppress(OSError):
     STATIC_ROOT.mkdir(exist_ok=True)
 
+# --- HTTPS ------------------------------------------------------------------------------------
+# Outside ENV=local, ApiOps is served through a TLS-terminating ingress: cookies are Secure,
+# plain HTTP is redirected to HTTPS and browsers are told to stay on HTTPS (HSTS). The kubelet
+# probes the pod over plain HTTP, so /health/ is never redirected (a probe follows a redirect
+# to another host and counts it as passed, whatever the application's state).
+_deployed = ENV != "local"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
-if ENV != "local":
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+SESSION_COOKIE_SECURE = _deployed
+CSRF_COOKIE_SECURE = _deployed
+SECURE_SSL_REDIRECT = _env_bool("OPS_SSL_REDIRECT", _deployed)
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+SECURE_HSTS_SECONDS = _env_int("OPS_HSTS_SECONDS", 31_536_000 if _deployed else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("OPS_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _env_bool("OPS_HSTS_PRELOAD", False)
+# Browsers' HSTS preload lists take registrable domains only (example.org, not
+# apiops.example.org) and bind every subdomain of the organisation: that is decided for the
+# whole domain, not by one service. So preload is opt-in and its reminder (W021) is silenced
+# until then.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# The header the ingress sets to "https" for requests that arrived over TLS; without it every
+# proxied request would look like plain HTTP and be redirected forever. The proxy must
+# overwrite a client's own value (ingress-nginx and the common controllers do). An empty
+# value turns it off (nothing in front of ApiOps, or a proxy that does not set it).
+_proxy_header = env.ENVIRON.get("OPS_PROXY_SSL_HEADER")
+if _proxy_header is None:
+    _proxy_header = "X-Forwarded-Proto" if _deployed else ""
+_proxy_header = _proxy_header.strip()
+if _proxy_header and not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_header):
+    raise ImproperlyConfigured(f"OPS_PROXY_SSL_HEADER={_proxy_header!r} is not a header name")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https") if _proxy_header else None
+)
 
 # --- DRF, OpenAPI -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -324,11 +364,39 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- logging ----------------------------------------------------------------------------------
+# One line per record on stderr: JSON outside ENV=local (for the cluster's log collector), a
+# readable line in a terminal. Both carry the request id and scrub secrets (apiops_site/log.py).
+# The access line per request comes from RequestLogMiddleware (logger apiops.request).
+_log_format = env.str("OPS_LOG_FORMAT", default="json" if _deployed else "plain").strip().lower()
+if _log_format not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"OPS_LOG_FORMAT={_log_format!r} must be json or plain")
+_log_level = env.str("OPS_LOG_LEVEL", default="INFO").strip().upper()
+if _log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"OPS_LOG_LEVEL={_log_level!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("OPS_LOG_LEVEL", default="INFO")},
-    "loggers": {"kubernetes": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "filters": {"request_id": {"()": "apiops_site.log.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "apiops_site.log.JsonFormatter"},
+        "plain": {"()": "apiops_site.log.PlainFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": _log_format,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": _log_level},
+    "loggers": {
+        "kubernetes": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        # Every 4xx is already on its access line; Django's own line would say it again.
+        # 5xx stay, with their traceback.
+        "django.request": {"level": "ERROR"},
+    },
 }
