@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db import Error as DatabaseError
 from django.db import connections, transaction
 from django.views.decorators.cache import never_cache
@@ -21,16 +23,23 @@ from rest_framework.response import Response
 from ops import k8s
 from ops.audit import audit_alias
 
+logger = logging.getLogger(__name__)
+
 
 def check_database() -> str | None:
-    """None when both database connections (request and audit) answer, else the error."""
+    """None when both database connections (request and audit) answer, else what failed.
+
+    The answer is served without authentication, so it names the connection and the exception
+    class only: the driver's message (host, port, user name) goes to the log, for operators.
+    """
     for alias in ("default", audit_alias()):
         try:
             with connections[alias].cursor() as cursor:
                 cursor.execute("SELECT 1")
                 cursor.fetchone()
         except DatabaseError as e:
-            return f"{alias}: {type(e).__name__}: {str(e).strip()[:300]}"
+            logger.warning("readiness: database connection %r failed: %s", alias, e)
+            return f"{alias}: unavailable ({type(e).__name__})"
     return None
 
 
