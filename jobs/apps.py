@@ -4,6 +4,8 @@ from django.apps import AppConfig
 
 
 class JobsConfig(AppConfig):
+    """Registers the job types and connects the worker start signal."""
+
     name = "jobs"
     verbose_name = "Operations jobs"
     default_auto_field = "django.db.models.BigAutoField"

@@ -11,6 +11,8 @@ from django.conf import settings
 
 @dataclass(frozen=True)
 class JobSettings:
+    """The job runner's settings, resolved (see ``DEFAULTS`` and settings.APIOPS)."""
+
     #: How long a wait step may take from its first entry before it fails (seconds).
     wait_timeout: float
     #: How long a claimed job stays ours without a heartbeat (seconds).

@@ -71,6 +71,7 @@ def enqueue_tick_on_commit(job_id: str, seq: int, *, delay: float = 0.0) -> None
 
 
 def enqueue_pump(*, delay: float = 0.0) -> None:
+    """Queue a pump run, visible to workers after ``delay`` seconds."""
     _enqueue(PUMP_TASK, delay=delay, name="jobs pump")
 
 
@@ -133,6 +134,7 @@ def _on_worker_spawn(sender: object, proc_name: str = "", **kwargs: object) -> N
 
 
 def connect_worker_signals() -> None:
+    """Have every django-q2 worker revive the pump and warm the client when it starts."""
     from django_q.signals import post_spawn
 
     post_spawn.connect(_on_worker_spawn, dispatch_uid="jobs.pump_on_worker_spawn")

@@ -14,6 +14,8 @@ from django.db.models import Q
 
 
 class JobStatus(models.TextChoices):
+    """Statuses of jobs and of steps."""
+
     PENDING = "pending"
     RUNNING = "running"
     SUCCESS = "success"
@@ -85,6 +87,7 @@ class Job(models.Model):
 
     @property
     def is_active(self) -> bool:
+        """Pending or running: it may still act, and it holds its target."""
         return self.status in ACTIVE_STATUSES
 
 

@@ -34,18 +34,23 @@ StepResult = Done | Wait
 
 @dataclass(frozen=True)
 class StepDef:
+    """A named step and the function that runs it."""
+
     name: str
     run: Callable[[StepContext], StepResult]
 
 
 @dataclass(frozen=True)
 class JobType:
+    """A kind of job: its name in the API, what it locks, its steps in order."""
+
     name: str
     #: Kind of object the job locks ("StatefulSet"): one active job per kind/namespace/name.
     target_kind: str
     steps: tuple[StepDef, ...]
 
     def step(self, name: str) -> StepDef:
+        """The step called ``name`` (KeyError if this type has none)."""
         for step in self.steps:
             if step.name == name:
                 return step
@@ -53,7 +58,7 @@ class JobType:
 
 
 class UnknownJobType(KeyError):
-    pass
+    """No job type of that name is registered."""
 
 
 _REGISTRY: dict[str, JobType] = {}
@@ -74,6 +79,7 @@ def unregister(name: str) -> None:
 
 
 def get_job_type(name: str) -> JobType:
+    """The registered job type called ``name`` (UnknownJobType if none)."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -81,4 +87,5 @@ def get_job_type(name: str) -> JobType:
 
 
 def job_type_names() -> list[str]:
+    """Names of every registered job type, sorted."""
     return sorted(_REGISTRY)

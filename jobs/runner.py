@@ -150,6 +150,7 @@ class StepContext:
         self._step_id = step.pk
 
     def heartbeat(self) -> None:
+        """Extend the lease now (LeaseLost if it is no longer ours)."""
         heartbeat(self.job_id, self.owner, self.settings)
 
     def earlier_state(self, step_name: str) -> dict[str, Any]:

@@ -60,6 +60,7 @@ def _scale(ctx: StepContext, replicas: int) -> None:
 
 
 def scale_sts_to_zero(ctx: StepContext) -> Done:
+    """Step 1: remember the replica count, then scale to 0 unless it already is."""
     sts = _read_sts(ctx)
     original = ctx.state.setdefault("original_replicas", sts.replicas)
     # What the next steps need to know about the set, read once here (fewer API calls).
@@ -81,6 +82,7 @@ def _selector(ctx: StepContext) -> str:
 
 
 def wait_pods_down(ctx: StepContext) -> Done | Wait:
+    """Step 2: done when the selector lists no pod at all (terminating ones count)."""
     selector = _selector(ctx)
     try:
         pods = k8s.pod_list(namespace=ctx.params["namespace"], label_selector=selector)
@@ -110,6 +112,8 @@ def _claims(ctx: StepContext) -> list[str]:
 
 
 def delete_pvc(ctx: StepContext) -> Done | Wait:
+    """Step 3: delete the ordinal's claims still there and not Terminating; done when every
+    one is gone from the API (404), not merely Terminating."""
     namespace = ctx.params["namespace"]
     deleted: dict[str, str] = ctx.state.setdefault("deleted", {})
     still_there: list[str] = []
@@ -138,6 +142,7 @@ def delete_pvc(ctx: StepContext) -> Done | Wait:
 
 
 def scale_sts_to_target(ctx: StepContext) -> Done:
+    """Step 4: scale to ``target_replicas`` unless it already is."""
     target = ctx.params["target_replicas"]
     sts = _read_sts(ctx)
     if sts.replicas != target:
@@ -148,6 +153,8 @@ def scale_sts_to_target(ctx: StepContext) -> Done:
 
 
 def wait_pods_ready(ctx: StepContext) -> Done | Wait:
+    """Step 5: done when ``readyReplicas == target`` in a status that has observed the
+    current generation."""
     target = ctx.params["target_replicas"]
     sts = _read_sts(ctx)
     if sts.observed_generation < sts.generation:
