@@ -1,5 +1,5 @@
-"""Fixtures for the project-level tests: the fake Vault of tests/deploy, a closed port, and
-settings.py executed with exactly the environment a test gives."""
+"""Fixtures for the project-level tests: the fake Vault of tests/deploy, a closed port, the API
+clients of tests/ops, and settings.py executed with exactly the environment a test gives."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from apiops_site.secrets import forget_vault_secrets
 from tests.deploy.conftest import closed_port_url, vault  # noqa: F401 - fixtures, reused
+from tests.ops.conftest import anon, api, apiops  # noqa: F401 - fixtures, reused
 from tests.site.support import SETTINGS
 
 # Every variable settings.py or the Vault client reads: cleared before a test sets its own.
