@@ -241,6 +241,14 @@ def test_the_access_line_names_the_actor_of_the_api_key(api, captured):
 
 
 @DB
+def test_the_access_line_names_the_admin_user_of_a_session(admin_client, captured):
+    response = admin_client.get("/admin/")
+
+    assert response.status_code == 200
+    assert captured.access()[0]["actor"] == "admin"
+
+
+@DB
 def test_a_wrong_api_key_is_in_no_log_line_and_not_in_the_answer(anon, captured):
     wrong = token("wrong-key-")
 
