@@ -118,8 +118,12 @@ def drop_bench_database() -> None:
 
 
 def start_worker(env: dict[str, str], log: list[str]) -> subprocess.Popen:
+    """Start the cluster as ``make run`` does; ready once a worker has run the pump (every
+    worker start queues one), which also means it has loaded the Kubernetes client."""
+    from jobs.models import JobPump
+
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
+        [sys.executable, "-m", "jobs.worker"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -128,18 +132,13 @@ def start_worker(env: dict[str, str], log: list[str]) -> subprocess.Popen:
         text=True,
         start_new_session=True,
     )
-    ready = threading.Event()
-
-    def read() -> None:
-        for line in proc.stdout:
-            log.append(line)
-            if "running." in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(60):
-        stop_worker(proc)
-        raise SystemExit("qcluster did not start:\n" + "".join(log[-30:]))
+    threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
+    deadline = time.monotonic() + 60
+    while not JobPump.objects.filter(last_run_at__isnull=False).exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            stop_worker(proc)
+            raise SystemExit("the cluster did not start:\n" + "".join(log[-30:]))
+        time.sleep(0.1)
     return proc
 
 
@@ -238,12 +237,12 @@ def main() -> None:
             "OPS_KUBECONFIG": sim.kubeconfig_path,
             "OPS_Q_WORKERS": str(args.workers),
             "OPS_JOB_POLL_INTERVAL": str(args.poll),
-            "OPS_LOG_LEVEL": "INFO",  # the cluster says "running." at INFO
+            "OPS_LOG_LEVEL": "WARNING",
         }
         env.pop("KUBECONFIG", None)
         worker_log: list[str] = []
         proc = start_worker(env, worker_log)
-        time.sleep(2)  # let the workers finish starting (they load the Kubernetes client)
+        time.sleep(2)  # the other workers load the Kubernetes client too
         sim.requests.clear()
 
         client = APIClient(SERVER_NAME="127.0.0.1")
