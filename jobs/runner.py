@@ -35,7 +35,7 @@ from django.db.models.functions import Now
 
 from jobs.conf import JobSettings, job_settings
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, JobStep
-from jobs.registry import Done, StepDef, Wait, get_job_type
+from jobs.registry import Done, Wait, get_job_type
 
 logger = logging.getLogger("jobs.runner")
 
@@ -267,9 +267,8 @@ def _drive(job_id: str, owner: str, cfg: JobSettings) -> str:
         entered = _enter_next_step(job_id, owner, cfg, done)
         if isinstance(entered, str):
             return entered
-        step_def = get_job_type(entered.job.type).step(entered.step.name)
         ctx = StepContext(job=entered.job, step=entered.step, owner=owner, cfg=cfg)
-        outcome = _run_step(ctx, entered, step_def, cfg, started)
+        outcome = _run_step(ctx, entered, cfg, started)
         if isinstance(outcome, str):
             return outcome
         done = outcome
@@ -340,14 +339,17 @@ def _enter_next_step(
 
 
 def _run_step(
-    ctx: StepContext, entered: _Entered, step_def: StepDef, cfg: JobSettings, started: float
+    ctx: StepContext, entered: _Entered, cfg: JobSettings, started: float
 ) -> _StepDone | str:
     """Run one step until it is done (returned, to be recorded with the next entry), or has
     failed or been handed on (returns the tick's outcome)."""
     step = entered.step
     while True:
         try:
-            result = step_def.run(ctx)
+            # Looked up here so that a job type or step this code no longer knows fails the
+            # job with that reason (instead of crashing every tick until the crash-loop limit).
+            run = get_job_type(entered.job.type).step(step.name).run
+            result = run(ctx)
         except LeaseLost:
             raise
         except JobCancelled:

@@ -243,3 +243,15 @@ def test_with_a_tick_budget_a_short_wait_is_polled_within_one_tick(toy, fast_job
     wait = Job.objects.get(pk=job.pk).steps.get(name="wait")
     assert wait.attempts == 1
     assert wait.detail == "waited 3 check(s)"
+
+
+def test_a_job_of_a_type_this_code_does_not_know_fails_with_that_reason(toy, drive):
+    job = toy.make()
+    Job.objects.filter(pk=job.pk).update(type="vanished")
+    done = drive(job.job_id)
+    assert done.status == JobStatus.FAILED
+    assert steps_of(job.job_id)[0] == (
+        "act",
+        "failed",
+        "internal error: UnknownJobType: 'vanished'",
+    )
