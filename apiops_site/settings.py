@@ -113,6 +113,10 @@ if _api_key is not None and len(_api_key) < 16:
     raise ImproperlyConfigured("OPS_API_KEY is too short: use at least 16 characters")
 register_secret(_api_key)
 
+# PostgreSQL URL (the db-url secret file, Vault, or OPS_DB_URL); None means the embedded
+# development server under var/ (see the database section below).
+_db_url = read_secret("db-url", "OPS_DB_URL")
+
 APIOPS = {
     "ENV": ENV,
     # Bootstrap key (OPS_API_KEY or the api-key secret file) and the actor name it acts as.
@@ -200,6 +204,12 @@ if ENV == "prod":
         raise ImproperlyConfigured("ENV=prod needs OPS_API_KEY (or the api-key secret file)")
     if _kubeconfig is not None and _kubeconfig_is_kubesim(_kubeconfig):
         raise ImproperlyConfigured(f"ENV=prod refuses OPS_KUBECONFIG={_kubeconfig}: it is kubesim")
+    if not _db_url:
+        # Without a URL the embedded development server would start inside the pod: a
+        # throwaway database, and an audit log that vanishes with the container.
+        raise ImproperlyConfigured(
+            "ENV=prod needs OPS_DB_URL (or the db-url secret file, or db_url in Vault)"
+        )
 
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -251,7 +261,6 @@ TEMPLATES = [
 ]
 
 # --- database ---------------------------------------------------------------------------------
-_db_url = read_secret("db-url", "OPS_DB_URL")
 if _db_url:
     register_secret(_db_url)
     try:

@@ -1,6 +1,6 @@
 """Settings are read strictly: malformed values stop the process with ImproperlyConfigured,
-secret files win over the environment, and ENV=prod refuses DEBUG, a missing key and kubesim.
-Each case executes settings.py afresh with its own environment."""
+secret files win over the environment, and ENV=prod refuses DEBUG, a missing key or database
+URL, and kubesim. Each case executes settings.py afresh with its own environment."""
 
 from __future__ import annotations
 
@@ -116,7 +116,12 @@ def test_secret_files_win_over_the_environment(load, tmp_path):
     assert s["SECRET_KEY"] == "secret-from-file"
 
 
-PROD = {"ENV": "prod", "OPS_SECRET_KEY": "s" * 50, "OPS_API_KEY": "k" * 32}
+PROD = {
+    "ENV": "prod",
+    "OPS_SECRET_KEY": "s" * 50,
+    "OPS_API_KEY": "k" * 32,
+    "OPS_DB_URL": "postgres://apiops:pw@db.example:5432/apiops",
+}
 
 
 def test_prod_starts_with_a_key_a_secret_and_a_real_cluster(load, tmp_path):
@@ -131,6 +136,7 @@ def test_prod_starts_with_a_key_a_secret_and_a_real_cluster(load, tmp_path):
         ({"OPS_DEBUG": "true"}, None, "DEBUG"),
         ({}, "OPS_API_KEY", "OPS_API_KEY"),
         ({}, "OPS_SECRET_KEY", "OPS_SECRET_KEY"),
+        ({}, "OPS_DB_URL", "OPS_DB_URL"),
     ],
 )
 def test_prod_refuses_debug_and_missing_secrets(load, extra, missing, message):
@@ -139,6 +145,27 @@ def test_prod_refuses_debug_and_missing_secrets(load, extra, missing, message):
 
     with pytest.raises(ImproperlyConfigured, match=message):
         load(**env)
+
+
+def test_prod_never_falls_back_to_the_embedded_database(load):
+    env = {**PROD}
+    del env["OPS_DB_URL"]
+
+    with pytest.raises(ImproperlyConfigured, match="ENV=prod needs OPS_DB_URL"):
+        load(**env)
+
+
+def test_prod_takes_its_database_url_from_the_secret_file(load, tmp_path):
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "db-url").write_text("postgres://apiops:pw@filedb:5432/apiops\n")
+    env = {**PROD}
+    del env["OPS_DB_URL"]
+
+    s = load(**env)
+
+    assert s["DATABASES"]["default"]["HOST"] == "filedb"
+    assert s["DATABASES"]["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
 def test_prod_refuses_a_kubesim_kubeconfig(load, tmp_path):

@@ -195,7 +195,7 @@ def test_an_unreachable_vault_stops_startup_with_a_clear_message(tmp_path, close
 
 @pytest.mark.parametrize(
     ("missing", "named"),
-    [("api_key", "OPS_API_KEY"), ("secret_key", "OPS_SECRET_KEY")],
+    [("api_key", "OPS_API_KEY"), ("secret_key", "OPS_SECRET_KEY"), ("db_url", "OPS_DB_URL")],
 )
 def test_prod_refuses_to_start_without_a_secret(tmp_path, missing, named):
     files = {"api_key": API_KEY, "db_url": DB_URL, "secret_key": SECRET_KEY}
