@@ -169,6 +169,34 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> bool:
     return False
 
 
+def web_spec(env: dict[str, str], port: str) -> Spec:
+    """gunicorn serving the app on 127.0.0.1:``port``.
+
+    Without gunicorn's access log: Django's RequestLogMiddleware already writes one line per
+    request, with the actor, the real client address and the request id, which gunicorn's
+    line lacks; both together would print every request twice.
+    """
+    return Spec(
+        "web",
+        [
+            PY,
+            "-m",
+            "gunicorn",
+            "apiops_site.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            env.get("OPS_WEB_WORKERS", "2"),
+            "--threads",
+            env.get("OPS_WEB_THREADS", "4"),
+            "--worker-class",
+            "gthread",
+            "--graceful-timeout",
+            "5",
+        ],
+    )
+
+
 def main() -> int:
     """Start everything, print where it is, and supervise until told to stop."""
     os.chdir(REPO)
@@ -222,28 +250,7 @@ def main() -> int:
         if not env.get("OPS_API_KEY"):
             env["OPS_API_KEY"] = dev_api_key()
 
-        web = Spec(
-            "web",
-            [
-                PY,
-                "-m",
-                "gunicorn",
-                "apiops_site.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                env.get("OPS_WEB_WORKERS", "2"),
-                "--threads",
-                env.get("OPS_WEB_THREADS", "4"),
-                "--worker-class",
-                "gthread",
-                "--access-logfile",
-                "-",
-                "--graceful-timeout",
-                "5",
-            ],
-        )
-        web_proc = sup.start(web, env)
+        web_proc = sup.start(web_spec(env, port), env)
         for spec in EXTRA_PROCESSES:
             sup.start(spec, env)
         base = f"http://127.0.0.1:{port}"

@@ -1,10 +1,14 @@
 """The ``make run`` supervisor: children run in their own process groups, a ready line is
-waited for, a child's death is noticed, and stopping reaches grandchildren too."""
+waited for, a child's death is noticed, and stopping reaches grandchildren too. The web server
+it starts prints one access line per request."""
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+import urllib.error
+import urllib.request
 
 import psutil
 import pytest
@@ -66,3 +70,29 @@ def test_the_dev_api_key_is_kept_between_runs(monkeypatch, tmp_path):
     assert run.dev_api_key() == first
     assert len(first) >= 32
     assert (tmp_path / "dev-api-key").stat().st_mode & 0o077 == 0
+
+
+def test_the_web_server_prints_one_access_line_per_request(supervisor, capsys):
+    port = str(run.free_port())
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "apiops_site.settings",
+        "OPS_WEB_WORKERS": "1",
+        "OPS_LOG_FORMAT": "plain",
+        "OPS_LOG_LEVEL": "INFO",
+    }
+    proc = supervisor.start(run.web_spec(env, port), env)
+    assert run.wait_http(f"http://127.0.0.1:{port}/health/live", 60, proc)
+    path = "/health/live/one-line-check"
+
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
+    supervisor.stop_all()
+    for thread in threading.enumerate():
+        if thread.name == "log-web":
+            thread.join(10)  # the output is read to its end once gunicorn has exited
+
+    assert answer.value.code == 404
+    lines = [line for line in capsys.readouterr().out.splitlines() if path in line]
+    assert len(lines) == 1, lines
+    assert "apiops.request" in lines[0]
