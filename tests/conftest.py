@@ -1,5 +1,6 @@
-"""Shared pytest configuration: the kubesim fixtures for every test package, and a test
-database of its own for each pytest process."""
+"""Shared pytest configuration: the kubesim fixtures for every test package, a test database
+of its own for each pytest process, and every connection closed before that database is
+dropped."""
 
 from __future__ import annotations
 
@@ -46,3 +47,19 @@ def django_db_modify_db_settings(
             settings.DATABASES[alias].setdefault("TEST", {})["NAME"] = name
     with django_db_blocker.unblock():
         _drop_stale_test_databases(base)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's database setup, closing this thread's connections before the teardown.
+
+    Django drops the test database through ``default`` only; the ``audit`` alias is a second
+    connection to the same database, left open by whichever test used it last, and PostgreSQL
+    refuses to drop a database someone is connected to ("is being accessed by other users").
+    This fixture wraps the original, so its teardown runs first.
+    """
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        connections.close_all()
