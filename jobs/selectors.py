@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from dataclasses import dataclass
+from datetime import datetime
 
-from jobs.models import Job, JobStatus, JobStep
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models.functions import Now
+
+from jobs.models import Job, JobPump, JobStatus, JobStep
 from ops.actors import Actor
 
 
@@ -28,3 +32,31 @@ def with_progress(jobs: QuerySet[Job]) -> QuerySet[Job]:
         steps_total=Count("steps", distinct=True),
         steps_done=Count("steps", filter=Q(steps__status=JobStatus.SUCCESS), distinct=True),
     )
+
+
+@dataclass(frozen=True)
+class PumpStatus:
+    """When the jobs pump last ran (None: never) and how many seconds ago."""
+
+    last_run_at: datetime | None
+    age_seconds: float | None
+
+
+def pump_status(using: str = "default") -> PumpStatus:
+    """Read ``ops_job_pump.last_run_at`` and its age, both on the database's clock.
+
+    The pump stamps ``last_run_at`` with the database's ``now()``, so the age is measured
+    against the same clock: a pod whose own clock is off cannot make a live pump look dead.
+    Raises django.db.Error when the database cannot be read.
+    """
+    row = (
+        JobPump.objects.using(using)
+        .filter(id=1)
+        .annotate(db_now=Now())
+        .values_list("last_run_at", "db_now")
+        .first()
+    )
+    if row is None or row[0] is None:
+        return PumpStatus(last_run_at=None, age_seconds=None)
+    last_run_at, db_now = row
+    return PumpStatus(last_run_at, max(0.0, (db_now - last_run_at).total_seconds()))

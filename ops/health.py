@@ -52,6 +52,21 @@ def check_kubernetes() -> str | None:
     return None
 
 
+def jobs_pump_info() -> dict:
+    """When the jobs pump last ran and how long ago: information for operators, never a
+    reason to be unready (the web pod serves requests whatever the worker's state; the worker's
+    own liveness probe, ``manage.py jobs_health``, acts on it)."""
+    from jobs.selectors import pump_status  # jobs builds on ops, not the other way round
+
+    try:
+        pump = pump_status()
+    except DatabaseError as e:
+        logger.warning("readiness: cannot read the jobs pump's last run: %s", e)
+        return {"error": f"unavailable ({type(e).__name__})"}
+    age = None if pump.age_seconds is None else round(pump.age_seconds, 1)
+    return {"last_run_at": pump.last_run_at, "age_seconds": age}
+
+
 @transaction.non_atomic_requests
 @never_cache
 @extend_schema(responses={200: OpenApiTypes.OBJECT}, auth=[])
@@ -72,15 +87,20 @@ def live(request) -> Response:
 @permission_classes([AllowAny])
 @renderer_classes([JSONRenderer])
 def ready(request) -> Response:
-    """200 when the database and the Kubernetes API answer; 503 naming what failed."""
+    """200 when the database and the Kubernetes API answer; 503 naming what failed.
+
+    ``info`` adds the jobs pump's last run, which does not count towards readiness.
+    """
     checks = {"database": check_database(), "kubernetes": check_kubernetes()}
     failed = [name for name, error in checks.items() if error]
+    pump = {"error": "database unavailable"} if checks["database"] else jobs_pump_info()
     body = {
         "status": "unavailable" if failed else "ok",
         "checks": {
             name: ({"ok": False, "error": error} if error else {"ok": True})
             for name, error in checks.items()
         },
+        "info": {"jobs_pump": pump},
     }
     if failed:
         body["detail"] = f"not ready: {', '.join(failed)}"

@@ -266,6 +266,9 @@ def _workload_problems(docs: list[Doc]) -> list[str]:
     worker = names["apiops-worker"]["spec"]["template"]["spec"]["containers"][0]
     if worker.get("command") != ["python", "manage.py", "qcluster"]:
         problems.append(f"apiops-worker: command is {worker.get('command')}, not qcluster")
+    liveness = worker.get("livenessProbe", {}).get("exec", {}).get("command", [])
+    if liveness[:3] != ["python", "manage.py", "jobs_health"]:
+        problems.append("apiops-worker: livenessProbe does not run manage.py jobs_health")
     if len(images) != 1:
         problems.append(f"API, migrations and worker should run one image, found {sorted(images)}")
     return problems

@@ -204,6 +204,17 @@ def _node_port(docs):
     by_kind(docs, "Service")[0]["spec"]["type"] = "NodePort"
 
 
+def _worker_container(docs: list[Doc]) -> Doc:
+    worker = next(
+        d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "apiops-worker"
+    )
+    return worker["spec"]["template"]["spec"]["containers"][0]
+
+
+def _no_worker_liveness(docs):
+    del _worker_container(docs)["livenessProbe"]
+
+
 def _secret_env(docs):
     _api_container(docs).setdefault("env", []).append(
         {"name": "OPS_API_KEY", "valueFrom": {"secretKeyRef": {"name": "x", "key": "k"}}}
@@ -228,6 +239,7 @@ BREAKAGES: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
     "namespace without rbac": (_extra_allowed_namespace, "Roles are in"),
     "node port": (_node_port, "type NodePort"),
     "kubernetes secret in env": (_secret_env, "reads a Kubernetes Secret"),
+    "no worker liveness probe": (_no_worker_liveness, "jobs_health"),
 }
 
 

@@ -4,7 +4,8 @@ The kubelet sends plain HTTP to the pod IP with the Host header the manifest set
 ENV=prod that request must reach the health views: not a 400 for an unknown host, and not a
 redirect to HTTPS (the kubelet would follow it to another host and count the probe as
 passed, whatever the application's state). Runs Django in a subprocess, because production
-settings are decided when the settings module is imported.
+settings are decided when the settings module is imported. The worker's exec liveness probe
+runs the command it names, against the test database.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,36 @@ def test_probes_reach_the_health_views_over_plain_http_in_production(tmp_path):
     assert status in (200, 503), answers["readinessProbe"]
     assert location is None
     assert content_type.startswith("application/json")
+
+
+def worker_liveness() -> dict:
+    docs = load(render(K8S))
+    worker = next(
+        d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "apiops-worker"
+    )
+    return worker["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+
+
+@pytest.mark.django_db
+def test_the_workers_liveness_command_passes_after_a_pump_and_fails_when_it_is_late():
+    from django.core.management import CommandError, call_command
+    from django.db.models.functions import Now
+
+    from jobs.dispatch import pump
+    from jobs.models import JobPump
+
+    probe = worker_liveness()
+    command = probe["exec"]["command"]
+    assert command[:2] == ["python", "manage.py"]
+    # Django starts inside the probe: the timeout must leave room for it.
+    assert probe["timeoutSeconds"] >= 10
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 120
+
+    with pytest.raises(CommandError, match="never run"):
+        call_command(*command[2:], stdout=StringIO())
+    pump()
+    call_command(*command[2:], stdout=StringIO())
+    JobPump.objects.update(last_run_at=Now() - timedelta(hours=1))
+    with pytest.raises(CommandError, match="last ran 3600 s ago") as late:
+        call_command(*command[2:], stdout=StringIO())
+    assert late.value.returncode != 0

@@ -1,8 +1,15 @@
 """Health probes: live always answers; ready reports the database and Kubernetes separately
-and answers 503 naming what failed. Neither needs a key."""
+and answers 503 naming what failed, and shows the jobs pump's last run as information only.
+Neither needs a key."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.db.models.functions import Now
+
+from jobs.dispatch import pump
+from jobs.models import JobPump
 from tests.ops.conftest import DB, TRANSACTIONAL_DB
 
 pytestmark = DB
@@ -62,3 +69,30 @@ def test_ready_is_503_naming_the_database_when_it_is_gone(anon, empty_cluster, d
     body = response.json()
     assert body["detail"] == "not ready: database"
     assert body["checks"]["kubernetes"] == {"ok": True}
+    assert body["info"] == {"jobs_pump": {"error": "database unavailable"}}
+
+
+def test_ready_shows_when_the_jobs_pump_last_ran(anon, empty_cluster):
+    pump()
+    last_run_at = JobPump.objects.get().last_run_at
+
+    response = anon.get("/health/ready")
+
+    assert response.status_code == 200
+    info = response.json()["info"]["jobs_pump"]
+    assert info["last_run_at"] == last_run_at.isoformat().replace("+00:00", "Z")
+    assert 0 <= info["age_seconds"] < 60
+
+
+def test_a_late_or_missing_pump_leaves_the_web_pod_ready(anon, empty_cluster):
+    never = anon.get("/health/ready")
+    pump()
+    JobPump.objects.update(last_run_at=Now() - timedelta(hours=2))
+    late = anon.get("/health/ready")
+
+    assert never.status_code == 200
+    assert never.json()["status"] == "ok"
+    assert never.json()["info"]["jobs_pump"] == {"last_run_at": None, "age_seconds": None}
+    assert late.status_code == 200
+    assert late.json()["status"] == "ok"
+    assert late.json()["info"]["jobs_pump"]["age_seconds"] == 7200.0
