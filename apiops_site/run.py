@@ -257,7 +257,10 @@ def main() -> int:
         if wait_http(f"{base}/health/live", 120, web_proc):
             print(f"\nApiOps is running at {base}/", flush=True)
             print(f"  API key:   {env['OPS_API_KEY']}", flush=True)
-            print(f"  docs:      {base}/api/docs/ (send X-API-Key)", flush=True)
+            print(
+                f"  docs:      {base}/api/docs/ (as a staff user of /admin/, or send X-API-Key)",
+                flush=True,
+            )
             print(f"  cluster:   OPS_KUBECONFIG={env['OPS_KUBECONFIG']}", flush=True)
             print("  Ctrl-C stops everything.\n", flush=True)
         status = sup.wait()

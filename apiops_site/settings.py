@@ -363,9 +363,21 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Audited, namespace-confined Kubernetes operations.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # The schema and docs need the API key like every endpoint but /health.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
-    "SERVE_AUTHENTICATION": ["ops.authentication.ApiKeyAuthentication"],
+    # The schema and docs need the API key like every endpoint but /health, or (so a browser
+    # can open /api/docs/) the admin session of a staff user. The key comes first: an
+    # unauthenticated request gets its 401 with WWW-Authenticate. The operations stay
+    # X-API-Key only; Swagger UI's "Authorize" button takes the key for "Try it out".
+    "SERVE_PERMISSIONS": ["ops.authentication.IsApiKeyOrStaff"],
+    "SERVE_AUTHENTICATION": [
+        "ops.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "SWAGGER_UI_SETTINGS": {
+        "deepLinking": True,
+        # The key stays in the page's memory, not in the browser's localStorage.
+        "persistAuthorization": False,
+        "displayRequestDuration": True,
+    },
     # Jobs and audit rows both have a "status" field with different choices: name them apart.
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.JobStatus",

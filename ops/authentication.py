@@ -19,6 +19,7 @@ from django.db import Error as DatabaseError
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
 
 from ops.actors import Actor
 from ops.audit import audit_alias
@@ -101,3 +102,18 @@ class ApiKeyAuthentication(BaseAuthentication):
     def authenticate_header(self, request) -> str:
         """Makes DRF answer 401 (not 403) and tells the client which header to send."""
         return 'ApiKey realm="apiops", header="X-API-Key"'
+
+
+class IsApiKeyOrStaff(BasePermission):
+    """An API key, or the admin session of a staff user: for the OpenAPI schema and docs only.
+
+    A browser cannot send ``X-API-Key`` when it opens ``/api/docs/``, so a staff member logged
+    in to the admin may read the docs; the operations themselves still take the key alone
+    (entered with Swagger UI's "Authorize" button). Any other logged-in user is refused (403).
+    """
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if isinstance(user, ApiPrincipal):
+            return True
+        return bool(user and user.is_authenticated and user.is_active and user.is_staff)

@@ -1,11 +1,13 @@
 """Authentication by X-API-Key: bootstrap key, named keys (scope, expiry, revocation), 401s
-with WWW-Authenticate and their audit rows, and the 429 throttle on repeated failures."""
+with WWW-Authenticate and their audit rows, and the 429 throttle on repeated failures. The
+OpenAPI schema and docs also open for a staff member's admin session; operations never do."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -124,6 +126,54 @@ def test_the_schema_needs_a_key_and_answers_with_one(anon, api):
     assert response.status_code == 200
     assert b"/ops/namespaces/{namespace}/statefulsets/{name}/scale" in response.content
     assert b"X-API-Key" in response.content
+
+
+DOCS = ["/api/docs/", "/api/schema/"]
+
+
+def _session(*, staff: bool) -> APIClient:
+    """A browser logged in to the admin: a session cookie and no key."""
+    user = get_user_model().objects.create_user(
+        "staff" if staff else "visitor", password="pw-0123456789", is_staff=staff
+    )
+    client = APIClient(REMOTE_ADDR=CLIENT_IP)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("path", DOCS)
+def test_the_schema_and_docs_open_with_a_key_or_a_staff_session_only(anon, api, path):
+    refused = anon.get(path)
+
+    assert refused.status_code == 401
+    assert "X-API-Key" in refused["WWW-Authenticate"]
+    assert api.get(path).status_code == 200
+    assert _session(staff=True).get(path).status_code == 200
+    assert _session(staff=False).get(path).status_code == 403
+
+
+def test_a_staff_session_does_not_authenticate_an_operation(apiops, cluster):
+    response = _session(staff=True).post(STS, {"replicas": 2}, format="json")
+
+    assert response.status_code == 401
+    assert list(cluster.requests) == []
+    assert cluster.get("statefulsets", "prod", "postgres")["spec"]["replicas"] == 3
+
+
+def test_swagger_ui_authorizes_calls_with_the_api_key(apiops):
+    staff = _session(staff=True)
+    page = staff.get("/api/docs/").content.decode()
+    schema = staff.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    assert schema["components"]["securitySchemes"] == {
+        "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    }
+    scale = schema["paths"]["/ops/namespaces/{namespace}/statefulsets/{name}/scale"]["post"]
+    assert scale["security"] == [{"ApiKeyAuth": []}]
+    # The page loads that schema with the session, and keeps a key given to "Authorize" in
+    # memory only.
+    assert "/api/schema/" in page
+    assert '"persistAuthorization": false' in page
 
 
 def test_repeated_failures_from_one_address_are_throttled_with_429(apiops, cluster):
