@@ -7,7 +7,9 @@ matching requests. What it does when it fires:
 - `status`: answer that code with the real server's Status body (and `Retry-After`);
 - `delay`: wait, then serve the request normally (combines with the others);
 - `hang`: never answer (until the simulator stops, or for `hang` seconds if a number);
-- `drop`: close the connection without any response;
+- `drop`: close the connection without any response (the request is not executed);
+- `drop_after`: execute the request, then close the connection without sending the answer
+  (the change is made but the client never hears of it: a response lost on the way back);
 - watch faults, for watch requests only: `watch_close_after=k` ends the stream after k
   events, `watch_expire` sends the 410 Expired ERROR event, `watch_stall` sends nothing more.
 """
@@ -36,6 +38,7 @@ class FaultRule:
     delay: float = 0.0
     hang: bool | float = False
     drop: bool = False
+    drop_after: bool = False
     watch_close_after: int | None = None
     watch_expire: bool = False
     watch_stall: bool = False
@@ -75,6 +78,7 @@ _FIELDS = {
     "delay",
     "hang",
     "drop",
+    "drop_after",
     "watch_close_after",
     "watch_expire",
     "watch_stall",
@@ -103,6 +107,7 @@ class Faults:
         delay: float = 0.0,
         hang: bool | float = False,
         drop: bool = False,
+        drop_after: bool = False,
         watch_close_after: int | None = None,
         watch_expire: bool = False,
         watch_stall: bool = False,
@@ -115,12 +120,20 @@ class Faults:
             bool(delay),
             bool(hang),
             drop,
+            drop_after,
             watch_close_after is not None,
             watch_expire,
             watch_stall,
         ]
         if not any(actions):
-            raise ValueError("a fault needs an effect: status, delay, hang, drop or a watch fault")
+            raise ValueError(
+                "a fault needs an effect: status, delay, hang, drop, drop_after or a watch fault"
+            )
+        if drop_after and (status is not None or hang or drop):
+            # Those answer (or drop) before the request is executed: drop_after would never act.
+            raise ValueError(
+                "drop_after executes the request; it cannot combine with status, hang or drop"
+            )
         if status is not None and not 400 <= int(status) <= 599:
             raise ValueError(f"status must be an HTTP error code, not {status}")
         if not 0.0 <= probability <= 1.0:
@@ -136,6 +149,7 @@ class Faults:
             delay=float(delay),
             hang=hang,
             drop=drop,
+            drop_after=drop_after,
             watch_close_after=watch_close_after,
             watch_expire=watch_expire,
             watch_stall=watch_stall,

@@ -192,9 +192,14 @@ class Handler(BaseHTTPRequestHandler):
         rules = sim.faults.fire(self.command, path, info.verb == "watch")
         if self._apply_faults(rules, record):
             return
+        drop_after = any(r.drop_after for r in rules)
         try:
             result = sim.api.handle(self.command, path, query, self.headers, body, info)
         except ApiError as e:
+            if drop_after:
+                record(0)
+                self._drop()
+                return
             record(e.code)
             self._send(e.code, e.body(), e.headers)
             return
@@ -203,6 +208,11 @@ class Handler(BaseHTTPRequestHandler):
             err = internal(f"{type(e).__name__}: {e}")
             record(500)
             self._send(500, err.body())
+            return
+        if drop_after:
+            # Executed (the store has changed), but the answer is lost on the way back.
+            record(0)
+            self._drop()
             return
         if isinstance(result, WatchPlan):
             self._watch(result, [r for r in rules if r.for_watch_only], record)

@@ -108,6 +108,43 @@ def test_a_dropped_get_is_retried_until_urllib3_gives_up(apps, web):
     assert rule.fired == 4  # the first try and urllib3's three retries
 
 
+def test_a_patch_dropped_after_it_was_applied_changes_the_object_but_gets_no_answer(apps, web):
+    rule = web.faults.add(method="PATCH", path=SCALE, drop_after=True, times=1)
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 3}})
+    assert web.get("deployments", "default", "web")["spec"]["replicas"] == 3  # applied
+    assert rule.fired == 1
+    assert [r.status for r in web.requests.filter(method="PATCH")] == [0]  # nothing answered
+
+
+def test_a_delete_dropped_after_it_was_applied_deletes_the_pod(raw, web):
+    pod = web.list("pods", "default", label_selector="app=web")[0]["metadata"]["name"]
+    web.faults.add(method="DELETE", path=rf"/pods/{pod}$", drop_after=True, times=1)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        raw("DELETE", f"/api/v1/namespaces/default/pods/{pod}")
+    web.wait_for(
+        lambda: (
+            (p := web.get("pods", "default", pod)) is None or p["metadata"].get("deletionTimestamp")
+        )
+    )
+
+
+def test_a_refused_request_dropped_after_sends_no_error_either(raw, web):
+    web.faults.add(method="DELETE", path=r"/pods/", drop_after=True, times=1)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        raw("DELETE", "/api/v1/namespaces/default/pods/no-such-pod")
+    assert [r.status for r in web.requests.filter(method="DELETE")] == [0]
+
+
+def test_drop_after_cannot_combine_with_effects_that_skip_the_request():
+    from kubesim.faults import Faults
+
+    for other in ({"status": 500}, {"drop": True}, {"hang": True}):
+        with pytest.raises(ValueError, match="drop_after"):
+            Faults().add(method="DELETE", path="/", drop_after=True, **other)
+    assert Faults().add_from_dict({"path": "/", "drop_after": True}).drop_after
+
+
 def test_a_probability_fires_on_a_share_of_requests(kubesim):
     rule = kubesim.faults.add(method="GET", path=r"^/version$", status=503, probability=0.5)
     statuses = []
