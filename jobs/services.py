@@ -20,7 +20,7 @@ from jobs.registry import get_job_type
 from jobs.selectors import jobs_visible_to
 from ops import k8s, policy
 from ops.actors import Actor
-from ops.audit import Target, record, record_error
+from ops.audit import Target, attempt, record, record_error
 from ops.errors import InvalidInput, NamespaceDenied, OpsError, from_k8s
 from ops.models import OpsLogStatus
 from ops.validation import name_problem, namespace_problem
@@ -61,8 +61,10 @@ def job_start(
 ) -> Job:
     """Record a job with all its steps pending and wake a worker once it is committed.
 
-    The one-active-job-per-target rule is the partial unique index's, not a prior SELECT:
-    two concurrent requests cannot both pass it.
+    The job, its steps and its first tick are one transaction: the tick is queued on commit
+    of the outermost transaction, so a caller that rolls back (e.g. because the audit log
+    failed) leaves neither a job nor a tick behind. The one-active-job-per-target rule is the
+    partial unique index's, not a prior SELECT: two concurrent requests cannot both pass it.
     """
     kind = get_job_type(job_type)
     created_at = created_at or timezone.now()
@@ -86,6 +88,7 @@ def job_start(
                 JobStep(job=job, name=step.name, step_order=order)
                 for order, step in enumerate(kind.steps, start=1)
             )
+            enqueue_tick_on_commit(job.job_id, job.tick_seq)
     except IntegrityError as exc:
         constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
         if constraint != ONE_ACTIVE_PER_TARGET:
@@ -104,7 +107,6 @@ def job_start(
             f"{kind.target_kind} {target_namespace}/{target_name} is already being worked on "
             f"by active job {holder or '(which has just finished: try again)'}."
         ) from exc
-    enqueue_tick_on_commit(job.job_id, job.tick_seq)
     return job
 
 
@@ -172,19 +174,25 @@ def pg_rebuild_start(
                     ]
                 }
             )
+    except OpsError as error:
+        record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
+        raise
+    created_at = timezone.now()
+    job_id = make_job_id(created_at, PG_REBUILD)
+    # Audit first, as for any operation: the pending row (naming the job id) is written before
+    # the job exists, so no audit means no job and no tick, with or without a surrounding
+    # request transaction. The row then gets the outcome: success (202) or the 409 of a busy
+    # target. If only that last write fails, the job stands and its row stays "pending".
+    with attempt(actor=actor, target=target, job_id=job_id, success_http_status=202):
         job = job_start(
             actor=actor,
             job_type=PG_REBUILD,
             params=params,
             target_namespace=namespace,
             target_name=statefulset,
+            job_id=job_id,
+            created_at=created_at,
         )
-    except OpsError as error:
-        record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
-        raise
-    # Written after the job row, inside the same request: if the audit row cannot be written,
-    # AuditUnavailable rolls the job back (no audit, no job).
-    _record_success(actor, target, job.job_id)
     return job
 
 

@@ -171,10 +171,13 @@ def _error_text(error: BaseException) -> str:
 class Attempt:
     """Context manager around the cluster calls of one operation (see :func:`attempt`)."""
 
-    def __init__(self, *, actor: Actor, target: Target, job_id: str | None) -> None:
+    def __init__(
+        self, *, actor: Actor, target: Target, job_id: str | None, success_http_status: int = 200
+    ) -> None:
         self.actor = actor
         self.target = target
         self.job_id = job_id
+        self.success_http_status = success_http_status
         self.row: OpsLog | None = None
 
     def __enter__(self) -> Attempt:
@@ -190,7 +193,7 @@ class Attempt:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None:
-            fields = {"status": OpsLogStatus.SUCCESS, "http_status": 200}
+            fields = {"status": OpsLogStatus.SUCCESS, "http_status": self.success_http_status}
         else:
             fields = {
                 "status": OpsLogStatus.ERROR,
@@ -211,6 +214,13 @@ class Attempt:
         return False
 
 
-def attempt(*, actor: Actor, target: Target, job_id: str | None = None) -> Attempt:
-    """Write a ``pending`` row now (or raise AuditUnavailable); record the outcome on exit."""
-    return Attempt(actor=actor, target=target, job_id=job_id)
+def attempt(
+    *, actor: Actor, target: Target, job_id: str | None = None, success_http_status: int = 200
+) -> Attempt:
+    """Write a ``pending`` row now (or raise AuditUnavailable); record the outcome on exit.
+
+    ``success_http_status`` is the answer recorded on success (202 for an accepted job).
+    """
+    return Attempt(
+        actor=actor, target=target, job_id=job_id, success_http_status=success_http_status
+    )

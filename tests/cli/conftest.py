@@ -17,6 +17,7 @@ from django.db import connections
 from jobs.models import ACTIVE_STATUSES, Job
 from jobs.runner import run_tick
 from ops import k8s
+from tests.ops.conftest import dead_audit_db  # noqa: F401 - shared fixture
 
 DB = pytest.mark.django_db(databases=["default", "audit"])
 TRANSACTIONAL_DB = pytest.mark.django_db(databases=["default", "audit"], transaction=True)

@@ -8,6 +8,7 @@ import re
 from io import StringIO
 
 import pytest
+from django_q.models import OrmQ
 
 from jobs.models import Job, JobStatus
 from ops.models import OpsLog
@@ -90,6 +91,18 @@ def test_a_second_rebuild_of_a_busy_statefulset_is_a_conflict(demo):
 
     assert error.returncode == 5
     assert "already being worked on" in str(error)
+
+
+@TRANSACTIONAL_DB
+def test_ops_pg_rebuild_without_an_audit_log_says_so_and_starts_nothing(demo, dead_audit_db):
+    error = fails("ops_pg_rebuild", "staging", "postgres", "1", "3")
+
+    assert error.returncode == 1
+    assert "the operation was not performed" in str(error)
+    # True to its word: no job, no queued tick, nothing sent to the cluster.
+    assert not Job.objects.exists()
+    assert not OrmQ.objects.exists()
+    assert list(demo.requests.mutations()) == []
 
 
 @TRANSACTIONAL_DB

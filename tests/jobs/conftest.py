@@ -15,6 +15,7 @@ from jobs.models import Job, JobStatus, JobStep, make_job_id
 from jobs.registry import Done, JobType, StepDef, Wait, register, unregister
 from jobs.runner import StepContext, run_tick
 from ops import k8s
+from tests.ops.conftest import dead_audit_db  # noqa: F401 - shared fixture
 
 TOY = "toy"
 
