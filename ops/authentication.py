@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 from django.db import Error as DatabaseError
 from django.utils import timezone
 from rest_framework import exceptions
@@ -24,6 +25,7 @@ from rest_framework.permissions import BasePermission
 from ops.actors import Actor
 from ops.audit import audit_alias
 from ops.client_ip import client_ip
+from ops.db import read_as_health_check
 from ops.errors import AuditUnavailable
 from ops.models import ApiKey, keys_equal
 from ops.selectors import recent_auth_failures
@@ -78,8 +80,12 @@ class ApiKeyAuthentication(BaseAuthentication):
         """Return ``(ApiPrincipal, None)``, None when there is no key, or raise 401/429."""
         conf = settings.APIOPS
         limit = conf["AUTH_FAILURE_LIMIT"]
+        source = client_ip(request)
         try:
-            failures = recent_auth_failures(client_ip(request), limit=limit)
+            # The first statement of an API request: it also checks the audit connection.
+            failures = read_as_health_check(
+                audit_alias(), lambda: recent_auth_failures(source, limit=limit)
+            )
         except DatabaseError as e:
             raise AuditUnavailable() from e
         if failures >= limit:
@@ -91,7 +97,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         bootstrap = conf["API_KEY"]
         if bootstrap and keys_equal(raw, bootstrap):
             return ApiPrincipal(name=conf["API_KEY_ACTOR"], namespaces=None), None
-        key = ApiKey.objects.for_raw_key(raw)
+        key = read_as_health_check(DEFAULT_DB_ALIAS, lambda: ApiKey.objects.for_raw_key(raw))
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
         _touch(key)

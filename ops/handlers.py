@@ -1,11 +1,13 @@
 """Error rendering: one DRF exception handler, and JSON for Django-level errors.
 
 Every error answer is ``{"detail": "...", "code": "..."}`` (plus ``errors`` for field errors),
-never an HTML page or a stack trace. The DRF handler is reused (it sets ``Retry-After`` and
-``WWW-Authenticate`` and rolls back the request transaction); this one reshapes its body and
-writes the audit row for refusals that happen before a service runs: a missing or wrong key,
-throttling, and malformed input on an operation's path. Services write their own rows and mark
-their errors ``audited``.
+never an HTML page or a stack trace. Like DRF's handler, this one sets ``Retry-After`` and
+``WWW-Authenticate`` and rolls back the request transaction — but only where the view has one
+(DRF marks any open transaction on an ATOMIC_REQUESTS database, encode/django-rest-framework
+#6921, which for a view without a request transaction would be a caller's). It also writes the
+audit row for refusals that happen before a service runs: a missing or wrong key, throttling,
+and malformed input on an operation's path. Services write their own rows and mark their
+errors ``audited``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.db import connections
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
-from rest_framework.views import set_rollback
 
 from ops.audit import Target, record
 from ops.client_ip import client_ip
@@ -116,24 +117,42 @@ def _audit_refusal(exc: Exception, body: dict, response: Response, context: dict
         logger.error("refused %s %s could not be audited", request.method, request.path)
 
 
+def set_request_rollback(request) -> None:
+    """Mark the request transaction of each ATOMIC_REQUESTS database for rollback, skipping
+    the databases the view opted out of with ``transaction.non_atomic_requests``."""
+    view = getattr(getattr(request, "resolver_match", None), "func", None)
+    non_atomic = getattr(view, "_non_atomic_requests", set())
+    for db in connections.all(initialized_only=True):
+        if (
+            db.settings_dict["ATOMIC_REQUESTS"]
+            and db.in_atomic_block
+            and db.alias not in non_atomic
+        ):
+            db.set_rollback(True)
+
+
 def exception_handler(exc: Exception, context: dict) -> Response:
-    """DRF's handler, our body shape, JSON 500s, and audit rows for early refusals."""
+    """DRF's handling with our body shape, JSON 500s, and audit rows for early refusals."""
     exc = _normalise(exc)
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        request = context.get("request")
+    request = context.get("request")
+    set_request_rollback(request)
+    if isinstance(exc, exceptions.APIException):
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        body = error_body(exc)
+        response = Response(body, status=exc.status_code, headers=headers)
+    else:
         logger.error(
             "unhandled error on %s %s",
             getattr(request, "method", "?"),
             getattr(request, "path", "?"),
             exc_info=(type(exc), exc, exc.__traceback__),
         )
-        set_rollback()
         body = {"detail": "Internal server error.", "code": "server_error"}
         response = Response(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
-    else:
-        body = error_body(exc)
-        response.data = body
     _audit_refusal(exc, body, response, context)
     return response
 

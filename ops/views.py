@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
@@ -89,7 +90,21 @@ class OperationViewSet(viewsets.ViewSet):
         )
 
 
-class ScaleViewSet(OperationViewSet):
+class WithoutRequestTransaction:
+    """For views that write nothing through ``default``: no ATOMIC_REQUESTS transaction.
+
+    Their rows go through the autocommit ``audit`` connection and their reads are single
+    statements, so a transaction on ``default`` would protect nothing and cost a health
+    check and BEGIN/COMMIT round trips on every request. (The jobs views write jobs through
+    ``default`` and keep theirs.)
+    """
+
+    @classmethod
+    def as_view(cls, *args, **kwargs):
+        return transaction.non_atomic_requests(super().as_view(*args, **kwargs))
+
+
+class ScaleViewSet(WithoutRequestTransaction, OperationViewSet):
     """``POST /ops/namespaces/{ns}/{deployments|statefulsets}/{name}/scale``."""
 
     action_name = services.ACTION_SCALE
@@ -106,7 +121,7 @@ class ScaleViewSet(OperationViewSet):
         return Response(asdict(result), status=status.HTTP_200_OK)
 
 
-class DeleteViewSet(OperationViewSet):
+class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
     """``DELETE /ops/namespaces/{ns}/{pods|persistentvolumeclaims}/{name}``."""
 
     action_name = services.ACTION_DELETE
@@ -126,7 +141,7 @@ class DeleteViewSet(OperationViewSet):
         OpenApiParameter("until", str, description="ISO 8601; rows with ts < until"),
     ]
 )
-class AuditViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class AuditViewSet(WithoutRequestTransaction, mixins.ListModelMixin, viewsets.GenericViewSet):
     """``GET /ops/audit``: the audit log, newest first, filtered, cursor-paginated."""
 
     serializer_class = OpsLogSerializer

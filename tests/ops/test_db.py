@@ -1,0 +1,202 @@
+"""What an API request costs the database, and recovery from a connection that died idle.
+
+Round trips are counted at the driver: the connections of both aliases are opened through a
+psycopg2 connection class that records each statement it sends (the health checks' ``SELECT
+1`` and the implicit ``BEGIN`` included) and each ``COMMIT``. Before each measured request the
+test does what the server does when a request starts (the test client skips it): Django's
+``close_old_connections``, which makes a health check due on every reused connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import psycopg2.extensions
+import pytest
+from django.db import DataError, close_old_connections, connection, connections
+from django.urls import resolve
+from rest_framework.test import APIClient
+
+from ops.db import read_as_health_check
+from ops.models import ApiKey
+from tests.ops.conftest import CLIENT_IP, TRANSACTIONAL_DB, audit_log
+
+pytestmark = TRANSACTIONAL_DB
+
+STS = "/ops/namespaces/prod/statefulsets/postgres/scale"
+ALIASES = ("default", "audit")
+
+
+class CountingCursor(psycopg2.extensions.cursor):
+    """Records each statement (and the BEGIN psycopg2 sends before it outside autocommit)."""
+
+    def execute(self, query, vars=None):
+        conn = self.connection
+        text = query.decode() if isinstance(query, bytes) else str(query)
+        if not conn.autocommit and conn.status == psycopg2.extensions.STATUS_READY:
+            conn.trips.append((conn.alias, "BEGIN"))
+        conn.trips.append((conn.alias, "SELECT 1" if text == "SELECT 1" else text.split()[0]))
+        return super().execute(query, vars)
+
+
+class CountingConnection(psycopg2.extensions.connection):
+    """Records each COMMIT that reaches the server."""
+
+    alias = "?"
+    trips: list[tuple[str, str]] = []
+
+    def commit(self):
+        if self.status != psycopg2.extensions.STATUS_READY:
+            self.trips.append((self.alias, "COMMIT"))
+        return super().commit()
+
+
+@pytest.fixture
+def trips() -> Iterator[list[tuple[str, str]]]:
+    """The (alias, statement) list of everything sent from now on, on fresh connections."""
+    log: list[tuple[str, str]] = []
+    saved = {}
+    for alias in ALIASES:
+        conn = connections[alias]
+        conn.close()
+        saved[alias] = dict(conn.settings_dict["OPTIONS"])
+        factory = type(f"Counting_{alias}", (CountingConnection,), {"alias": alias, "trips": log})
+        conn.settings_dict["OPTIONS"].update(
+            connection_factory=factory, cursor_factory=CountingCursor
+        )
+    yield log
+    for alias in ALIASES:
+        conn = connections[alias]
+        conn.close()
+        conn.settings_dict["OPTIONS"].clear()
+        conn.settings_dict["OPTIONS"].update(saved[alias])
+
+
+@pytest.fixture
+def client_for_key(apiops):
+    """A client sending a named key (looked up in ops_api_key) from CLIENT_IP."""
+
+    def make() -> APIClient:
+        raw = ApiKey.objects.issue(name="deploy-bot").raw
+        client = APIClient(REMOTE_ADDR=CLIENT_IP)
+        client.credentials(HTTP_X_API_KEY=raw)
+        return client
+
+    return make
+
+
+def measured(trips: list, send) -> tuple[object, list[tuple[str, str]]]:
+    """Send one request as the server would start it; its answer and its round trips."""
+    close_old_connections()
+    trips.clear()
+    response = send()
+    return response, list(trips)
+
+
+def scale(api, replicas: int):
+    return api.post(STS, {"replicas": replicas}, format="json")
+
+
+def test_a_scale_request_costs_the_throttle_read_and_the_audit_insert_and_update(
+    api, cluster, trips
+):
+    assert scale(api, 2).status_code == 200  # opens the connections
+
+    response, sent = measured(trips, lambda: scale(api, 1))
+
+    assert response.status_code == 200
+    assert sent == [("audit", "SELECT"), ("audit", "INSERT"), ("audit", "UPDATE")]
+
+
+def test_a_named_key_adds_one_read_of_the_key_and_no_transaction(client_for_key, cluster, trips):
+    client = client_for_key()
+    assert scale(client, 2).status_code == 200
+
+    response, sent = measured(trips, lambda: scale(client, 1))
+
+    assert response.status_code == 200
+    assert sent == [
+        ("audit", "SELECT"),
+        ("default", "SELECT"),
+        ("audit", "INSERT"),
+        ("audit", "UPDATE"),
+    ]
+
+
+def test_the_audit_list_reads_through_the_audit_connection_only(api, cluster, trips):
+    assert scale(api, 2).status_code == 200
+
+    response, sent = measured(trips, lambda: api.get("/ops/audit"))
+
+    assert response.status_code == 200
+    assert sent
+    assert {alias for alias, _ in sent} == {"audit"}
+
+
+def test_the_jobs_views_keep_their_request_transaction():
+    for path in ("/ops/jobs/pg-rebuild", "/ops/jobs", "/ops/jobs/x/cancel", "/ops/jobs/x/retry"):
+        assert "default" not in getattr(resolve(path).func, "_non_atomic_requests", set())
+
+
+def _terminate_backend(alias: str) -> None:
+    """Kill the server side of ``alias``'s connection (as a database restart would) and wait
+    until the server has let it go."""
+    pid = connections[alias].connection.get_backend_pid()
+    other = "audit" if alias == "default" else "default"
+    with connections[other].cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"backend {pid} of {alias} is still there")
+
+
+def test_an_audit_connection_that_died_idle_is_replaced_and_the_request_succeeds(
+    api, cluster, trips
+):
+    assert scale(api, 2).status_code == 200
+    _terminate_backend("audit")
+
+    response, sent = measured(trips, lambda: scale(api, 1))
+
+    assert response.status_code == 200
+    assert cluster.get("statefulsets", "prod", "postgres")["spec"]["replicas"] == 1
+    assert [row.status for row in audit_log()] == ["success", "success"]
+    # The throttle read failed on the dead connection and was made again on a new one (whose
+    # set-up selects its time zone); the audit row was written once.
+    assert sent[0] == ("audit", "SELECT")
+    assert sent[-3:] == [("audit", "SELECT"), ("audit", "INSERT"), ("audit", "UPDATE")]
+
+
+def test_a_default_connection_that_died_idle_is_replaced_for_the_key_lookup(
+    client_for_key, cluster, trips
+):
+    client = client_for_key()
+    assert scale(client, 2).status_code == 200
+    _terminate_backend("default")
+
+    response, _ = measured(trips, lambda: scale(client, 1))
+
+    assert response.status_code == 200
+    assert cluster.get("statefulsets", "prod", "postgres")["spec"]["replicas"] == 1
+
+
+def test_a_failing_read_on_a_live_connection_is_not_made_twice(trips):
+    connection.ensure_connection()
+    close_old_connections()
+    calls = []
+
+    def bad_read():
+        calls.append(1)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")
+
+    with pytest.raises(DataError):
+        read_as_health_check("default", bad_read)
+
+    assert len(calls) == 1
+    assert connection.connection is not None  # still open: only the read failed
