@@ -12,6 +12,11 @@ behaviour is pinned down:
   failures for every verb, PATCH included, with exponential backoff and jitter, honouring
   ``Retry-After`` up to a cap, and a bounded number of attempts. A read timeout is not retried:
   the server may be working on it, and the caller should hear about it now (504).
+* A retry must be harmless even when the first attempt was carried out and only its answer
+  was lost. Reads and absolute PATCHes are; a DELETE by name is not (it would delete the
+  replacement a controller created meanwhile). So deletes read the object first and send its
+  uid as a precondition with every attempt, and a retry that finds it gone or replaced
+  counts as done by the earlier attempt (:func:`_delete_object`).
 * Every call carries ``_request_timeout``.
 * Failures become :class:`K8sError` subclasses raised ``from`` the client's exception; nothing of
   the client's exception types leaks upward, and results are small frozen dataclasses.
@@ -51,7 +56,12 @@ _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 class K8sError(Exception):
-    """The Kubernetes API failed or refused; ``status`` is its HTTP status (None: no answer)."""
+    """The Kubernetes API failed or refused; ``status`` is its HTTP status (None: no answer).
+
+    ``maybe_applied`` is False only when the request certainly was not carried out (it never
+    left: no connection; or the server refused it before acting: 429, a 4xx answer). After a
+    lost answer or a 5xx it is True: the server may have done it without our hearing so.
+    """
 
     def __init__(
         self,
@@ -60,12 +70,14 @@ class K8sError(Exception):
         status: int | None = None,
         reason: str | None = None,
         retry_after: float | None = None,
+        maybe_applied: bool = True,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.reason = reason
         self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
 
 
 class K8sNotFound(K8sError):
@@ -247,7 +259,14 @@ def _retry_after(exc: ApiException) -> float | None:
 def _from_api_exception(exc: ApiException, what: str) -> K8sError:
     status = exc.status or 0
     message, reason = _status_message(exc)
-    kwargs = {"status": status, "reason": reason, "retry_after": _retry_after(exc)}
+    kwargs = {
+        "status": status,
+        "reason": reason,
+        "retry_after": _retry_after(exc),
+        # A 4xx is a decision not to act (429: API Priority and Fairness rejected it before
+        # it ran); a 5xx may come after the change was made (e.g. a 504 from etcd).
+        "maybe_applied": status == 0 or status >= 500,
+    }
     if status == 404:
         return K8sNotFound(message, **kwargs)
     if status == 409:
@@ -271,8 +290,15 @@ def _from_urllib3(exc: urllib3.exceptions.HTTPError, what: str) -> K8sError:
         cause = exc.reason
     if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
         return K8sTimeout(f"{what}: no answer within the timeout")
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        # Refused or unresolvable (a ConnectTimeoutError subclass in urllib3 2): never sent.
+        return K8sUnavailable(
+            f"{what}: cannot reach the API server: {type(cause).__name__}: {cause}",
+            maybe_applied=False,
+        )
     if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
-        return K8sUnavailable(f"{what}: connection timed out")
+        return K8sUnavailable(f"{what}: connection timed out", maybe_applied=False)
+    # Reset, closed or garbled after the request went out: it may have been carried out.
     return K8sUnavailable(f"{what}: cannot reach the API server: {type(cause).__name__}: {cause}")
 
 
@@ -304,30 +330,88 @@ def _call(
     retries: int | None = None,
     **kwargs: Any,
 ) -> T:
-    """Run one client call with our timeout, retry policy and error mapping."""
+    """Run one client call with our timeout, retry policy and error mapping.
+
+    Only for reads and idempotent writes (a PATCH to an absolute value): a retry after a lost
+    answer must do no harm. Deletes go through :func:`_delete_object`.
+    """
     conf = _conf()
     timeout = conf["K8S_TIMEOUT"] if timeout is None else timeout
     retries = conf["K8S_RETRIES"] if retries is None else retries
     attempt = 0
     while True:
         try:
-            return fn(*args, _request_timeout=timeout, **kwargs)
-        except ApiException as e:
-            err = _from_api_exception(e, what)
-            cause: BaseException = e
-        except urllib3.exceptions.HTTPError as e:
-            err = _from_urllib3(e, what)
-            cause = e
-        except (PydanticValidationError, OpenApiException) as e:
-            # The server answered something the client cannot parse: not worth retrying.
-            raise K8sError(f"{what}: unexpected answer from the API server: {e}") from e
-        if attempt >= retries or not _retryable(err, retry_conflict=retry_conflict):
-            raise err from cause
-        wait = _delay(attempt, err)
-        logger.warning(
-            "%s failed (%s); retry %d/%d in %.2fs", what, err, attempt + 1, retries, wait
-        )
-        time.sleep(wait)
+            return _once(what, fn, args, kwargs, timeout)
+        except K8sError as err:
+            if attempt >= retries or not _retryable(err, retry_conflict=retry_conflict):
+                raise
+            _back_off(what, attempt, retries, err)
+        attempt += 1
+
+
+def _once(
+    what: str, fn: Callable[..., T], args: tuple, kwargs: dict[str, Any], timeout: float
+) -> T:
+    """One client call; its failure raised as a :class:`K8sError` from the client's exception."""
+    try:
+        return fn(*args, _request_timeout=timeout, **kwargs)
+    except ApiException as e:
+        raise _from_api_exception(e, what) from e
+    except urllib3.exceptions.HTTPError as e:
+        raise _from_urllib3(e, what) from e
+    except (PydanticValidationError, OpenApiException) as e:
+        # The server answered something the client cannot parse: not worth retrying.
+        raise K8sError(f"{what}: unexpected answer from the API server: {e}") from e
+
+
+def _back_off(what: str, attempt: int, retries: int, err: K8sError) -> None:
+    wait = _delay(attempt, err)
+    logger.warning("%s failed (%s); retry %d/%d in %.2fs", what, err, attempt + 1, retries, wait)
+    time.sleep(wait)
+
+
+def _uid_precondition_failed(err: K8sError) -> bool:
+    # The API server's wording (apimachinery storage preconditions), inside a 409 Conflict.
+    return isinstance(err, K8sConflict) and "UID in precondition" in err.message
+
+
+def _delete_object(
+    *, what: str, fn: Callable[..., Any], namespace: str, name: str, uid: str
+) -> None:
+    """DELETE the object ``namespace/name`` only while it is still the incarnation ``uid``.
+
+    Every attempt carries ``preconditions.uid``, so a retry can never delete a replacement
+    with the same name (a StatefulSet recreates ``<sts>-<n>`` within moments). Retries follow
+    :func:`_retryable`. When an earlier attempt may have been carried out without our hearing
+    so (answer lost, 5xx), a retry answered 404 or "UID precondition failed" means that
+    attempt did the work: success. On the first attempt, or after attempts that certainly
+    did nothing (no connection, 429), both keep their meaning: someone else deleted or
+    replaced the object (404 / 409).
+    """
+    if not uid:
+        raise K8sError(f"{what}: the object has no uid; refusing a delete that cannot be pinned")
+    conf = _conf()
+    retries = conf["K8S_RETRIES"]
+    body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+    attempt = 0
+    maybe_done = False
+    while True:
+        try:
+            _once(what, fn, (name, namespace), {"body": body}, conf["K8S_TIMEOUT"])
+            return
+        except K8sError as err:
+            if maybe_done and (isinstance(err, K8sNotFound) or _uid_precondition_failed(err)):
+                logger.warning(
+                    "%s: %s on a retry: the earlier unanswered attempt deleted uid %s",
+                    what,
+                    err.message,
+                    uid,
+                )
+                return
+            if attempt >= retries or not _retryable(err, retry_conflict=False):
+                raise
+            maybe_done = maybe_done or err.maybe_applied
+            _back_off(what, attempt, retries, err)
         attempt += 1
 
 
@@ -512,17 +596,39 @@ def ping() -> str:
 
 
 def pod_delete(*, namespace: str, name: str) -> None:
-    """DELETE a pod (its own grace period applies)."""
-    _call(f"delete pod {namespace}/{name}", _core().delete_namespaced_pod, name, namespace)
+    """DELETE a pod (its own grace period applies): the one that exists now, not a successor.
+
+    GETs it first for its uid, the DELETE's precondition (see :func:`_delete_object`).
+    """
+    core = _core()
+    pod = _call(f"read pod {namespace}/{name}", core.read_namespaced_pod, name, namespace)
+    _delete_object(
+        what=f"delete pod {namespace}/{name}",
+        fn=core.delete_namespaced_pod,
+        namespace=namespace,
+        name=name,
+        uid=pod.metadata.uid or "",
+    )
 
 
 def pvc_delete(*, namespace: str, name: str) -> None:
-    """DELETE a PersistentVolumeClaim (it may stay Terminating while a pod still uses it)."""
-    _call(
-        f"delete persistentvolumeclaim {namespace}/{name}",
-        _core().delete_namespaced_persistent_volume_claim,
+    """DELETE a PersistentVolumeClaim (it may stay Terminating while a pod still uses it).
+
+    GETs it first for its uid, the DELETE's precondition (see :func:`_delete_object`).
+    """
+    core = _core()
+    pvc = _call(
+        f"read persistentvolumeclaim {namespace}/{name}",
+        core.read_namespaced_persistent_volume_claim,
         name,
         namespace,
+    )
+    _delete_object(
+        what=f"delete persistentvolumeclaim {namespace}/{name}",
+        fn=core.delete_namespaced_persistent_volume_claim,
+        namespace=namespace,
+        name=name,
+        uid=pvc.metadata.uid or "",
     )
 
 

@@ -4,6 +4,8 @@ uses, error mapping into our hierarchy, retry bounds, timeouts and client cachin
 from __future__ import annotations
 
 import pytest
+import urllib3
+from kubernetes import client
 
 from ops import k8s
 from ops.k8s import PodInfo, StatefulSetInfo
@@ -74,6 +76,86 @@ def test_a_deleted_pvc_in_use_reads_as_terminating(cluster):
 
     assert pvc is not None
     assert pvc.terminating
+
+
+def _delete_pod_pinned_to(uid: str, name: str = "postgres-0") -> None:
+    """The gateway's pinned DELETE with a chosen uid: how the pod looks to a delete whose pod
+    was replaced between its read and its DELETE, which no fault can arrange on cue."""
+    core = client.CoreV1Api(k8s.api_client())
+    k8s._delete_object(
+        what=f"delete pod prod/{name}",
+        fn=core.delete_namespaced_pod,
+        namespace="prod",
+        name=name,
+        uid=uid,
+    )
+
+
+def test_pod_delete_reads_the_pod_for_its_uid_then_deletes_that_pod(cluster):
+    k8s.pod_delete(namespace="prod", name="postgres-1")
+
+    assert [(r.method, r.name, r.status) for r in cluster.requests] == [
+        ("GET", "postgres-1", 200),
+        ("DELETE", "postgres-1", 200),  # the uid precondition held
+    ]
+
+
+def test_a_first_attempt_refused_by_the_uid_precondition_is_a_conflict(cluster):
+    with pytest.raises(k8s.K8sConflict, match="UID in precondition"):
+        _delete_pod_pinned_to("uid-of-a-pod-that-was-replaced")
+
+    assert not cluster.get("pods", "prod", "postgres-0")["metadata"].get("deletionTimestamp")
+    assert [r.status for r in cluster.requests.filter(method="DELETE")] == [409]
+
+
+def test_a_retried_delete_carries_the_uid_precondition(cluster):
+    cluster.faults.add(method="DELETE", path=r"/pods/postgres-0$", status=503, times=1)
+
+    # The 503 may have hidden a delete of the pinned pod, so the retry's 409 means "done"...
+    _delete_pod_pinned_to("uid-of-a-pod-that-was-replaced")
+
+    # ...and the pod now named postgres-0 (another uid) was not touched by the retry.
+    assert [r.status for r in cluster.requests.filter(method="DELETE")] == [503, 409]
+    assert not cluster.get("pods", "prod", "postgres-0")["metadata"].get("deletionTimestamp")
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (503, None),  # the first attempt may have deleted it: a 404 on the retry is success
+        (500, None),
+        (429, k8s.K8sNotFound),  # refused before it ran: the 404 is someone else's doing
+    ],
+)
+def test_a_404_on_a_retry_is_success_only_after_an_attempt_that_may_have_run(
+    cluster, status, outcome
+):
+    cluster.faults.add(method="DELETE", path=r"/pods/gone$", status=status, times=1)
+
+    if outcome is None:
+        _delete_pod_pinned_to("some-uid", name="gone")
+    else:
+        with pytest.raises(outcome):
+            _delete_pod_pinned_to("some-uid", name="gone")
+    assert [r.status for r in cluster.requests.filter(method="DELETE")] == [status, 404]
+
+
+def test_a_delete_of_a_missing_object_is_not_found_without_a_delete(cluster):
+    with pytest.raises(k8s.K8sNotFound):
+        k8s.pvc_delete(namespace="prod", name="no-such-claim")
+    assert cluster.requests.filter(method="DELETE") == []
+
+
+def test_connection_failures_tell_whether_the_request_may_have_run():
+    refused = urllib3.exceptions.NewConnectionError(None, "Connection refused")
+    connect_timeout = urllib3.exceptions.ConnectTimeoutError(None, "timed out")
+    reset = urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError())
+    read_timeout = urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out")
+
+    assert not k8s._from_urllib3(refused, "x").maybe_applied
+    assert not k8s._from_urllib3(connect_timeout, "x").maybe_applied
+    assert k8s._from_urllib3(reset, "x").maybe_applied
+    assert k8s._from_urllib3(read_timeout, "x").maybe_applied
 
 
 def test_ping_answers_the_server_version():
