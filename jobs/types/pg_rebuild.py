@@ -22,7 +22,7 @@ from jobs.registry import Done, JobType, StepDef, Wait, register
 from jobs.runner import StepContext
 from ops import k8s, services
 from ops.actors import ORIGIN_JOB, Actor
-from ops.errors import ObjectNotFound, from_k8s
+from ops.errors import ObjectConflict, ObjectNotFound, from_k8s
 
 NAME = "pg-rebuild"
 FIRST_STEP = "scale_sts_to_zero"
@@ -113,9 +113,17 @@ def _claims(ctx: StepContext) -> list[str]:
 
 def delete_pvc(ctx: StepContext) -> Done | Wait:
     """Step 3: delete the ordinal's claims still there and not Terminating; done when every
-    one is gone from the API (404), not merely Terminating."""
+    one is gone from the API (404), not merely Terminating.
+
+    Each claim is pinned to the incarnation (uid) this step first saw, or to "absent" if it
+    was already gone: a claim that comes back under the same name with another uid was made
+    by someone else (e.g. the StatefulSet scaled up meanwhile) and may be in use, so the step
+    fails rather than delete it.
+    """
     namespace = ctx.params["namespace"]
     deleted: dict[str, str] = ctx.state.setdefault("deleted", {})
+    # name -> uid of the claim this step is removing (None: it was already gone).
+    pinned: dict[str, str | None] = ctx.state.setdefault("uids", dict(deleted))
     still_there: list[str] = []
     for name in _claims(ctx):
         try:
@@ -123,7 +131,15 @@ def delete_pvc(ctx: StepContext) -> Done | Wait:
         except k8s.K8sError as e:
             raise from_k8s(e) from e
         if pvc is None:
+            pinned.setdefault(name, None)
             continue  # gone from the API: what this step waits for
+        if pinned.setdefault(name, pvc.uid) != pvc.uid:
+            raise ObjectConflict(
+                f"claim {name} was recreated (uid {pvc.uid}) by someone else; not deleting it again"
+                if pinned[name]
+                else f"claim {name} appeared (uid {pvc.uid}) after this step found it gone; "
+                "not deleting it"
+            )
         if not pvc.terminating:
             deleted[name] = pvc.uid
             ctx.checkpoint()

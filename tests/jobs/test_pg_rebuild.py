@@ -13,6 +13,7 @@ from django.db import connections
 
 from jobs.models import Job, JobStatus
 from jobs.runner import run_tick
+from ops import k8s
 from ops.models import OpsLog
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
@@ -252,3 +253,75 @@ def test_a_cancelled_rebuild_stops_before_its_next_action(api, pg_cluster, drive
     assert drive(job_id).status == JobStatus.FAILED
     assert steps(job_id)[1] == ("wait_pods_down", "failed", "cancelled before this step finished")
     assert mutations(pg_cluster) == [("PATCH", "statefulsets", "postgres")]
+
+
+def tick_until(job_id: str, predicate, limit: int = 500) -> None:
+    """Deliver ticks one at a time until ``predicate()`` holds."""
+    for _ in range(limit):
+        if predicate():
+            return
+        run_tick(job_id, Job.objects.get(job_id=job_id).tick_seq)
+    raise AssertionError(f"{job_id}: condition not reached after {limit} ticks")
+
+
+def waiting_in(job_id: str, step: str) -> bool:
+    detail = Job.objects.get(job_id=job_id).steps.get(name=step).detail
+    return bool(detail and detail.startswith("waiting"))
+
+
+RECREATED_CLAIM = """
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data-postgres-0, namespace: prod}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+"""
+
+
+def test_a_claim_recreated_by_someone_else_after_the_delete_is_not_deleted_again(
+    api, pg_cluster, drive
+):
+    # wal stays Terminating, so the step is still waiting when data-postgres-0 comes back.
+    pg_cluster.stuck_finalizer("prod", "wal-postgres-0")
+    job_id = start(api)
+    tick_until(job_id, lambda: waiting_in(job_id, "delete_pvc"))
+    assert pvc_uid(pg_cluster, "data-postgres-0") is None  # our delete went through
+    pg_cluster.apply(RECREATED_CLAIM)
+    new_uid = pvc_uid(pg_cluster, "data-postgres-0")
+
+    assert drive(job_id).status == JobStatus.FAILED
+
+    name, status, detail = steps(job_id)[2]
+    assert (name, status) == ("delete_pvc", "failed")
+    assert (
+        f"claim data-postgres-0 was recreated (uid {new_uid}) by someone else; "
+        "not deleting it again"
+    ) in detail
+    assert pvc_uid(pg_cluster, "data-postgres-0") == new_uid
+    deletes = [m for m in mutations(pg_cluster) if m[0] == "DELETE"]
+    assert deletes == [
+        ("DELETE", "persistentvolumeclaims", "data-postgres-0"),
+        ("DELETE", "persistentvolumeclaims", "wal-postgres-0"),
+    ]
+    assert [s[1] for s in steps(job_id)[3:]] == ["pending"] * 2
+
+
+def test_a_claim_that_appears_after_the_step_found_it_gone_is_not_deleted(api, pg_cluster, drive):
+    # Already scaled down and data-postgres-0 already gone before the job starts.
+    k8s.scale_patch(kind="statefulset", namespace="prod", name="postgres", replicas=0)
+    pg_cluster.wait_for(lambda: not pg_cluster.list("pods", "prod", "app=postgres"), timeout=20)
+    pg_cluster.delete("persistentvolumeclaims", "prod", "data-postgres-0")
+    pg_cluster.wait_for(lambda: pvc_uid(pg_cluster, "data-postgres-0") is None, timeout=20)
+    pg_cluster.stuck_finalizer("prod", "wal-postgres-0")
+    job_id = start(api)
+    tick_until(job_id, lambda: waiting_in(job_id, "delete_pvc"))
+    pg_cluster.apply(RECREATED_CLAIM)
+    new_uid = pvc_uid(pg_cluster, "data-postgres-0")
+
+    assert drive(job_id).status == JobStatus.FAILED
+
+    detail = steps(job_id)[2][2]
+    assert f"claim data-postgres-0 appeared (uid {new_uid}) after this step found it gone" in (
+        detail
+    )
+    assert pvc_uid(pg_cluster, "data-postgres-0") == new_uid
+    assert ("DELETE", "persistentvolumeclaims", "data-postgres-0") not in mutations(pg_cluster)
