@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 from dataclasses import dataclass
 
 ORIGIN_API = "api"
@@ -27,8 +28,17 @@ class Actor:
     @classmethod
     def for_cli(cls) -> Actor:
         """The actor of a management command: ``cli:<OS user>`` from ``local``."""
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = "unknown"
-        return cls(name=f"cli:{user}", source_ip="local", origin=ORIGIN_CLI)
+        return cls(name=f"cli:{os_user()}", source_ip="local", origin=ORIGIN_CLI)
+
+
+def os_user() -> str:
+    """The account this process runs as: the effective uid's name, else the uid's number.
+
+    Not ``getpass.getuser()``: it believes ``LOGNAME``/``USER``/``LNAME``/``USERNAME`` first,
+    so whoever runs a command could choose the actor of its audit rows.
+    """
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid without a passwd entry (e.g. a container's arbitrary uid)
+        return str(uid)

@@ -4,7 +4,6 @@ worker that `make run` starts (it delivers ticks with the real runner)."""
 
 from __future__ import annotations
 
-import getpass
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +16,14 @@ from django.db import connections
 from jobs.models import ACTIVE_STATUSES, Job
 from jobs.runner import run_tick
 from ops import k8s
+from ops.actors import os_user
 from tests.ops.conftest import dead_audit_db  # noqa: F401 - shared fixture
 
 DB = pytest.mark.django_db(databases=["default", "audit"])
 TRANSACTIONAL_DB = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
 
 #: What every command writes as the actor: the OS user running it.
-CLI_ACTOR = f"cli:{getpass.getuser()}"
+CLI_ACTOR = f"cli:{os_user()}"
 
 
 @pytest.fixture

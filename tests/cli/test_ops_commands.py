@@ -4,6 +4,8 @@ arguments, denied namespaces and Kubernetes errors are clear errors with exit co
 
 from __future__ import annotations
 
+import os
+import pwd
 from datetime import timedelta
 
 import pytest
@@ -38,6 +40,17 @@ def test_ops_scale_scales_a_statefulset_and_is_audited_as_the_os_user_from_local
     )
     assert row.status == "success"
     assert row.request_body == {"replicas": 2}
+
+
+def test_the_cli_actor_ignores_logname_and_user_from_the_environment(demo, monkeypatch):
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(variable, "alice-the-auditor")
+
+    run("ops_scale", "prod", "deployment", "web", "1")
+
+    (row,) = audit()
+    assert row.actor == f"cli:{pwd.getpwuid(os.geteuid()).pw_name}"
+    assert "alice" not in row.actor
 
 
 def test_ops_scale_scales_a_deployment(demo):
