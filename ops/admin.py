@@ -33,7 +33,7 @@ from ops.cli import fmt_time
 from ops.models import KEY_PREFIX, ApiKey, OpsLog
 from ops.pagination import capped_count
 from ops.selectors import audit_rows
-from ops.validation import namespace_problem
+from ops.validation import api_key_name_problem, namespace_problem
 
 #: Cells starting with one of these are formulas to a spreadsheet (CSV injection): prefixed
 #: with a quote so they are shown as text.
@@ -355,8 +355,9 @@ class ApiKeyCreateForm(ApiKeyScopeForm):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("Must not be empty.")
+        problem = api_key_name_problem(name)
+        if problem:
+            raise forms.ValidationError(problem)
         if name == settings.APIOPS["API_KEY_ACTOR"]:
             raise forms.ValidationError("This is the bootstrap key's actor name.")
         if ApiKey.objects.filter(name=name, active=True).exists():

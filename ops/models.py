@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ops.validation import api_key_name_problem
+
 KEY_PREFIX = "ops"
 _PREFIX_LEN = 8
 
@@ -137,7 +139,14 @@ class ApiKeyManager(models.Manager.from_queryset(ApiKeyQuerySet)):
         namespaces: list[str] | None = None,
         expires_at=None,
     ) -> NewKey:
-        """Create a key for actor ``name`` and return it with its raw secret (shown once)."""
+        """Create a key for actor ``name`` and return it with its raw secret (shown once).
+
+        Raises ValueError for a name that could pass for another actor (see
+        :func:`ops.validation.api_key_name_problem`); callers show their own message first.
+        """
+        problem = api_key_name_problem(name)
+        if problem:
+            raise ValueError(f"API key name: {problem}")
         prefix = secrets.token_hex(_PREFIX_LEN // 2)
         raw = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
         key = self.create(

@@ -48,6 +48,36 @@ def name_problem(value: object) -> str | None:
     return None
 
 
+API_KEY_NAME_MAX = 150
+#: Actor names the code writes itself: the doors (``origin``) and a job without a requester.
+RESERVED_KEY_NAMES = frozenset({"api", "cli", "job"})
+#: ``cli:<OS user>`` is a management command's actor; ``api:``/``job:`` stay free for the same.
+RESERVED_KEY_PREFIXES = ("cli:", "api:", "job:")
+
+
+def api_key_name_problem(value: object) -> str | None:
+    """Why ``value`` cannot name an API key, or None when it can.
+
+    The name is the actor of the key's audit rows, so it must not pass for an actor the code
+    writes itself: ``cli:root`` would read as a shell command run by root, ``job`` as a job
+    step. Compared case-insensitively (``CLI:root`` reads the same to a person).
+    """
+    if not isinstance(value, str):
+        return "Must be a string."
+    name = value.strip()
+    if not name:
+        return "Must not be empty."
+    if len(name) > API_KEY_NAME_MAX:
+        return f"Must be at most {API_KEY_NAME_MAX} characters."
+    folded = name.casefold()
+    if folded in RESERVED_KEY_NAMES or folded.startswith(RESERVED_KEY_PREFIXES):
+        return (
+            f"{name!r} is reserved: names such as 'cli:<user>' and 'job' are the actors of "
+            "management commands and job steps."
+        )
+    return None
+
+
 def replicas_problem(value: object, *, maximum: int) -> str | None:
     """Why ``value`` is not a valid replica count in 0..maximum, or None when it is.
 

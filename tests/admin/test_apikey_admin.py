@@ -92,6 +92,18 @@ def test_the_bootstrap_actor_name_and_past_expiry_are_refused(admin_client, allo
     assert not ApiKey.objects.exists()
 
 
+@pytest.mark.parametrize("name", ["cli:root", "job", "API"])
+def test_names_that_pass_for_a_command_or_a_job_are_refused_on_the_form(
+    admin_client, allowed, name
+):
+    response = create(admin_client, name=name)
+
+    assert response.status_code == 200
+    assert "is reserved" in response.content.decode()
+    assert not RAW.search(response.content.decode())
+    assert not ApiKey.objects.exists()
+
+
 def test_the_scope_of_an_active_key_can_be_changed(admin_client, allowed):
     create(admin_client, namespaces=("staging",))
     key = ApiKey.objects.get(name="ci-bot")

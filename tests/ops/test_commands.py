@@ -63,6 +63,21 @@ def test_create_refuses_bad_arguments(apiops, args):
     assert not ApiKey.objects.exists()
 
 
+@pytest.mark.parametrize("name", ["cli:root", "CLI:alice", "job", "Job", "api", "job:x", "api:y"])
+def test_names_that_pass_for_a_command_or_a_job_are_reserved(apiops, name):
+    with pytest.raises(CommandError, match="reserved"):
+        _create(name)
+    with pytest.raises(ValueError, match="reserved"):
+        ApiKey.objects.issue(name=name)  # the one way keys are made refuses them too
+    assert not ApiKey.objects.exists()
+
+
+def test_names_that_only_contain_a_reserved_word_are_fine(apiops):
+    for name in ("jobs-bot", "client:eu", "my-cli", "apiops"):
+        _create(name)
+    assert ApiKey.objects.count() == 4
+
+
 def test_a_second_active_key_for_the_same_name_is_refused(apiops):
     _create("bot")
 

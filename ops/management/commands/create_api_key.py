@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ops.models import ApiKey
-from ops.validation import namespace_problem
+from ops.validation import api_key_name_problem, namespace_problem
 
 
 def parse_expiry(value: str):
@@ -43,8 +43,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, name: str, namespaces: str, expires: str | None, **options):
         name = name.strip()
-        if not name or len(name) > 150:
-            raise CommandError("NAME must be 1..150 characters")
+        problem = api_key_name_problem(name)
+        if problem:
+            raise CommandError(f"NAME: {problem}")
         if name == settings.APIOPS["API_KEY_ACTOR"]:
             raise CommandError(f"{name!r} is the bootstrap key's actor name; choose another")
         scope = [ns.strip() for ns in namespaces.split(",") if ns.strip()]
