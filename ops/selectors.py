@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ops.actors import Actor
 from ops.audit import audit_alias
 from ops.models import OpsLog, OpsLogStatus
 
@@ -15,6 +16,19 @@ from ops.models import OpsLog, OpsLogStatus
 def audit_rows() -> QuerySet[OpsLog]:
     """Every audit row, newest first."""
     return OpsLog.objects.using(audit_alias()).order_by("-ts", "-id")
+
+
+def audit_rows_visible_to(actor: Actor) -> QuerySet[OpsLog]:
+    """The audit rows ``actor`` may read, newest first: a key scoped to namespaces sees only
+    rows about those namespaces (as with jobs, :func:`jobs.selectors.jobs_visible_to`).
+
+    Rows with no namespace — a refused ``/ops/audit`` request, a job id nobody knows — are not
+    about anything a scoped key may see, so only unscoped keys (and the CLI) read them.
+    """
+    rows = audit_rows()
+    if actor.namespaces:
+        rows = rows.filter(namespace__in=actor.namespaces)
+    return rows
 
 
 def audit_rows_for_job(job_id: str) -> QuerySet[OpsLog]:

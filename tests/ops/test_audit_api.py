@@ -1,13 +1,14 @@
 """GET /ops/audit: filters, ISO 8601 bounds, newest first, cursor pagination with a capped
-count, read-only, and a browsable HTML rendering."""
+count, read-only, a browsable HTML rendering, and a scoped key reading only its namespaces."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rest_framework.test import APIClient
 
-from ops.models import OpsLog
+from ops.models import ApiKey, OpsLog
 from tests.ops.conftest import DB
 
 pytestmark = DB
@@ -101,6 +102,41 @@ def test_malformed_filters_are_400_with_field_errors(api, rows, query):
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
     assert query.split("=")[0] in response.json()["errors"]
+
+
+def _client_for(name: str, namespaces: list[str]) -> APIClient:
+    client = APIClient(REMOTE_ADDR="198.51.100.20")
+    client.credentials(HTTP_X_API_KEY=ApiKey.objects.issue(name=name, namespaces=namespaces).raw)
+    return client
+
+
+def test_a_key_scoped_to_namespaces_reads_only_their_rows(apiops, rows):
+    OpsLog.objects.using("audit").bulk_create([_row(6, namespace="")])
+    staging = _client_for("staging-bot", ["staging"])
+
+    body = staging.get("/ops/audit").json()
+
+    assert (_names_of(body), body["count"]) == (["sts-1"], 1)
+    # Asking for another namespace by name shows nothing either.
+    assert staging.get("/ops/audit?namespace=prod").json()["results"] == []
+    assert _names_of(staging.get("/ops/audit?status=denied").json()) == []
+
+
+def test_a_key_scoped_to_several_namespaces_reads_all_of_them(apiops, rows):
+    both = _client_for("both-bot", ["prod", "staging"])
+
+    assert _names_of(both.get("/ops/audit").json()) == ["sts-5", "sts-3", "sts-2", "sts-1", "sts-0"]
+
+
+def test_an_unscoped_key_reads_every_row_even_those_without_a_namespace(api, rows):
+    OpsLog.objects.using("audit").bulk_create([_row(6, namespace="")])
+
+    assert _names(api.get("/ops/audit"))[0] == "sts-6"
+    assert api.get("/ops/audit").json()["count"] == 7
+
+
+def _names_of(body: dict) -> list[str]:
+    return [r["resource_name"] for r in body["results"]]
 
 
 def test_pages_follow_next_links_without_gaps_or_repeats(api, rows):
