@@ -45,6 +45,13 @@ class Job(models.Model):
     source_ip = models.TextField(null=True, blank=True)  # noqa: DJ001 - nullable in the seed
     # The requesting key's namespace scope, so the steps act with exactly its permissions.
     actor_namespaces = models.JSONField(null=True, blank=True)
+    # Who the steps act for now: the requester, then whoever last retried the job. The steps'
+    # audit rows name them, and their key must still be usable before each mutation. NULL
+    # acting_actor (jobs from before these columns): the requester above.
+    acting_actor = models.TextField(null=True, blank=True)  # noqa: DJ001 - NULL: the requester
+    acting_source_ip = models.TextField(null=True, blank=True)  # noqa: DJ001
+    acting_namespaces = models.JSONField(null=True, blank=True)
+    acting_origin = models.TextField(null=True, blank=True)  # noqa: DJ001 - api or cli
 
     # What the job acts on; one active job per target (see the constraint below).
     target_kind = models.TextField()

@@ -36,6 +36,8 @@ from django.db.models.functions import Now
 from jobs.conf import JobSettings, job_settings
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, JobStep
 from jobs.registry import Done, Wait, get_job_type
+from jobs.selectors import acting_key_refusal
+from ops.actors import ORIGIN_API, ORIGIN_CLI
 
 logger = logging.getLogger("jobs.runner")
 
@@ -46,6 +48,10 @@ class LeaseLost(Exception):
 
 class JobCancelled(Exception):
     """Someone asked for the job to stop; raised between actions."""
+
+
+class ActorNotAllowed(Exception):
+    """The key the job acts for can no longer be used (revoked, expired): stop acting for it."""
 
 
 def new_owner() -> str:
@@ -131,17 +137,25 @@ RETURNING cancel_requested
 
 
 class StepContext:
-    """What a step function sees: the job's parameters and actor, and its own saved state."""
+    """What a step function sees: the job's parameters, who it acts for, its own saved state.
+
+    ``actor``, ``source_ip`` and ``actor_namespaces`` are those of whoever the job acts for
+    now: the requester, or the last one who retried it.
+    """
 
     def __init__(self, *, job: Job, step: JobStep, owner: str, cfg: JobSettings) -> None:
         self.job_id = job.job_id
         self.job_type = job.type
         self.params: dict[str, Any] = dict(job.params)
-        self.actor: str | None = job.actor
-        self.source_ip: str | None = job.source_ip
-        self.actor_namespaces: tuple[str, ...] | None = (
-            tuple(job.actor_namespaces) if job.actor_namespaces else None
-        )
+        if job.acting_actor is not None:
+            actor, source_ip = job.acting_actor, job.acting_source_ip
+            namespaces, self.actor_origin = job.acting_namespaces, job.acting_origin
+        else:  # a job from before the acting columns: its requester
+            actor, source_ip, namespaces = job.actor, job.source_ip, job.actor_namespaces
+            self.actor_origin = ORIGIN_CLI if (actor or "").startswith("cli:") else ORIGIN_API
+        self.actor: str | None = actor
+        self.source_ip: str | None = source_ip
+        self.actor_namespaces: tuple[str, ...] | None = tuple(namespaces) if namespaces else None
         self.deadline_at = step.deadline_at
         self.step_name = step.name
         self.state: dict[str, Any] = dict(step.state or {})
@@ -171,8 +185,12 @@ class StepContext:
 
         Saving first means that if the worker dies right after the mutation, the next tick
         knows what this one had learnt (e.g. the original replica count) and looks before
-        it acts instead of acting again.
+        it acts instead of acting again. Also raises ActorNotAllowed when the key the job
+        acts for has been revoked or has expired since: no mutation in a revoked key's name.
         """
+        refusal = acting_key_refusal(self.actor, self.actor_origin)
+        if refusal:
+            raise ActorNotAllowed(refusal)
         with transaction.atomic():
             with connection.cursor() as cursor:
                 # The UPDATE takes the row lock and checks ownership in one round trip.
@@ -355,6 +373,9 @@ def _run_step(
         except JobCancelled:
             _fail(ctx, step, "cancelled before this step finished")
             return f"{ctx.job_id}: cancelled"
+        except ActorNotAllowed as exc:
+            _fail(ctx, step, f"stopped before acting: {exc}; retry the job with a usable key")
+            return f"{ctx.job_id}: actor no longer allowed"
         except Exception as exc:
             # Process boundary: whatever went wrong is recorded on the job, visibly.
             logger.exception("job %s: step %s raised", ctx.job_id, step.name)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.db.models.functions import Now
 
 from jobs.models import Job, JobPump, JobStatus, JobStep
-from ops.actors import Actor
+from ops.actors import ORIGIN_CLI, Actor
+from ops.models import ApiKey
 
 
 def jobs_visible_to(actor: Actor) -> QuerySet[Job]:
@@ -60,3 +62,25 @@ def pump_status(using: str = "default") -> PumpStatus:
         return PumpStatus(last_run_at=None, age_seconds=None)
     last_run_at, db_now = row
     return PumpStatus(last_run_at, max(0.0, (db_now - last_run_at).total_seconds()))
+
+
+def acting_key_refusal(name: str | None, origin: str | None) -> str | None:
+    """Why a job may no longer act for ``name`` (its API key revoked, expired or gone), or None.
+
+    Only API keys are checked: a command's ``cli:<user>`` and the bootstrap key (from the
+    settings, not a row) have nothing to revoke here. A job keeps acting for a person only as
+    long as that person could still ask for the same thing themselves.
+    """
+    if name is None or origin == ORIGIN_CLI or name == settings.APIOPS["API_KEY_ACTOR"]:
+        return None
+    if ApiKey.objects.usable().filter(name=name).exists():
+        return None
+    key = ApiKey.objects.filter(name=name).order_by("-created_at", "-id").first()
+    if key is None:
+        return f"the API key {name!r} this job acts for no longer exists"
+    if not key.active:
+        when = f" at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC" if key.revoked_at else ""
+        return f"the API key {name!r} this job acts for was revoked{when}"
+    return (
+        f"the API key {name!r} this job acts for expired at {key.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+    )

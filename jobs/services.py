@@ -79,6 +79,7 @@ def job_start(
                 actor=actor.name,
                 source_ip=actor.source_ip,
                 actor_namespaces=list(actor.namespaces) if actor.namespaces else None,
+                **_acting_fields(actor),
                 target_kind=kind.target_kind,
                 target_namespace=target_namespace,
                 target_name=target_name,
@@ -254,7 +255,9 @@ def job_retry(*, actor: Actor, job_id: str) -> Job:
 
     The failed step and every later one go back to ``pending`` (their state cleared: steps
     look before they act, so nothing already done is done twice). The job becomes active
-    again, so the one-active-job-per-target index still guards its target (409).
+    again, so the one-active-job-per-target index still guards its target (409). From then on
+    the job acts for ``actor``: the steps' audit rows name them (not the original requester),
+    and the job stops if their key is revoked or expires.
     """
     try:
         with transaction.atomic():
@@ -283,6 +286,9 @@ def job_retry(*, actor: Actor, job_id: str) -> Job:
             job.status = JobStatus.PENDING
             job.finished_at = None
             job.cancel_requested = False
+            # From now on the steps act for (and their audit rows name) whoever retried it.
+            for field, value in _acting_fields(actor).items():
+                setattr(job, field, value)
             job.tick_seq += 1
             job.next_run_at = timezone.now()
             job.lease_owner = None
@@ -301,6 +307,16 @@ def job_retry(*, actor: Actor, job_id: str) -> Job:
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
         raise error from exc
     return job
+
+
+def _acting_fields(actor: Actor) -> dict[str, object]:
+    """The ``acting_*`` columns for a job that acts for ``actor`` from now on."""
+    return {
+        "acting_actor": actor.name,
+        "acting_source_ip": actor.source_ip,
+        "acting_namespaces": list(actor.namespaces) if actor.namespaces else None,
+        "acting_origin": actor.origin,
+    }
 
 
 def _record_success(actor: Actor, target: Target, job_id: str) -> None:

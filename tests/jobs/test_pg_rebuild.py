@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
+from rest_framework.test import APIClient
 
 from jobs.models import Job, JobStatus
 from jobs.runner import run_tick
 from ops import k8s
-from ops.models import OpsLog
+from ops.models import ApiKey, OpsLog
+from tests.jobs.conftest import CLIENT_IP
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
 
@@ -325,3 +329,61 @@ def test_a_claim_that_appears_after_the_step_found_it_gone_is_not_deleted(api, p
     )
     assert pvc_uid(pg_cluster, "data-postgres-0") == new_uid
     assert ("DELETE", "persistentvolumeclaims", "data-postgres-0") not in mutations(pg_cluster)
+
+
+def client_for(name: str, ip: str) -> APIClient:
+    """An API client with a fresh key called ``name``, calling from ``ip``."""
+    client = APIClient(REMOTE_ADDR=ip)
+    client.credentials(HTTP_X_API_KEY=ApiKey.objects.issue(name=name).raw)
+    return client
+
+
+def test_after_a_retry_by_another_key_the_steps_act_for_that_key(api, pg_cluster, drive):
+    pg_cluster.faults.add(method="PATCH", path=STS_SCALE, status=500, times=3)
+    job_id = start(api)
+    assert drive(job_id).status == JobStatus.FAILED
+    bob = client_for("bob", "198.51.100.50")
+
+    assert bob.post(f"/ops/jobs/{job_id}/retry").status_code == 202
+    assert drive(job_id).status == JobStatus.SUCCESS
+
+    rows = OpsLog.objects.using("audit").filter(job_id=job_id).order_by("id")
+    assert [(r.action, r.actor, r.source_ip, r.origin, r.status) for r in rows] == [
+        ("pg-rebuild", "bootstrap", CLIENT_IP, "api", "success"),
+        ("scale", "bootstrap", CLIENT_IP, "job", "error"),
+        ("retry", "bob", "198.51.100.50", "api", "success"),
+        ("scale", "bob", "198.51.100.50", "job", "success"),
+        ("delete", "bob", "198.51.100.50", "job", "success"),
+        ("delete", "bob", "198.51.100.50", "job", "success"),
+        ("scale", "bob", "198.51.100.50", "job", "success"),
+    ]
+    job = Job.objects.get(job_id=job_id)
+    assert (job.actor, job.acting_actor) == ("bootstrap", "bob")  # who asked, who acts now
+
+
+def test_a_rebuild_whose_key_is_revoked_before_it_acts_changes_nothing(api, pg_cluster, drive):
+    bob = client_for("bob", "198.51.100.50")
+    job_id = start(bob)
+    call_command("revoke_api_key", "bob", stdout=StringIO())
+
+    assert drive(job_id).status == JobStatus.FAILED
+
+    name, status, detail = steps(job_id)[0]
+    assert (name, status) == ("scale_sts_to_zero", "failed")
+    assert "the API key 'bob' this job acts for was revoked at " in detail
+    assert mutations(pg_cluster) == []
+
+
+def test_a_retry_by_a_key_revoked_later_does_not_act_for_it(api, pg_cluster, drive):
+    pg_cluster.faults.add(method="PATCH", path=STS_SCALE, status=500, times=3)
+    job_id = start(api)
+    drive(job_id)
+    bob = client_for("bob", "198.51.100.50")
+    assert bob.post(f"/ops/jobs/{job_id}/retry").status_code == 202
+    call_command("revoke_api_key", "bob", stdout=StringIO())
+    before = mutations(pg_cluster)  # the first run's refused scale-down attempts
+
+    assert drive(job_id).status == JobStatus.FAILED
+
+    assert "the API key 'bob' this job acts for was revoked" in steps(job_id)[0][2]
+    assert mutations(pg_cluster) == before

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.db.models.functions import Now
+from django.utils import timezone
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
@@ -19,6 +20,7 @@ from jobs.models import Job, JobStatus
 from jobs.runner import LeaseLost, claim, heartbeat, new_owner, run_tick
 from jobs.services import job_cancel
 from ops.actors import Actor
+from ops.models import ApiKey
 
 pytestmark = [
     pytest.mark.django_db(databases=["default", "audit"], transaction=True),
@@ -255,3 +257,42 @@ def test_a_job_of_a_type_this_code_does_not_know_fails_with_that_reason(toy, dri
         "failed",
         "internal error: UnknownJobType: 'vanished'",
     )
+
+
+def _acting_for(job: Job, name: str) -> None:
+    Job.objects.filter(pk=job.pk).update(
+        acting_actor=name, acting_source_ip="198.51.100.50", acting_origin="api"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"active": False, "revoked_at": timezone.now()}, "was revoked at "),
+        ({"expires_at": timezone.now() - timedelta(minutes=1)}, "expired at "),
+    ],
+)
+def test_a_job_stops_before_acting_for_a_key_that_can_no_longer_be_used(toy, drive, change, reason):
+    key = ApiKey.objects.issue(name="bob").key
+    job = toy.make()
+    _acting_for(job, "bob")
+    ApiKey.objects.filter(pk=key.pk).update(**change)
+
+    assert drive(job.job_id).status == JobStatus.FAILED
+
+    name, status, detail = steps_of(job.job_id)[0]
+    assert (name, status) == ("act", "failed")
+    assert detail.startswith(f"stopped before acting: the API key 'bob' this job acts for {reason}")
+    assert detail.endswith("retry the job with a usable key")
+    assert toy.actions[job.job_id] == 0
+
+
+def test_a_job_acting_for_a_usable_key_or_the_bootstrap_key_goes_on(toy, drive):
+    ApiKey.objects.issue(name="bob")
+    for_bob, for_bootstrap = toy.make("t1"), toy.make("t2")
+    _acting_for(for_bob, "bob")
+    _acting_for(for_bootstrap, "bootstrap")  # a name of the settings, with no key row
+
+    assert drive(for_bob.job_id).status == JobStatus.SUCCESS
+    assert drive(for_bootstrap.job_id).status == JobStatus.SUCCESS
+    assert toy.actions[for_bob.job_id] == toy.actions[for_bootstrap.job_id] == 1
