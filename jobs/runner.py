@@ -432,6 +432,38 @@ def _fail_locked(job: Job, step: JobStep, now: datetime, detail: str) -> None:
     logger.warning("job %s: step %s failed: %s", job.job_id, step.name, detail)
 
 
+def cancel_if_unclaimed(job: Job) -> bool:
+    """Finish a job nobody holds as cancelled, now; False if a live tick holds it.
+
+    The caller holds the job's row lock (``SELECT ... FOR UPDATE``), so no tick can claim it
+    meanwhile; a tick whose lease has lapsed is treated as the claim does — as gone (should
+    it still be running, its next ownership check finds the job ended and it stops). A job
+    with no worker at all therefore stops at once and frees its target, instead of waiting
+    for a tick that may never come; a live tick honours the request at its next checkpoint.
+    """
+    now = db_now()
+    if job.lease_owner is not None and job.lease_expires_at and job.lease_expires_at >= now:
+        return False
+    step = (
+        JobStep.objects.select_for_update()
+        .filter(job=job, status__in=ACTIVE_STATUSES)
+        .order_by("step_order")
+        .first()
+    )
+    if step is None:  # every step done, the job not yet marked: still, nothing more will run
+        job.status = JobStatus.FAILED
+        job.finished_at = now
+        job.next_run_at = None
+        _release(job)
+        job.save(update_fields=_END_FIELDS)
+        return True
+    started = step.status != JobStatus.PENDING
+    _fail_locked(
+        job, step, now, f"cancelled before this step {'finished' if started else 'started'}"
+    )
+    return True
+
+
 def _hand_on(ctx: StepContext, entered: _Entered, detail: str, cfg: JobSettings) -> None:
     """Release the lease, note what we wait for, and wake the job again after a pause."""
     from jobs.dispatch import enqueue_tick_on_commit

@@ -17,6 +17,7 @@ from django.utils import timezone
 from jobs.dispatch import enqueue_tick_on_commit
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, JobStep, make_job_id
 from jobs.registry import get_job_type
+from jobs.runner import cancel_if_unclaimed
 from jobs.selectors import jobs_visible_to
 from ops import k8s, policy
 from ops.actors import Actor
@@ -236,8 +237,10 @@ def _job_for_action(*, actor: Actor, job_id: str, action: str) -> tuple[Job, Tar
 
 
 def job_cancel(*, actor: Actor, job_id: str) -> Job:
-    """Ask an active job to stop: its runner fails the current step at the next point where
-    it may (before the step's next mutation, or before the next step), never mid-call."""
+    """Stop an active job. A job no live tick holds (never claimed, between two ticks, or its
+    worker dead) is failed as cancelled at once, freeing its target; a job a tick is working
+    on is failed by that tick at the next point where it may (before the step's next
+    mutation, or before the next step), never mid-call."""
     with transaction.atomic():
         job, target = _job_for_action(actor=actor, job_id=job_id, action=ACTION_CANCEL)
         if not job.is_active:
@@ -246,6 +249,7 @@ def job_cancel(*, actor: Actor, job_id: str) -> Job:
             raise error
         job.cancel_requested = True
         job.save(update_fields=["cancel_requested"])
+        cancel_if_unclaimed(job)  # under the row lock taken above
         _record_success(actor, target, job.job_id)
     return job
 

@@ -95,7 +95,8 @@ class JobActionViewSet(OperationViewSet):
 
     @extend_schema(request=None, responses={202: JobSerializer})
     def cancel(self, request, job_id: str) -> Response:
-        """Ask an active job to stop before its next action; 409 when it has already ended."""
+        """Stop an active job: at once when no live tick holds it, else before its next
+        action; 409 when it has already ended."""
         return self._act(request, services.job_cancel)
 
     @extend_schema(request=None, responses={202: JobSerializer})

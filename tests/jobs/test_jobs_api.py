@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 from rest_framework.test import APIClient
@@ -243,6 +245,53 @@ def test_cancelling_an_active_job_is_accepted_and_audited(api, pg_cluster):
         "success",
         job_id,
     )
+
+
+def test_cancelling_a_job_no_worker_has_claimed_ends_it_at_once_and_frees_its_target(
+    api, pg_cluster
+):
+    job_id = api.post(URL, GOOD, format="json").json()["job_id"]
+
+    response = api.post(f"/ops/jobs/{job_id}/cancel")
+
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "failed"
+    assert body["finished_at"] is not None
+    assert [(s["status"], s["detail"]) for s in body["steps"]] == [
+        ("failed", "cancelled before this step started")
+    ] + [("pending", None)] * 4
+    job = Job.objects.get(job_id=job_id)
+    assert (job.status, job.lease_owner, job.next_run_at) == ("failed", None, None)
+    # The target is free again: a new rebuild of the same StatefulSet is accepted.
+    assert api.post(URL, GOOD, format="json").status_code == 202
+    assert list(pg_cluster.requests.mutations()) == []
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "ends_now"),
+    [(timedelta(minutes=1), False), (timedelta(minutes=-1), True)],
+    ids=["live lease", "lapsed lease"],
+)
+def test_cancelling_a_held_job_waits_for_its_tick_unless_the_lease_has_lapsed(
+    api, pg_cluster, expires_in, ends_now
+):
+    job_id = api.post(URL, GOOD, format="json").json()["job_id"]
+    Job.objects.filter(job_id=job_id).update(
+        status=JobStatus.RUNNING,
+        lease_owner="worker-host:4242:0badcafe",
+        lease_expires_at=timezone.now() + expires_in,
+    )
+
+    assert api.post(f"/ops/jobs/{job_id}/cancel").status_code == 202
+
+    job = Job.objects.get(job_id=job_id)
+    assert job.cancel_requested
+    if ends_now:  # its worker is gone: nobody would ever honour the request
+        assert (job.status, job.lease_owner) == ("failed", None)
+    else:  # the live tick fails the step at its next checkpoint
+        assert (job.status, job.lease_owner) == ("running", "worker-host:4242:0badcafe")
+        assert set(job.steps.values_list("status", flat=True)) == {"pending"}
 
 
 def test_cancelling_a_finished_job_is_409(api, pg_cluster):
