@@ -27,6 +27,9 @@ class JobSettings:
     #: How many times a step may be interrupted (worker killed, lease lost) before the job
     #: is failed as a crash loop instead of being retried for ever.
     max_interruptions: int
+    #: After how long the pump closes an audit row still ``pending`` as "outcome unknown"
+    #: (its process died between the row and the outcome); far beyond any real call.
+    audit_pending_max_age: float
 
 
 DEFAULTS = {
@@ -36,6 +39,7 @@ DEFAULTS = {
     "JOB_TICK_BUDGET": 0.0,
     "JOB_PUMP_INTERVAL": 5.0,
     "JOB_MAX_INTERRUPTIONS": 3,
+    "AUDIT_PENDING_MAX_AGE": 900.0,
 }
 
 
@@ -52,4 +56,5 @@ def job_settings() -> JobSettings:
         tick_budget=float(raw["JOB_TICK_BUDGET"]),
         pump_interval=float(raw["JOB_PUMP_INTERVAL"]),
         max_interruptions=int(raw["JOB_MAX_INTERRUPTIONS"]),
+        audit_pending_max_age=float(raw["AUDIT_PENDING_MAX_AGE"]),
     )

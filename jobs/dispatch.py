@@ -11,7 +11,7 @@ lapsed and whose next run is overdue, and sends them a tick with their current `
 — a duplicate is harmless, it fails to claim. The pump keeps itself going with a delayed
 enqueue every ``JOB_PUMP_INTERVAL`` seconds; a compare-and-set on the single ``ops_job_pump``
 row lets only one such chain live, and a django-q2 schedule (every minute) plus every worker
-start revive it if it dies.
+start revive it if it dies. Each run also closes audit rows a dead process left ``pending``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from django_q.tasks import async_task
 
 from jobs.conf import job_settings
 from jobs.models import ACTIVE_STATUSES, Job, JobPump
+from ops.audit import close_stale_pending
+from ops.errors import AuditUnavailable
 
 logger = logging.getLogger("jobs.dispatch")
 
@@ -100,8 +102,30 @@ def dispatch_due() -> list[str]:
     return dispatched
 
 
+def close_stale_audit_rows() -> int:
+    """Close audit rows left ``pending`` longer than ``AUDIT_PENDING_MAX_AGE`` as "outcome
+    unknown" (see :func:`ops.audit.close_stale_pending`); returns how many.
+
+    The pump is the one process sure to run regularly whatever else died, so it sweeps
+    them. An audit database that cannot be written is logged, not raised: rescuing jobs
+    comes first, and the next pump tries again.
+    """
+    max_age = timedelta(seconds=job_settings().audit_pending_max_age)
+    try:
+        closed = close_stale_pending(older_than=max_age)
+    except AuditUnavailable:
+        logger.warning("could not close stale pending audit rows: the audit log is unavailable")
+        return 0
+    if closed:
+        logger.warning(
+            "closed %d audit row(s) left pending over %s as outcome unknown", closed, max_age
+        )
+    return closed
+
+
 def pump() -> int:
-    """Rescue stranded jobs, then schedule the next pump; a no-op (-1) if another pump is live."""
+    """Rescue stranded jobs and close stale pending audit rows, then schedule the next pump;
+    a no-op (-1) if another pump is live."""
     interval = job_settings().pump_interval
     with transaction.atomic():
         JobPump.objects.bulk_create([JobPump(id=1)], ignore_conflicts=True)
@@ -117,7 +141,9 @@ def pump() -> int:
         if not ours:
             return -1
         transaction.on_commit(lambda: enqueue_pump(delay=interval))
-    return len(dispatch_due())
+    dispatched = dispatch_due()
+    close_stale_audit_rows()
+    return len(dispatched)
 
 
 def _on_worker_spawn(sender: object, proc_name: str = "", **kwargs: object) -> None:

@@ -20,11 +20,13 @@ import logging
 import math
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connections, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from ops.actors import Actor
@@ -212,6 +214,38 @@ class Attempt:
             # outcome could not be recorded. Do not hide the operation's own result or error.
             logger.exception("could not record the outcome of audit row %s", pk)
         return False
+
+
+#: What a row left ``pending`` too long becomes: its outcome was never recorded.
+OUTCOME_UNKNOWN = "outcome unknown: the process recording it stopped"
+
+
+def close_stale_pending(*, older_than: timedelta) -> int:
+    """Turn ``pending`` rows older than ``older_than`` into ``error`` rows saying the outcome
+    is unknown; returns how many.
+
+    A row stays pending only when the process died (or the audit database failed) between the
+    row and the outcome. Left alone it would read as "still in progress" for ever; after a
+    bound far beyond any real call it is closed, so an auditor sees an attempt whose outcome
+    nobody recorded — and should check the object itself. Times are the database's clock.
+    Raises AuditUnavailable when the audit database cannot be written.
+    """
+    fields = {
+        "status": OpsLogStatus.ERROR,
+        "error_message": OUTCOME_UNKNOWN,
+        "code": "outcome_unknown",
+        "finished_at": Now(),
+    }
+    try:
+        return _write(
+            lambda alias: (
+                OpsLog.objects.using(alias)
+                .filter(status=OpsLogStatus.PENDING, ts__lt=Now() - older_than)
+                .update(**fields)
+            )
+        )
+    except DatabaseError as e:
+        raise AuditUnavailable() from e
 
 
 def attempt(

@@ -1,5 +1,6 @@
 """Waking jobs: the pump re-dispatches stranded jobs (lapsed lease, overdue next run) and
-leaves healthy ones alone; only one pump chain lives; a starting worker revives the pump."""
+leaves healthy ones alone; only one pump chain lives; a starting worker revives the pump;
+and it closes audit rows a dead process left pending."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from django_q.signing import SignedPackage
 from jobs.dispatch import pump
 from jobs.models import Job, JobPump, JobStatus
 from jobs.runner import claim, run_tick
+from ops.audit import Target, record
+from ops.models import OpsLog
 
 pytestmark = [
     pytest.mark.django_db(databases=["default", "audit"], transaction=True),
@@ -85,3 +88,48 @@ def test_a_starting_worker_revives_the_pump():
     OrmQ.objects.all().delete()
     post_spawn.send(sender="django_q", proc_name="Process-1")
     assert [t["func"] for t in queued_tasks(visible_only=True)] == ["jobs.tasks.pump"]
+
+
+def _audit_row(status: str, age: timedelta, name: str) -> int:
+    """An audit row written ``age`` ago (by the database clock)."""
+    row = record(
+        actor_name="bootstrap",
+        source_ip="203.0.113.9",
+        origin="job",
+        target=Target("delete", "persistentvolumeclaim", "prod", name),
+        status=status,
+    )
+    OpsLog.objects.using("audit").filter(pk=row.pk).update(ts=Now() - age)
+    return row.pk
+
+
+def test_the_pump_closes_audit_rows_left_pending_too_long_as_outcome_unknown(fast_jobs):
+    fast_jobs(AUDIT_PENDING_MAX_AGE=600.0)
+    stale = _audit_row("pending", timedelta(minutes=11), "stale")
+    in_flight = _audit_row("pending", timedelta(minutes=9), "in-flight")
+    done = _audit_row("success", timedelta(hours=2), "done")
+
+    pump()
+
+    rows = OpsLog.objects.using("audit").in_bulk([stale, in_flight, done])
+    assert (rows[stale].status, rows[stale].error_message, rows[stale].code) == (
+        "error",
+        "outcome unknown: the process recording it stopped",
+        "outcome_unknown",
+    )
+    assert rows[stale].finished_at is not None
+    assert (rows[in_flight].status, rows[in_flight].error_message) == ("pending", None)
+    assert (rows[done].status, rows[done].error_message) == ("success", None)
+
+
+def test_the_pump_still_rescues_jobs_when_the_audit_log_is_down(toy, dead_audit_db):
+    job = toy.make(waits=5)
+    assert claim(job.job_id, 0, "dead-worker")
+    Job.objects.filter(pk=job.pk).update(
+        lease_expires_at=Now() - timedelta(seconds=1),
+        next_run_at=Now() - timedelta(seconds=60),
+    )
+
+    assert pump() == 1
+
+    assert ticks_queued() == [(job.job_id, 0)]
