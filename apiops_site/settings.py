@@ -183,6 +183,13 @@ Q_CLUSTER = {
 }
 if Q_CLUSTER["timeout"] >= Q_CLUSTER["retry"]:
     raise ImproperlyConfigured("OPS_Q_TIMEOUT must be under OPS_Q_RETRY: tasks would run twice")
+if APIOPS["JOB_TICK_BUDGET"] >= Q_CLUSTER["timeout"]:
+    # A tick polls for up to its budget, plus its step's own calls: at or past the timeout,
+    # django-q2 kills the worker mid-tick on every long wait (a crash loop by design).
+    raise ImproperlyConfigured(
+        f"OPS_JOB_TICK_BUDGET={APIOPS['JOB_TICK_BUDGET']:g} must be under "
+        f"OPS_Q_TIMEOUT={Q_CLUSTER['timeout']}: every tick using its budget would be killed"
+    )
 
 # --- production guard rails -------------------------------------------------------------------
 
