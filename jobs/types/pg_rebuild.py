@@ -22,7 +22,7 @@ from jobs.registry import Done, JobType, StepDef, Wait, register
 from jobs.runner import StepContext
 from ops import k8s, services
 from ops.actors import ORIGIN_JOB, Actor
-from ops.errors import ObjectConflict, ObjectNotFound, from_k8s
+from ops.errors import ObjectNotFound, OpsError, from_k8s
 
 NAME = "pg-rebuild"
 FIRST_STEP = "scale_sts_to_zero"
@@ -59,9 +59,30 @@ def _scale(ctx: StepContext, replicas: int) -> None:
     )
 
 
+class RebuildRefused(OpsError):
+    """The StatefulSet or its claims changed under the job so that going on would do harm."""
+
+    status_code = 409
+    default_code = "rebuild_refused"
+    default_detail = "The rebuild cannot go on."
+
+
+def _no_templates(sts: k8s.StatefulSetInfo) -> RebuildRefused:
+    return RebuildRefused(
+        f"StatefulSet {sts.namespace}/{sts.name} has no volumeClaimTemplates any more: "
+        "there is no claim to rebuild"
+    )
+
+
 def scale_sts_to_zero(ctx: StepContext) -> Done:
-    """Step 1: remember the replica count, then scale to 0 unless it already is."""
+    """Step 1: remember the replica count, then scale to 0 unless it already is.
+
+    Refuses before any change when the set has lost its volumeClaimTemplates since the job
+    was accepted: scaling down would only take the database away for nothing.
+    """
     sts = _read_sts(ctx)
+    if not sts.claim_templates:
+        raise _no_templates(sts)
     original = ctx.state.setdefault("original_replicas", sts.replicas)
     # What the next steps need to know about the set, read once here (fewer API calls).
     ctx.state.setdefault("selector", sts.label_selector)
@@ -103,10 +124,7 @@ def _claims(ctx: StepContext) -> list[str]:
     if "claims" not in ctx.state:
         sts = _read_sts(ctx)
         if not sts.claim_templates:
-            raise ValueError(
-                f"StatefulSet {sts.namespace}/{sts.name} has no volumeClaimTemplates: "
-                "there is no claim to rebuild"
-            )
+            raise _no_templates(sts)
         ctx.state["claims"] = sts.pvc_names(ctx.params["ordinal"])
     return ctx.state["claims"]
 
@@ -134,7 +152,7 @@ def delete_pvc(ctx: StepContext) -> Done | Wait:
             pinned.setdefault(name, None)
             continue  # gone from the API: what this step waits for
         if pinned.setdefault(name, pvc.uid) != pvc.uid:
-            raise ObjectConflict(
+            raise RebuildRefused(
                 f"claim {name} was recreated (uid {pvc.uid}) by someone else; not deleting it again"
                 if pinned[name]
                 else f"claim {name} appeared (uid {pvc.uid}) after this step found it gone; "

@@ -387,3 +387,39 @@ def test_a_retry_by_a_key_revoked_later_does_not_act_for_it(api, pg_cluster, dri
 
     assert "the API key 'bob' this job acts for was revoked" in steps(job_id)[0][2]
     assert mutations(pg_cluster) == before
+
+
+POSTGRES_WITHOUT_TEMPLATES = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: postgres, namespace: prod}
+spec:
+  replicas: 3
+  serviceName: postgres
+  selector: {matchLabels: {app: postgres}}
+  template:
+    metadata: {labels: {app: postgres}}
+    spec:
+      containers: [{name: postgres, image: postgres:16}]
+"""
+
+
+def test_a_set_that_lost_its_claim_templates_after_acceptance_is_not_scaled_down(
+    api, pg_cluster, drive
+):
+    job_id = start(api)
+    # Recreated without templates between the request and the first step.
+    pg_cluster.delete("statefulsets", "prod", "postgres")
+    pg_cluster.apply(POSTGRES_WITHOUT_TEMPLATES)
+    pg_cluster.requests.clear()
+
+    assert drive(job_id).status == JobStatus.FAILED
+
+    name, status, detail = steps(job_id)[0]
+    assert (name, status) == ("scale_sts_to_zero", "failed")
+    assert detail.startswith(
+        "The rebuild cannot go on: StatefulSet prod/postgres has no volumeClaimTemplates any "
+        "more: there is no claim to rebuild"
+    )
+    assert mutations(pg_cluster) == []
+    assert pg_cluster.get("statefulsets", "prod", "postgres")["spec"]["replicas"] == 3
