@@ -63,6 +63,16 @@ class ObjectConflict(OpsError):
     default_detail = "The cluster reported a conflict."
 
 
+class TargetHeldByJob(ObjectConflict):
+    """409: an active job holds the object (or the StatefulSet it belongs to).
+
+    Same code as a second job refused on a busy target: the same situation, met by another door.
+    """
+
+    default_code = "job_target_busy"
+    default_detail = "An active job already holds this target."
+
+
 class KubernetesError(OpsError):
     """502: the Kubernetes API failed."""
 

@@ -5,8 +5,12 @@ audit row cannot be skipped through a side door. Each call writes exactly one ``
 
 1. input rules (DNS-1123 names, replica bounds) — refusal: 400, row ``error``;
 2. namespace policy (allowed list and the key's scope) — refusal: 403, row ``denied``;
-3. a ``pending`` row is written *before* the cluster is touched (no row, no operation: 503);
-4. the Kubernetes calls through :mod:`ops.k8s`; the row gets the outcome.
+3. an active job holding the target (a StatefulSet, its pods, its claims; :mod:`ops.holds`)
+   — refusal: 409 ``job_target_busy``, row ``error`` (as for a second job on a busy target:
+   nothing is wrong with the caller's rights, the object is busy; ``denied`` is for what the
+   caller may never do). A job's own steps pass its ``job_id`` and are let through;
+4. a ``pending`` row is written *before* the cluster is touched (no row, no operation: 503);
+5. the Kubernetes calls through :mod:`ops.k8s`; the row gets the outcome.
 
 Errors are :mod:`ops.errors` classes (``status_code``, ``default_code``, ``detail``), raised
 ``from`` the gateway error when the cluster failed.
@@ -18,10 +22,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from ops import k8s, policy
+from ops import holds, k8s, policy
 from ops.actors import ORIGIN_API, ORIGIN_CLI, ORIGIN_JOB, Actor
 from ops.audit import Target, attempt, record_error
-from ops.errors import InvalidInput, NamespaceDenied, from_k8s
+from ops.errors import InvalidInput, NamespaceDenied, TargetHeldByJob, from_k8s
 from ops.models import OpsLogStatus
 from ops.validation import name_problem, namespace_problem, replicas_problem
 
@@ -89,6 +93,31 @@ def _refuse_denied(*, actor: Actor, target: Target, job_id: str | None) -> None:
         raise error
 
 
+def _held_targets(kind: str, name: str) -> tuple[str, list[str]]:
+    """The kind and candidate names of what a job would hold for an operation on this object."""
+    if kind == KIND_POD:
+        return holds.KIND_STATEFULSET, holds.statefulsets_of_pod(name)
+    if kind == KIND_PVC:
+        return holds.KIND_STATEFULSET, holds.statefulsets_of_claim(name)
+    if kind == KIND_STATEFULSET:
+        return holds.KIND_STATEFULSET, [name]
+    return holds.KIND_DEPLOYMENT, [name]
+
+
+def _refuse_held(*, actor: Actor, target: Target, job_id: str | None) -> None:
+    held_kind, names = _held_targets(target.resource_kind, target.resource_name)
+    holder = holds.holder_of(kind=held_kind, namespace=target.namespace, names=names)
+    if holder and holder != job_id:
+        what = f"{target.resource_kind} {target.namespace}/{target.resource_name}"
+        if target.resource_kind in (KIND_POD, KIND_PVC):
+            what += f" (of a {held_kind} it holds)"
+        error = TargetHeldByJob(f"Active job {holder} holds {what}; wait for it or cancel it.")
+        record_error(
+            actor=actor, target=target, error=error, status=OpsLogStatus.ERROR, job_id=job_id
+        )
+        raise error
+
+
 def _scale(
     *, kind: str, actor: Actor, namespace: str, name: str, replicas: int, job_id: str | None
 ) -> ScaleResult:
@@ -104,6 +133,7 @@ def _scale(
         },
     )
     _refuse_denied(actor=actor, target=target, job_id=job_id)
+    _refuse_held(actor=actor, target=target, job_id=job_id)
     with attempt(actor=actor, target=target, job_id=job_id):
         try:
             before = k8s.scale_read(kind=kind, namespace=namespace, name=name)
@@ -158,6 +188,7 @@ def _delete(
         problems={"namespace": namespace_problem(namespace), "name": name_problem(name)},
     )
     _refuse_denied(actor=actor, target=target, job_id=job_id)
+    _refuse_held(actor=actor, target=target, job_id=job_id)
     delete = k8s.pod_delete if kind == KIND_POD else k8s.pvc_delete
     with attempt(actor=actor, target=target, job_id=job_id):
         try:
