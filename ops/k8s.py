@@ -595,40 +595,45 @@ def ping() -> str:
 # --- mutations --------------------------------------------------------------------------------
 
 
-def pod_delete(*, namespace: str, name: str) -> None:
+def pod_delete(*, namespace: str, name: str, uid: str | None = None) -> None:
     """DELETE a pod (its own grace period applies): the one that exists now, not a successor.
 
-    GETs it first for its uid, the DELETE's precondition (see :func:`_delete_object`).
+    The DELETE is pinned to a uid (see :func:`_delete_object`): ``uid`` when the caller has
+    already read the pod (a step that decided on what it saw), else the pod's uid read now.
     """
     core = _core()
-    pod = _call(f"read pod {namespace}/{name}", core.read_namespaced_pod, name, namespace)
+    if uid is None:
+        pod = _call(f"read pod {namespace}/{name}", core.read_namespaced_pod, name, namespace)
+        uid = pod.metadata.uid or ""
     _delete_object(
         what=f"delete pod {namespace}/{name}",
         fn=core.delete_namespaced_pod,
         namespace=namespace,
         name=name,
-        uid=pod.metadata.uid or "",
+        uid=uid,
     )
 
 
-def pvc_delete(*, namespace: str, name: str) -> None:
+def pvc_delete(*, namespace: str, name: str, uid: str | None = None) -> None:
     """DELETE a PersistentVolumeClaim (it may stay Terminating while a pod still uses it).
 
-    GETs it first for its uid, the DELETE's precondition (see :func:`_delete_object`).
+    Pinned to ``uid``, or to the uid read now, as :func:`pod_delete`.
     """
     core = _core()
-    pvc = _call(
-        f"read persistentvolumeclaim {namespace}/{name}",
-        core.read_namespaced_persistent_volume_claim,
-        name,
-        namespace,
-    )
+    if uid is None:
+        pvc = _call(
+            f"read persistentvolumeclaim {namespace}/{name}",
+            core.read_namespaced_persistent_volume_claim,
+            name,
+            namespace,
+        )
+        uid = pvc.metadata.uid or ""
     _delete_object(
         what=f"delete persistentvolumeclaim {namespace}/{name}",
         fn=core.delete_namespaced_persistent_volume_claim,
         namespace=namespace,
         name=name,
-        uid=pvc.metadata.uid or "",
+        uid=uid,
     )
 
 

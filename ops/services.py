@@ -178,9 +178,11 @@ def statefulset_scale(
 
 
 def _delete(
-    *, kind: str, actor: Actor, namespace: str, name: str, job_id: str | None
+    *, kind: str, actor: Actor, namespace: str, name: str, job_id: str | None, uid: str | None
 ) -> DeleteResult:
-    target = Target(ACTION_DELETE, kind, namespace, name, None)
+    # A caller's own uid precondition is part of what it asked for: the row records it.
+    body = {"preconditions": {"uid": uid}} if uid is not None else None
+    target = Target(ACTION_DELETE, kind, namespace, name, body)
     _refuse_invalid(
         actor=actor,
         target=target,
@@ -192,21 +194,42 @@ def _delete(
     delete = k8s.pod_delete if kind == KIND_POD else k8s.pvc_delete
     with attempt(actor=actor, target=target, job_id=job_id):
         try:
-            delete(namespace=namespace, name=name)
+            delete(namespace=namespace, name=name, uid=uid)
         except k8s.K8sError as e:
             raise from_k8s(e) from e
     return DeleteResult(namespace=namespace, kind=kind, name=name)
 
 
 def pod_delete(
-    *, actor: Actor, namespace: str, name: str, job_id: str | None = None
+    *,
+    actor: Actor,
+    namespace: str,
+    name: str,
+    job_id: str | None = None,
+    uid: str | None = None,
 ) -> DeleteResult:
-    """Delete a pod (its controller, if any, recreates it)."""
-    return _delete(kind=KIND_POD, actor=actor, namespace=namespace, name=name, job_id=job_id)
+    """Delete a pod (its controller, if any, recreates it).
+
+    Only the pod that exists now, or the one with ``uid`` when given (a caller that read it
+    already): 409 if that pod has been replaced under the same name.
+    """
+    return _delete(
+        kind=KIND_POD, actor=actor, namespace=namespace, name=name, job_id=job_id, uid=uid
+    )
 
 
 def pvc_delete(
-    *, actor: Actor, namespace: str, name: str, job_id: str | None = None
+    *,
+    actor: Actor,
+    namespace: str,
+    name: str,
+    job_id: str | None = None,
+    uid: str | None = None,
 ) -> DeleteResult:
-    """Delete a PersistentVolumeClaim (it may stay Terminating while a pod still mounts it)."""
-    return _delete(kind=KIND_PVC, actor=actor, namespace=namespace, name=name, job_id=job_id)
+    """Delete a PersistentVolumeClaim (it may stay Terminating while a pod still mounts it).
+
+    Only the claim that exists now, or the one with ``uid`` when given: 409 if replaced.
+    """
+    return _delete(
+        kind=KIND_PVC, actor=actor, namespace=namespace, name=name, job_id=job_id, uid=uid
+    )

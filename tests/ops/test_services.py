@@ -26,6 +26,27 @@ def test_a_service_call_from_a_job_writes_one_row_with_origin_and_job_id(cluster
     assert (row.actor, row.origin, row.job_id, row.status) == ("alice", "job", "job-1", "success")
 
 
+def test_a_delete_pinned_to_the_uid_a_caller_read_sends_no_read_of_its_own(cluster):
+    uid = cluster.get("persistentvolumeclaims", "prod", "data-postgres-1")["metadata"]["uid"]
+
+    services.pvc_delete(actor=JOB_ACTOR, namespace="prod", name="data-postgres-1", uid=uid)
+
+    assert [(r.method, r.name) for r in cluster.requests] == [("DELETE", "data-postgres-1")]
+    [row] = audit_log()
+    assert (row.status, row.request_body) == ("success", {"preconditions": {"uid": uid}})
+
+
+def test_a_delete_pinned_to_a_replaced_objects_uid_is_a_conflict_and_touches_nothing(cluster):
+    with pytest.raises(errors.ObjectConflict, match="UID in precondition"):
+        services.pod_delete(
+            actor=JOB_ACTOR, namespace="prod", name="postgres-1", uid="uid-of-the-old-pod"
+        )
+
+    assert not cluster.get("pods", "prod", "postgres-1")["metadata"].get("deletionTimestamp")
+    [row] = audit_log()
+    assert (row.status, row.http_status, row.code) == ("error", 409, "conflict")
+
+
 def test_the_cli_actor_names_the_os_user_and_comes_from_local(cluster):
     actor = Actor.for_cli()
 
