@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from jobs.models import Job
     from jobs.runner import StepContext
 
 
@@ -48,6 +49,10 @@ class JobType:
     #: Kind of object the job locks ("StatefulSet"): one active job per kind/namespace/name.
     target_kind: str
     steps: tuple[StepDef, ...]
+    #: What a failed or cancelled job of this type leaves behind (read fresh, e.g. "StatefulSet
+    #: prod/postgres left at 0 replicas (was 3)"), added to the failed step's detail; None
+    #: when there is nothing to say. Called after the failure is committed, best effort.
+    aftermath: Callable[[Job], str | None] | None = None
 
     def step(self, name: str) -> StepDef:
         """The step called ``name`` (KeyError if this type has none)."""

@@ -418,7 +418,11 @@ _END_FIELDS = ["status", "finished_at", "next_run_at", "lease_owner", "lease_exp
 
 
 def _fail_locked(job: Job, step: JobStep, now: datetime, detail: str) -> None:
-    """Fail the step and the job; later steps stay pending. Caller holds the row locks."""
+    """Fail the step and the job; later steps stay pending. Caller holds the row locks.
+
+    Once that is committed, the job type may add what the job leaves behind to the detail
+    (:func:`note_aftermath`): the failure itself never waits on, or fails with, that read.
+    """
     step.status = JobStatus.FAILED
     step.detail = detail
     step.finished_at = now
@@ -430,6 +434,40 @@ def _fail_locked(job: Job, step: JobStep, now: datetime, detail: str) -> None:
     _release(job)
     job.save(update_fields=_END_FIELDS)
     logger.warning("job %s: step %s failed: %s", job.job_id, step.name, detail)
+    job_id = job.job_id
+    transaction.on_commit(lambda: note_aftermath(job_id), robust=True)
+
+
+def note_aftermath(job_id: str) -> str | None:
+    """Add to a failed job's failed step what the job leaves behind (its type's
+    ``aftermath``), e.g. a StatefulSet still at 0 replicas; returns the note.
+
+    Best effort, after the failure is committed: a note that cannot be made (the cluster
+    unreachable, a type without one) leaves the detail as it was.
+    """
+    job = Job.objects.filter(job_id=job_id, status=JobStatus.FAILED).first()
+    if job is None:
+        return None
+    try:
+        aftermath = get_job_type(job.type).aftermath
+        note = aftermath(job) if aftermath else None
+    except Exception:
+        # Process boundary of a courtesy read: log it, keep the failure as recorded.
+        logger.exception("job %s: could not tell what the failed job left behind", job_id)
+        return None
+    if not note:
+        return None
+    with transaction.atomic():
+        step = (
+            JobStep.objects.select_for_update(of=("self",))
+            .filter(job_id=job_id, status=JobStatus.FAILED, job__status=JobStatus.FAILED)
+            .first()
+        )
+        if step is None:  # retried meanwhile: the note would describe another run
+            return None
+        step.detail = f"{step.detail}; {note}" if step.detail else note
+        step.save(update_fields=["detail"])
+    return note
 
 
 def cancel_if_unclaimed(job: Job) -> bool:

@@ -18,6 +18,7 @@ every mutation goes through the audited ops services with the job's actor and id
 
 from __future__ import annotations
 
+from jobs.models import Job, JobStep
 from jobs.registry import Done, JobType, StepDef, Wait, register
 from jobs.runner import StepContext
 from ops import k8s, services
@@ -215,6 +216,25 @@ def _not_ready_pods(ctx: StepContext, selector: str) -> str:
     return f"; not ready: {', '.join(lagging)}" if lagging else ""
 
 
+def aftermath(job: Job) -> str | None:
+    """How a failed or cancelled rebuild leaves its StatefulSet: its replicas now (read fresh)
+    against the count the first step remembered, so nobody takes a database left at 0 for a
+    running one."""
+    namespace, name = job.params["namespace"], job.params["statefulset"]
+    first = JobStep.objects.filter(job=job, name=FIRST_STEP).values_list("state", flat=True)
+    original = (first.first() or {}).get("original_replicas")
+    was = f" (was {original})" if original is not None else ""
+    try:
+        now = k8s.statefulset_read(namespace=namespace, name=name).replicas
+    except k8s.K8sNotFound:
+        return f"StatefulSet {namespace}/{name} no longer exists{was}"
+    except k8s.K8sError:
+        if original is None:
+            return None
+        return f"StatefulSet {namespace}/{name}: replicas now unknown (cannot read it){was}"
+    return f"StatefulSet {namespace}/{name} left at {now} replicas{was}"
+
+
 PG_REBUILD = register(
     JobType(
         name=NAME,
@@ -226,5 +246,6 @@ PG_REBUILD = register(
             StepDef("scale_sts_to_target", scale_sts_to_target),
             StepDef("wait_pods_ready", wait_pods_ready),
         ),
+        aftermath=aftermath,
     )
 )

@@ -110,7 +110,8 @@ def test_pods_that_never_go_away_time_out_naming_them(api, pg_cluster, drive, fa
     assert steps(job_id)[1] == (
         "wait_pods_down",
         "failed",
-        "timed out after 1 s: pods postgres-0, postgres-1, postgres-2 still present",
+        "timed out after 1 s: pods postgres-0, postgres-1, postgres-2 still present; "
+        "StatefulSet prod/postgres left at 0 replicas (was 3)",
     )
     assert [s[1] for s in steps(job_id)[2:]] == ["pending"] * 3
     assert mutations(pg_cluster) == [("PATCH", "statefulsets", "postgres")]
@@ -163,7 +164,8 @@ def test_a_claim_stuck_terminating_times_out_and_the_set_stays_at_zero(
     assert steps(job_id)[2] == (
         "delete_pvc",
         "failed",
-        "timed out after 1 s: claims wal-postgres-0 still present (Terminating)",
+        "timed out after 1 s: claims wal-postgres-0 still present (Terminating); "
+        "StatefulSet prod/postgres left at 0 replicas (was 3)",
     )
     # Never scaled up while a claim is Terminating: the pod would stay Pending for ever.
     assert pg_cluster.get("statefulsets", "prod", "postgres")["spec"]["replicas"] == 0
@@ -255,7 +257,11 @@ def test_a_cancelled_rebuild_stops_before_its_next_action(api, pg_cluster, drive
     run_tick(job_id, 0)  # scaled down, now waiting for the pods
     assert api.post(f"/ops/jobs/{job_id}/cancel").status_code == 202
     assert drive(job_id).status == JobStatus.FAILED
-    assert steps(job_id)[1] == ("wait_pods_down", "failed", "cancelled before this step finished")
+    assert steps(job_id)[1] == (
+        "wait_pods_down",
+        "failed",
+        "cancelled before this step finished; StatefulSet prod/postgres left at 0 replicas (was 3)",
+    )
     assert mutations(pg_cluster) == [("PATCH", "statefulsets", "postgres")]
 
 
@@ -423,3 +429,30 @@ def test_a_set_that_lost_its_claim_templates_after_acceptance_is_not_scaled_down
     )
     assert mutations(pg_cluster) == []
     assert pg_cluster.get("statefulsets", "prod", "postgres")["spec"]["replicas"] == 3
+
+
+def test_a_failed_rebuild_whose_set_cannot_be_read_says_what_it_remembers(
+    api, pg_cluster, drive, fast_jobs
+):
+    fast_jobs(JOB_WAIT_TIMEOUT=1.0, JOB_POLL_INTERVAL=0.2)
+    pg_cluster.stuck_finalizer("prod", "wal-postgres-0")
+    job_id = start(api)
+    tick_until(job_id, lambda: waiting_in(job_id, "delete_pvc"))
+    pg_cluster.faults.add(method="GET", path=r"/statefulsets/postgres$", status=503)
+
+    assert drive(job_id).status == JobStatus.FAILED
+
+    assert steps(job_id)[2][2].endswith(
+        "; StatefulSet prod/postgres: replicas now unknown (cannot read it) (was 3)"
+    )
+
+
+def test_a_rebuild_failed_before_it_changed_anything_says_the_set_is_as_it_was(
+    api, pg_cluster, drive
+):
+    pg_cluster.faults.add(method="PATCH", path=STS_SCALE, status=409, times=10)
+    job_id = start(api)
+
+    assert drive(job_id).status == JobStatus.FAILED
+
+    assert steps(job_id)[0][2].endswith("; StatefulSet prod/postgres left at 3 replicas (was 3)")
