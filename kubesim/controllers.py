@@ -15,11 +15,13 @@ terminating pods, pvc-protection released only when no scheduled pod references 
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +143,7 @@ def rs_uid(deployment_uid: str, pod_hash: str) -> str:
 class Controllers:
     """All controllers, driven by one thread."""
 
-    def __init__(self, store: Store, api: Api, knobs: Knobs) -> None:
+    def __init__(self, store: Store, api: Api, knobs: Knobs, error_log_size: int = 1000) -> None:
         self.store = store
         self.api = api
         self.knobs = knobs
@@ -156,7 +158,9 @@ class Controllers:
         self._next_due: float | None = None
         self._ip_counter = 10
         self.passes = 0
-        self.errors: list[str] = []
+        # One line per distinct failure (controller, object, error), newest last; bounded.
+        self.errors: collections.deque[str] = collections.deque(maxlen=error_log_size)
+        self._failing: dict[tuple[str, str], str] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -208,9 +212,8 @@ class Controllers:
                 self._next_due = None
                 try:
                     self.reconcile()
-                except Exception as e:  # a controller bug must not kill the cluster
-                    log.exception("controller pass failed")
-                    self.errors.append(repr(e))
+                except Exception as e:  # pragma: no cover - reconcile guards every step
+                    self._failed("reconcile", "", e)
 
     def _template_hash(self, obj: dict[str, Any], collision_count: int = 0) -> str:
         """The workload's template hash, computed once per (uid, generation): the template
@@ -233,18 +236,53 @@ class Controllers:
     # --- one pass ---------------------------------------------------------------------------
 
     def reconcile(self) -> None:
-        """One pass of every controller (the caller holds the store lock)."""
+        """One pass of every controller (the caller holds the store lock).
+
+        Every controller runs on every object separately: an object a controller chokes on
+        (whatever got it into the store) is reported once in `errors` and the log, and
+        every other object, and every other controller, carries on as on a real cluster.
+        """
         self.passes += 1
-        self._namespaces()
-        self._garbage_collect()
-        self._hpas()
+        self._guarded("namespace", None, self._namespaces)
+        self._guarded("garbagecollector", None, self._garbage_collect)
+        now = time.monotonic()
+        for hpa in self.store.list("horizontalpodautoscalers"):
+            self._guarded("horizontalpodautoscaler", hpa, self._hpa_due, hpa, now)
         for sts in self.store.list("statefulsets"):
-            self._statefulset(sts)
+            self._guarded("statefulset", sts, self._statefulset, sts)
         for dep in self.store.list("deployments"):
-            self._deployment(dep)
-        self._pvcs()
-        self._schedule()
-        self._kubelet()
+            self._guarded("deployment", dep, self._deployment, dep)
+        for pvc in self.store.list("persistentvolumeclaims"):
+            self._guarded("persistentvolume", pvc, self._pvc, pvc)
+        for pod in self.store.list("pods"):
+            self._guarded("scheduler", pod, self._schedule_pod, pod)
+        self._guarded("kubelet", None, self._kubelet)
+
+    def _guarded(
+        self, controller: str, obj: dict[str, Any] | None, fn: Callable[..., None], *args: Any
+    ) -> None:
+        """Run one controller step; a failure is recorded once and stops only that step."""
+        where = ""
+        if obj is not None:
+            ns, name = _key(obj)
+            where = f"{ns}/{name}" if ns else name
+        try:
+            fn(*args)
+        except Exception as e:
+            self._failed(controller, where, e)
+        else:
+            if self._failing and (controller, where) in self._failing:
+                del self._failing[(controller, where)]  # recovered: report a relapse again
+
+    def _failed(self, controller: str, where: str, exc: Exception) -> None:
+        what = repr(exc)
+        if self._failing.get((controller, where)) == what:
+            return  # already reported; the object fails the same way on every pass
+        if len(self._failing) > 10000:
+            self._failing.clear()
+        self._failing[(controller, where)] = what
+        log.error("%s controller failed on %s: %s", controller, where or "-", what, exc_info=exc)
+        self.errors.append(f"{controller} {where}: {what}" if where else f"{controller}: {what}")
 
     def _save(self, rt: R.ResourceType, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Store a controller's change, if there is one."""
@@ -384,17 +422,15 @@ class Controllers:
 
     # --- HPA --------------------------------------------------------------------------------
 
-    def _hpas(self) -> None:
-        now = time.monotonic()
-        for hpa in self.store.list("horizontalpodautoscalers"):
-            uid = hpa["metadata"]["uid"]
-            due = self._hpa_next.get(uid, 0.0)
-            if now < due:
-                self._due(due)
-                continue
-            self._hpa_next[uid] = now + self.knobs.hpa_interval
-            self._due(now + self.knobs.hpa_interval)
-            self._hpa(hpa)
+    def _hpa_due(self, hpa: dict[str, Any], now: float) -> None:
+        uid = hpa["metadata"]["uid"]
+        due = self._hpa_next.get(uid, 0.0)
+        if now < due:
+            self._due(due)
+            return
+        self._hpa_next[uid] = now + self.knobs.hpa_interval
+        self._due(now + self.knobs.hpa_interval)
+        self._hpa(hpa)
 
     def _hpa(self, hpa: dict[str, Any]) -> None:
         ns = hpa["metadata"]["namespace"]
@@ -873,39 +909,37 @@ class Controllers:
                     return True
         return False
 
-    def _pvcs(self) -> None:
-        for pvc in self.store.list("persistentvolumeclaims"):
-            meta = pvc["metadata"]
-            if _terminating(pvc):
-                fins = meta.get("finalizers") or []
-                releasable = (
-                    PVC_PROTECTION in fins
-                    and _key(pvc) not in self.knobs.stuck_finalizers
-                    and not self._claim_in_use(meta["namespace"], meta["name"])
-                )
-                if releasable:
-                    new = clone(pvc)
-                    new["metadata"]["finalizers"] = [f for f in fins if f != PVC_PROTECTION]
-                    if not new["metadata"]["finalizers"]:
-                        del new["metadata"]["finalizers"]
-                    self._save(R.PVCS, pvc, new)
-                continue
-            if (pvc.get("status") or {}).get("phase") == "Pending":
+    def _pvc(self, pvc: dict[str, Any]) -> None:
+        """PVC protection (release the finalizer of a free Terminating claim) and the binder."""
+        meta = pvc["metadata"]
+        if _terminating(pvc):
+            fins = meta.get("finalizers") or []
+            releasable = (
+                PVC_PROTECTION in fins
+                and _key(pvc) not in self.knobs.stuck_finalizers
+                and not self._claim_in_use(meta["namespace"], meta["name"])
+            )
+            if releasable:
                 new = clone(pvc)
-                spec = new.setdefault("spec", {})
-                spec.setdefault("volumeName", f"pvc-{meta['uid']}")
-                ann = new["metadata"].setdefault("annotations", {})
-                ann["pv.kubernetes.io/bind-completed"] = "yes"
-                ann["pv.kubernetes.io/bound-by-controller"] = "yes"
-                storage = ((spec.get("resources") or {}).get("requests") or {}).get(
-                    "storage", "1Gi"
-                )
-                new["status"] = {
-                    "phase": "Bound",
-                    "accessModes": list(spec.get("accessModes") or []),
-                    "capacity": {"storage": storage},
-                }
+                new["metadata"]["finalizers"] = [f for f in fins if f != PVC_PROTECTION]
+                if not new["metadata"]["finalizers"]:
+                    del new["metadata"]["finalizers"]
                 self._save(R.PVCS, pvc, new)
+            return
+        if (pvc.get("status") or {}).get("phase") == "Pending":
+            new = clone(pvc)
+            spec = new.setdefault("spec", {})
+            spec.setdefault("volumeName", f"pvc-{meta['uid']}")
+            ann = new["metadata"].setdefault("annotations", {})
+            ann["pv.kubernetes.io/bind-completed"] = "yes"
+            ann["pv.kubernetes.io/bound-by-controller"] = "yes"
+            storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+            new["status"] = {
+                "phase": "Bound",
+                "accessModes": list(spec.get("accessModes") or []),
+                "capacity": {"storage": storage},
+            }
+            self._save(R.PVCS, pvc, new)
 
     # --- scheduler and kubelet --------------------------------------------------------------
 
@@ -924,30 +958,29 @@ class Controllers:
                 return "pod has unbound immediate PersistentVolumeClaims"
         return None
 
-    def _schedule(self) -> None:
-        for pod in self.store.list("pods"):
-            spec = pod.get("spec") or {}
-            if spec.get("nodeName") or _terminating(pod):
-                continue
-            new = clone(pod)
-            status = new.setdefault("status", {})
-            reason = self._unschedulable_reason(pod)
-            if reason:
-                status["conditions"] = _set_condition(
-                    list(status.get("conditions") or []),
-                    "PodScheduled",
-                    "False",
-                    "Unschedulable",
-                    f"0/1 nodes are available: {reason}. preemption: 0/1 nodes are available: "
-                    "1 Preemption is not helpful for scheduling.",
-                )
-            else:
-                new["spec"]["nodeName"] = NODE_NAME
-                status["conditions"] = _set_condition(
-                    list(status.get("conditions") or []), "PodScheduled", "True"
-                )
-                self._scheduled_at[pod["metadata"]["uid"]] = time.monotonic()
-            self._save(R.PODS, pod, new)
+    def _schedule_pod(self, pod: dict[str, Any]) -> None:
+        spec = pod.get("spec") or {}
+        if spec.get("nodeName") or _terminating(pod):
+            return
+        new = clone(pod)
+        status = new.setdefault("status", {})
+        reason = self._unschedulable_reason(pod)
+        if reason:
+            status["conditions"] = _set_condition(
+                list(status.get("conditions") or []),
+                "PodScheduled",
+                "False",
+                "Unschedulable",
+                f"0/1 nodes are available: {reason}. preemption: 0/1 nodes are available: "
+                "1 Preemption is not helpful for scheduling.",
+            )
+        else:
+            new["spec"]["nodeName"] = NODE_NAME
+            status["conditions"] = _set_condition(
+                list(status.get("conditions") or []), "PodScheduled", "True"
+            )
+            self._scheduled_at[pod["metadata"]["uid"]] = time.monotonic()
+        self._save(R.PODS, pod, new)
 
     def _kubelet(self) -> None:
         now = time.monotonic()
@@ -958,9 +991,9 @@ class Controllers:
             if not (pod.get("spec") or {}).get("nodeName"):
                 continue
             if _terminating(pod):
-                self._kubelet_terminate(pod, now)
+                self._guarded("kubelet", pod, self._kubelet_terminate, pod, now)
             else:
-                self._kubelet_run(pod, now)
+                self._guarded("kubelet", pod, self._kubelet_run, pod, now)
         for table in (self._scheduled_at, self._terminate_at):
             for uid in [u for u in table if u not in live_uids]:
                 del table[uid]

@@ -119,6 +119,8 @@ def _forbidden(field: str, why: str) -> dict[str, str]:
 # Go types of the fields we model: a str is a leaf type; a dict is a struct (with "_" naming
 # the Go struct); a one-item list is a slice of that element type.
 _INT32, _INT64, _STR, _BOOL, _SMAP, _SLIST = "int32", "int64", "string", "bool", "smap", "slist"
+# intstr.IntOrString: a JSON string, or a number that fits an int32.
+_INTSTR = "intstr"
 
 _META = {
     "_": "ObjectMeta",
@@ -190,6 +192,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "serviceName": _STR,
             "podManagementPolicy": _STR,
             "minReadySeconds": _INT32,
+            "ordinals": {"_": "StatefulSetOrdinals", "start": _INT32},
+            "updateStrategy": {
+                "_": "StatefulSetUpdateStrategy",
+                "type": _STR,
+                "rollingUpdate": {
+                    "_": "RollingUpdateStatefulSetStrategy",
+                    "partition": _INT32,
+                    "maxUnavailable": _INTSTR,
+                },
+            },
             "volumeClaimTemplates": [
                 {"_": "PersistentVolumeClaim", "metadata": _META, "spec": _PVC_SPEC}
             ],
@@ -205,6 +217,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "template": _TEMPLATE,
             "paused": _BOOL,
             "minReadySeconds": _INT32,
+            "strategy": {
+                "_": "DeploymentStrategy",
+                "type": _STR,
+                "rollingUpdate": {
+                    "_": "RollingUpdateDeployment",
+                    "maxSurge": _INTSTR,
+                    "maxUnavailable": _INTSTR,
+                },
+            },
         },
     },
     "HorizontalPodAutoscaler": {
@@ -230,11 +251,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def _json_type(value: Any) -> str:
+def _json_type(value: Any, gotype: str = "int64") -> str:
+    """How Go's json names a value it cannot store: a number is "number 1.5" only when the
+    target is an integer (it was the value that did not fit), else just "number"."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
-        return f"number {value}"
+        return f"number {value}" if gotype.startswith(("int", "uint")) else "number"
     if isinstance(value, str):
         return "string"
     if isinstance(value, list):
@@ -247,7 +270,7 @@ def _type_error(
 ) -> ApiError:
     return bad_request(
         f'{kind} in version "{version}" cannot be handled as a {kind}: json: cannot unmarshal '
-        f"{_json_type(value)} into Go struct field {struct}.{path} of type {gotype}"
+        f"{_json_type(value, gotype)} into Go struct field {struct}.{path} of type {gotype}"
     )
 
 
@@ -269,6 +292,17 @@ def _check(schema: Any, value: Any, kind: str, version: str, struct: str, path: 
         for item in value:
             _check(schema[0], item, kind, version, struct, path)
         return
+    if schema == _INTSTR:
+        # IntOrString.UnmarshalJSON decodes a non-string into an int32 itself, so Go reports
+        # the error without the field's path.
+        if isinstance(value, str) or (
+            isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31
+        ):
+            return
+        raise bad_request(
+            f'{kind} in version "{version}" cannot be handled as a {kind}: json: cannot '
+            f"unmarshal {_json_type(value, _INT32)} into Go value of type int32"
+        )
     ok = {
         _INT32: lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31,
         _INT64: lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -287,7 +321,7 @@ def check_decodable(kind: str, version: str, obj: Any) -> None:
     if not isinstance(obj, dict):
         raise bad_request(
             "couldn't get version/kind; json parse error: json: cannot unmarshal "
-            f"{_json_type(obj)} "
+            f"{_json_type(obj, 'struct')} "
             'into Go value of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
             'Kind string "json:\\"kind,omitempty\\"" }'
         )
@@ -380,9 +414,18 @@ def apply_defaults(rt: R.ResourceType, obj: dict[str, Any], creating: bool) -> N
     elif rt is R.STATEFULSETS and isinstance(spec, dict):
         spec.setdefault("replicas", 1)
         spec.setdefault("podManagementPolicy", "OrderedReady")
-        spec.setdefault(
-            "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
-        )
+        # SetDefaults_StatefulSet: RollingUpdate with partition 0.
+        strategy = spec.get("updateStrategy")
+        if not isinstance(strategy, dict):
+            strategy = spec["updateStrategy"] = {}
+        if not strategy.get("type"):
+            strategy["type"] = "RollingUpdate"
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.get("rollingUpdate")
+            if not isinstance(rolling, dict):
+                rolling = strategy["rollingUpdate"] = {}
+            if rolling.get("partition") is None:
+                rolling["partition"] = 0
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault(
             "persistentVolumeClaimRetentionPolicy",
@@ -401,13 +444,20 @@ def apply_defaults(rt: R.ResourceType, obj: dict[str, Any], creating: bool) -> N
             obj["status"] = {"replicas": 0, "availableReplicas": 0}
     elif rt is R.DEPLOYMENTS and isinstance(spec, dict):
         spec.setdefault("replicas", 1)
-        spec.setdefault(
-            "strategy",
-            {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
-            },
-        )
+        # SetDefaults_Deployment: a RollingUpdate strategy (also when only `rollingUpdate` is
+        # given) with 25% for whichever bound is missing.
+        strategy = spec.get("strategy")
+        if not isinstance(strategy, dict):
+            strategy = spec["strategy"] = {}
+        if not strategy.get("type"):
+            strategy["type"] = "RollingUpdate"
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.get("rollingUpdate")
+            if not isinstance(rolling, dict):
+                rolling = strategy["rollingUpdate"] = {}
+            for bound in ("maxUnavailable", "maxSurge"):
+                if rolling.get(bound) is None:
+                    rolling[bound] = "25%"
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
         if isinstance(spec.get("template"), dict):
@@ -583,7 +633,10 @@ def _validate_workload(rt: R.ResourceType, obj: dict[str, Any]) -> list[dict[str
             )
         )
     causes += _validate_pod_spec("spec.template.spec", template.get("spec"), template=True)
+    if rt is R.DEPLOYMENTS:
+        causes += _validate_deployment_strategy(spec)
     if rt is R.STATEFULSETS:
+        causes += _validate_statefulset_extras(spec)
         policy = spec.get("podManagementPolicy")
         if policy not in ("OrderedReady", "Parallel"):
             causes.append(
@@ -595,6 +648,162 @@ def _validate_workload(rt: R.ResourceType, obj: dict[str, Any]) -> list[dict[str
             if not tname:
                 causes.append(_req(f"{tpath}.metadata.name"))
             causes += _validate_pvc_spec(f"{tpath}.spec", (tpl or {}).get("spec"))
+    return causes
+
+
+PERCENT_MSG = (
+    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or "
+    "'93%', regex used for validation is '[0-9]+%')"
+)
+_PERCENT = re.compile(r"^[0-9]+%$")
+
+
+def _go_intstr(value: int | str) -> str:
+    """An intstr.IntOrString as field.Invalid prints it (Go's %#v of the struct)."""
+    if isinstance(value, str):
+        return f"intstr.IntOrString{{Type:1, IntVal:0, StrVal:{q(value)}}}"
+    return f'intstr.IntOrString{{Type:0, IntVal:{value}, StrVal:""}}'
+
+
+def _go_pointer(gotype: str, value: Any) -> str:
+    """A pointer field inside a %#v: `(*T)(nil)`, or an address (never the same twice in Go)."""
+    return f"(*{gotype})(nil)" if value is None else f"(*{gotype})(0xc000100000)"
+
+
+def _go_rolling_sts(rolling: Any) -> str:
+    """A RollingUpdateStatefulSetStrategy as field.Invalid prints it (%#v of the struct)."""
+    rolling = rolling if isinstance(rolling, dict) else {}
+    partition = rolling.get("partition") or 0
+    unavailable = _go_pointer("intstr.IntOrString", rolling.get("maxUnavailable"))
+    return (
+        f"apps.RollingUpdateStatefulSetStrategy{{Partition:{partition}, "
+        f"MaxUnavailable:{unavailable}}}"
+    )
+
+
+def _intstr_value(value: Any) -> int | None:
+    """The number in an int or a valid percent string (getIntOrPercentValue)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _PERCENT.match(value):
+        return int(value[:-1])
+    return None
+
+
+def _validate_int_or_percent(path: str, value: Any) -> list[dict[str, str]]:
+    """ValidatePositiveIntOrPercent: a non-negative int or a `<digits>%` string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        if not _PERCENT.match(value):
+            return [cause("Invalid", path, f"Invalid value: {_go_intstr(value)}: {PERCENT_MSG}")]
+        return []
+    if isinstance(value, int) and value < 0:
+        return [_inv(path, value, "must be greater than or equal to 0")]
+    return []
+
+
+def _not_over_100_percent(path: str, value: Any) -> list[dict[str, str]]:
+    if isinstance(value, str) and _PERCENT.match(value) and int(value[:-1]) > 100:
+        return [
+            cause(
+                "Invalid",
+                path,
+                f"Invalid value: {_go_intstr(value)}: must not be greater than 100%",
+            )
+        ]
+    return []
+
+
+def _validate_deployment_strategy(spec: dict[str, Any]) -> list[dict[str, str]]:
+    """ValidateDeploymentStrategy and ValidateRollingUpdateDeployment."""
+    strategy = spec.get("strategy") or {}
+    stype = strategy.get("type")
+    rolling = strategy.get("rollingUpdate")
+    path = "spec.strategy.rollingUpdate"
+    if stype == "Recreate":
+        if rolling is not None:
+            return [_forbidden(path, "may not be specified when strategy `type` is 'Recreate'")]
+        return []
+    if stype != "RollingUpdate":
+        shown = (
+            f"apps.DeploymentStrategy{{Type:{q(stype or '')}, "
+            f"RollingUpdate:{_go_pointer('apps.RollingUpdateDeployment', rolling)}}}"
+        )
+        return [
+            cause(
+                "NotSupported",
+                "spec.strategy",
+                f'Unsupported value: {shown}: supported values: "Recreate", "RollingUpdate"',
+            )
+        ]
+    if not isinstance(rolling, dict):
+        return [
+            cause("Required", path, "Required value: this should be defaulted and never be nil")
+        ]
+    surge, unavailable = rolling.get("maxSurge"), rolling.get("maxUnavailable")
+    causes = _validate_int_or_percent(f"{path}.maxUnavailable", unavailable)
+    causes += _validate_int_or_percent(f"{path}.maxSurge", surge)
+    if _intstr_value(unavailable) == 0 and _intstr_value(surge) == 0:
+        causes.append(
+            cause(
+                "Invalid",
+                f"{path}.maxUnavailable",
+                f"Invalid value: {_go_intstr(unavailable)}: may not be 0 when `maxSurge` is 0",
+            )
+        )
+    causes += _not_over_100_percent(f"{path}.maxUnavailable", unavailable)
+    return causes
+
+
+def _validate_statefulset_extras(spec: dict[str, Any]) -> list[dict[str, str]]:
+    """Ordinals and the update strategy (ValidateStatefulSetSpec)."""
+    causes: list[dict[str, str]] = []
+    start = (spec.get("ordinals") or {}).get("start")
+    if isinstance(start, int) and start < 0:
+        causes.append(_inv("spec.ordinals.start", start, "must be greater than or equal to 0"))
+    strategy = spec.get("updateStrategy") or {}
+    stype = strategy.get("type")
+    rolling = strategy.get("rollingUpdate")
+    if stype == "OnDelete":
+        if rolling is not None:
+            causes.append(
+                cause(
+                    "Invalid",
+                    "spec.updateStrategy.rollingUpdate",
+                    f"Invalid value: {_go_rolling_sts(rolling)}: "
+                    "only allowed for updateStrategy 'RollingUpdate'",
+                )
+            )
+    elif stype != "RollingUpdate":
+        causes.append(
+            cause(
+                "Invalid",
+                "spec.updateStrategy",
+                f"Invalid value: apps.StatefulSetUpdateStrategy{{Type:{q(stype or '')}, "
+                "RollingUpdate:"
+                f"{_go_pointer('apps.RollingUpdateStatefulSetStrategy', rolling)}}}: "
+                "must be 'RollingUpdate' or 'OnDelete'",
+            )
+        )
+    elif isinstance(rolling, dict):
+        path = "spec.updateStrategy.rollingUpdate"
+        partition = rolling.get("partition")
+        if isinstance(partition, int) and partition < 0:
+            causes.append(
+                _inv(f"{path}.partition", partition, "must be greater than or equal to 0")
+            )
+        unavailable = rolling.get("maxUnavailable")
+        causes += _validate_int_or_percent(f"{path}.maxUnavailable", unavailable)
+        if _intstr_value(unavailable) == 0:
+            causes.append(
+                cause(
+                    "Invalid",
+                    f"{path}.maxUnavailable",
+                    f"Invalid value: {_go_intstr(unavailable)}: cannot be 0",
+                )
+            )
+        causes += _not_over_100_percent(f"{path}.maxUnavailable", unavailable)
     return causes
 
 

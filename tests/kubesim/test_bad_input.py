@@ -326,3 +326,152 @@ def test_an_unknown_field_validation_mode_is_a_bad_request(raw, kubesim):
     status, _, body = raw("POST", "/api/v1/namespaces/default/pods?fieldValidation=Loud", pod)
     assert status == 400
     assert body["message"].startswith("fieldValidation parameter unsupported: Loud")
+
+
+PERCENT_MSG = (
+    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or "
+    "'93%', regex used for validation is '[0-9]+%')"
+)
+
+
+def _deployment(strategy):
+    return {
+        "metadata": {"name": "bad"},
+        "spec": {
+            "strategy": strategy,
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {
+                "metadata": {"labels": {"app": "a"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("rolling", "field", "message"),
+    [
+        (
+            {"maxSurge": "abc%"},
+            "spec.strategy.rollingUpdate.maxSurge",
+            f'Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:"abc%"}}: {PERCENT_MSG}',
+        ),
+        (
+            {"maxUnavailable": -1},
+            "spec.strategy.rollingUpdate.maxUnavailable",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        (
+            {"maxUnavailable": "150%"},
+            "spec.strategy.rollingUpdate.maxUnavailable",
+            'Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:"150%"}: '
+            "must not be greater than 100%",
+        ),
+        (
+            {"maxUnavailable": 0, "maxSurge": "0%"},
+            "spec.strategy.rollingUpdate.maxUnavailable",
+            'Invalid value: intstr.IntOrString{Type:0, IntVal:0, StrVal:""}: '
+            "may not be 0 when `maxSurge` is 0",
+        ),
+    ],
+)
+def test_malformed_rolling_update_bounds_are_invalid(raw, kubesim, rolling, field, message):
+    status, _, body = raw("POST", DEPLOY, _deployment({"rollingUpdate": rolling}))
+    assert status == 422
+    _is_status(body, 422, "Invalid")
+    assert body["details"]["causes"] == [
+        {"reason": "FieldValueInvalid", "message": message, "field": field}
+    ]
+    assert body["message"] == f'Deployment.apps "bad" is invalid: {field}: {message}'
+    assert kubesim.get("deployments", "default", "bad") is None
+
+
+def test_a_rolling_update_bound_of_a_wrong_type_is_a_bad_request(raw, kubesim):
+    status, _, body = raw("POST", DEPLOY, _deployment({"rollingUpdate": {"maxSurge": True}}))
+    assert status == 400
+    assert body["message"] == (
+        'Deployment in version "v1" cannot be handled as a Deployment: json: cannot unmarshal '
+        "bool into Go value of type int32"
+    )
+
+
+def test_a_partial_rolling_update_is_defaulted_like_the_real_server(raw, kubesim):
+    status, _, body = raw("POST", DEPLOY, _deployment({"rollingUpdate": {"maxSurge": 2}}))
+    assert status == 201
+    assert body["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 2, "maxUnavailable": "25%"},
+    }
+
+
+def test_a_recreate_strategy_with_rolling_update_bounds_is_invalid(raw, kubesim):
+    status, _, body = raw(
+        "POST", DEPLOY, _deployment({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}})
+    )
+    assert status == 422
+    assert body["details"]["causes"] == [
+        {
+            "reason": "FieldValueForbidden",
+            "message": "Forbidden: may not be specified when strategy `type` is 'Recreate'",
+            "field": "spec.strategy.rollingUpdate",
+        }
+    ]
+
+
+def test_patching_a_stored_deployment_to_a_malformed_bound_is_refused(raw, frozen):
+    status, _, body = raw(
+        "PATCH",
+        f"{DEPLOY}/web",
+        {"spec": {"strategy": {"rollingUpdate": {"maxSurge": "abc%"}}}},
+        {"Content-Type": "application/strategic-merge-patch+json"},
+    )
+    assert status == 422
+    assert body["details"]["causes"][0]["field"] == "spec.strategy.rollingUpdate.maxSurge"
+    frozen()
+
+
+def _statefulset(**spec):
+    return {
+        "metadata": {"name": "bad"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {
+                "metadata": {"labels": {"app": "a"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
+            **spec,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "message"),
+    [
+        (
+            {"ordinals": {"start": -3}},
+            "spec.ordinals.start",
+            "Invalid value: -3: must be greater than or equal to 0",
+        ),
+        (
+            {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": -1}}},
+            "spec.updateStrategy.rollingUpdate.partition",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        (
+            {"updateStrategy": {"rollingUpdate": {"maxUnavailable": "x%"}}},
+            "spec.updateStrategy.rollingUpdate.maxUnavailable",
+            f'Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:"x%"}}: {PERCENT_MSG}',
+        ),
+    ],
+)
+def test_malformed_statefulset_ordinals_and_update_strategy_are_invalid(
+    raw, kubesim, spec, field, message
+):
+    status, _, body = raw(
+        "POST", "/apis/apps/v1/namespaces/default/statefulsets", _statefulset(**spec)
+    )
+    assert status == 422
+    assert body["details"]["causes"] == [
+        {"reason": "FieldValueInvalid", "message": message, "field": field}
+    ]
+    assert kubesim.get("statefulsets", "default", "bad") is None
