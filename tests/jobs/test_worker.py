@@ -1,6 +1,7 @@
 """End to end with a real django-q2 cluster (``python -m jobs.worker``, as ``make run`` starts
 it) on the test database and the test's kubesim: a rebuild runs to success with each mutation
-reaching the cluster once; a worker SIGKILLed in the middle of any step is replaced, its job
+reaching the cluster once; a worker SIGKILLed while a wait step reads, or right after a step's
+mutation was carried out by the cluster but before anything recorded it, is replaced, its job
 taken over once the lease lapses, and finished without any mutation sent twice; and a SIGTERM
 to the whole process group stops the cluster cleanly."""
 
@@ -18,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from jobs.models import Job, JobStatus, JobStep
 from ops.models import OpsLog
@@ -34,13 +35,29 @@ EXPECTED_MUTATIONS = [
     ("DELETE", "persistentvolumeclaims", "wal-postgres-0"),
     ("PATCH", "statefulsets", "postgres"),
 ]
-#: Slow requests that keep a tick inside each step long enough to kill its worker there.
-KILL_POINTS = {
-    "scale_sts_to_zero": {"method": "PATCH", "path": STS_SCALE, "times": 1},
+#: Slow reads that keep a tick inside each wait step long enough to kill its worker there.
+WAIT_KILL_POINTS = {
     "wait_pods_down": {"method": "GET", "path": r"/namespaces/prod/pods$", "times": 1},
-    "delete_pvc": {"method": "DELETE", "path": r"/persistentvolumeclaims/data-", "times": 1},
-    "scale_sts_to_target": {"method": "PATCH", "path": STS_SCALE, "times": 2},
     "wait_pods_ready": {"method": "GET", "path": r"/statefulsets/postgres$"},
+}
+#: Each mutating step's mutation: the request kubesim delays (its ``times``-th match is the
+#: step's own) and the audit row of the attempt, ``(action, resource name)``.
+MUTATION_KILL_POINTS = {
+    "scale_sts_to_zero": (
+        {"method": "PATCH", "path": STS_SCALE, "times": 1},
+        ("PATCH", "statefulsets", "postgres"),
+        ("scale", "postgres"),
+    ),
+    "delete_pvc": (
+        {"method": "DELETE", "path": r"/persistentvolumeclaims/data-postgres-0$", "times": 1},
+        ("DELETE", "persistentvolumeclaims", "data-postgres-0"),
+        ("delete", "data-postgres-0"),
+    ),
+    "scale_sts_to_target": (
+        {"method": "PATCH", "path": STS_SCALE, "times": 2},
+        ("PATCH", "statefulsets", "postgres"),
+        ("scale", "postgres"),
+    ),
 }
 
 
@@ -193,25 +210,84 @@ def test_a_real_worker_runs_a_rebuild_to_success(api, pg_cluster, qcluster):
     ]
 
 
-@pytest.mark.parametrize("step", list(KILL_POINTS))
-def test_a_worker_killed_in_the_middle_of_a_step_does_not_repeat_it(
-    api, pg_cluster, qcluster, step
-):
-    pg_cluster.faults.add(delay=1.0, **KILL_POINTS[step])
-    job_id = api.post(URL, BODY, format="json").json()["job_id"]
+def tick_inside(job_id: str, step: str) -> str | None:
+    """The lease owner of the tick inside ``step`` right now, if any."""
+    row = JobStep.objects.filter(job_id=job_id, name=step).values("active_tick").first()
+    return row and row["active_tick"]
 
-    def tick_inside_step() -> str | None:
-        row = JobStep.objects.filter(job_id=job_id, name=step).values("active_tick").first()
-        return row and row["active_tick"]
 
-    owner = wait_until(tick_inside_step, 60, f"a tick inside {step}", qcluster)
+def kill_worker_of(owner: str, cluster: Cluster) -> None:
+    """SIGKILL the worker process named in a lease owner (``host:pid:token``)."""
     pid = int(owner.split(":")[1])
-    assert pid in descendants(qcluster.proc.pid), f"{owner} is not one of our workers"
+    assert pid in descendants(cluster.proc.pid), f"{owner} is not one of our workers"
     os.kill(pid, signal.SIGKILL)
 
-    job = wait_until(lambda: finished(job_id), 90, "job end after the kill", qcluster)
+
+def waiting_on_an_audit_row_lock() -> bool:
+    """Some backend is blocked updating an ops_log row (the outcome of an attempt)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            ['UPDATE "ops_log"%'],
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def assert_finished_without_repeating(job_id: str, step: str, sim, cluster: Cluster) -> None:
+    job = wait_until(lambda: finished(job_id), 90, "job end after the kill", cluster)
     steps = {s.name: s for s in job.steps.all()}
     assert job.status == JobStatus.SUCCESS, {n: s.detail for n, s in steps.items()}
     assert steps[step].interruptions == 1
-    assert mutations(pg_cluster) == EXPECTED_MUTATIONS
-    assert pg_cluster.get("statefulsets", "prod", "postgres")["status"]["readyReplicas"] == 3
+    assert mutations(sim) == EXPECTED_MUTATIONS  # each once, in order
+    assert sim.get("statefulsets", "prod", "postgres")["status"]["readyReplicas"] == 3
+
+
+@pytest.mark.parametrize("step", list(WAIT_KILL_POINTS))
+def test_a_worker_killed_while_a_wait_step_reads_is_replaced_and_the_job_goes_on(
+    api, pg_cluster, qcluster, step
+):
+    pg_cluster.faults.add(delay=1.0, **WAIT_KILL_POINTS[step])
+    job_id = api.post(URL, BODY, format="json").json()["job_id"]
+
+    owner = wait_until(lambda: tick_inside(job_id, step), 60, f"a tick inside {step}", qcluster)
+    kill_worker_of(owner, qcluster)
+
+    assert_finished_without_repeating(job_id, step, pg_cluster, qcluster)
+
+
+@pytest.mark.parametrize("step", list(MUTATION_KILL_POINTS))
+def test_a_worker_killed_after_its_mutation_was_applied_does_not_send_it_again(
+    api, pg_cluster, qcluster, step
+):
+    """The worst moment to die: the cluster has carried out the step's mutation, but neither
+    the audit row's outcome nor the step's progress has been recorded yet. The next tick must
+    find the change in the cluster, not send it a second time."""
+    fault, mutation, (action, name) = MUTATION_KILL_POINTS[step]
+    delayed = pg_cluster.faults.add(delay=1.5, **fault)
+    job_id = api.post(URL, BODY, format="json").json()["job_id"]
+    # The step's own mutation has reached kubesim, which holds it for a moment.
+    wait_until(lambda: delayed.fired == fault["times"], 60, f"the {step} request", qcluster)
+    attempts = OpsLog.objects.using("audit").filter(
+        job_id=job_id, origin="job", action=action, resource_name=name, status="pending"
+    )
+    with transaction.atomic(using="audit"):
+        # Hold the attempt's audit row, so its outcome cannot be recorded: the worker will
+        # block right after the mutation is applied, before the step moves on.
+        [_held] = wait_until(
+            lambda: list(attempts.select_for_update()), 10, "the pending audit row", qcluster
+        )
+
+        def sent() -> int:
+            return mutations(pg_cluster).count(mutation)
+
+        assert sent() == fault["times"] - 1  # still in flight when the row was held
+        wait_until(lambda: sent() == fault["times"], 30, "the mutation applied", qcluster)
+        wait_until(waiting_on_an_audit_row_lock, 30, "the worker blocked on the row", qcluster)
+        owner = tick_inside(job_id, step)
+        assert owner, f"no tick inside {step} any more"
+        kill_worker_of(owner, qcluster)
+        applied_before_the_kill = mutations(pg_cluster)
+    assert applied_before_the_kill.count(mutation) == fault["times"]
+
+    assert_finished_without_repeating(job_id, step, pg_cluster, qcluster)
