@@ -163,8 +163,14 @@ def delete_pvc(ctx: StepContext) -> Done | Wait:
             deleted[name] = pvc.uid
             ctx.checkpoint()
             try:
+                # Pinned to the claim just read: a replacement made since is a 409, not
+                # deleted (and no second read in the gateway).
                 services.pvc_delete(
-                    actor=job_actor(ctx), namespace=namespace, name=name, job_id=ctx.job_id
+                    actor=job_actor(ctx),
+                    namespace=namespace,
+                    name=name,
+                    job_id=ctx.job_id,
+                    uid=pvc.uid,
                 )
             except ObjectNotFound:
                 continue  # vanished between our read and the delete: gone is gone

@@ -315,6 +315,18 @@ def test_a_claim_recreated_by_someone_else_after_the_delete_is_not_deleted_again
     assert [s[1] for s in steps(job_id)[3:]] == ["pending"] * 2
 
 
+def test_each_claim_delete_is_pinned_to_the_uid_the_step_read(api, pg_cluster, drive):
+    uids = {name: pvc_uid(pg_cluster, name) for name in ("data-postgres-0", "wal-postgres-0")}
+    job_id = start(api)
+
+    assert drive(job_id).status == JobStatus.SUCCESS
+
+    rows = OpsLog.objects.using("audit").filter(job_id=job_id, action="delete").order_by("id")
+    assert {r.resource_name: r.request_body for r in rows} == {
+        name: {"preconditions": {"uid": uid}} for name, uid in uids.items()
+    }
+
+
 def test_a_claim_that_appears_after_the_step_found_it_gone_is_not_deleted(api, pg_cluster, drive):
     # Already scaled down and data-postgres-0 already gone before the job starts.
     k8s.scale_patch(kind="statefulset", namespace="prod", name="postgres", replicas=0)
