@@ -11,7 +11,7 @@ import pytest
 import urllib3
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
-from kubesim_helpers import deployment_yaml, statefulset_yaml
+from kubesim_helpers import deployment_yaml, pod_ready, statefulset_yaml
 
 SCALE = r"/deployments/web/scale$"
 WEB = r"/deployments/web$"
@@ -19,7 +19,11 @@ WEB = r"/deployments/web$"
 
 @pytest.fixture
 def web(kubesim):
+    """A Deployment `web` with both its pods Ready (the controllers create them a little later)."""
     kubesim.apply(deployment_yaml(replicas=2))
+    kubesim.wait_for(
+        lambda: sum(pod_ready(p) for p in kubesim.list("pods", "default", "app=web")) == 2
+    )
     return kubesim
 
 
