@@ -165,6 +165,7 @@ class Controllers:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._stop.clear()  # restartable after `stop`
         self._thread = threading.Thread(target=self._run, name="kubesim-controllers", daemon=True)
         self._thread.start()
 

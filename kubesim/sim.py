@@ -164,10 +164,15 @@ class KubeSim:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> KubeSim:
-        """Bind, serve and start the controllers; returns self."""
+        """Bind, serve and start the controllers; returns self.
+
+        A stopped simulator can be started again: it keeps its objects and serves them on
+        the port it had (as an API server that restarts keeps its address and its etcd).
+        """
         if self._server is not None:
             return self
-        self._server = KubeHTTPServer((self.host, self._requested_port), self)
+        self.stopping.clear()
+        self._server = KubeHTTPServer((self.host, self.port or self._requested_port), self)
         self.port = self._server.server_address[1]
         self.url = f"http://{self.host}:{self.port}"
         self.api.server_address = f"{self.host}:{self.port}"

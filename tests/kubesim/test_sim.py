@@ -4,7 +4,9 @@ the transport: keep-alive connections with TCP_NODELAY on every accepted socket.
 from __future__ import annotations
 
 import http.client
+import json
 import socket
+from pathlib import Path
 
 import pytest
 from kubesim_helpers import deployment_yaml, pod_ready
@@ -118,3 +120,34 @@ def test_stop_ends_open_watches_and_hanging_requests():
     with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
         hanging.getresponse()
     watch_resp.read()  # the chunked stream ends instead of blocking for ever
+
+
+def test_a_stopped_simulator_starts_again_with_its_objects_on_its_port():
+    sim = KubeSim(ready_delay=0.02, termination_delay=0.02, tick=0.005).start()
+    try:
+        sim.apply(deployment_yaml(replicas=1))
+        sim.wait_for(lambda: len(sim.list("pods", "default", "app=web")) == 1)
+        port = sim.port
+        sim.stop()
+
+        sim.start()
+
+        assert sim.port == port
+        assert sim.url in Path(sim.kubeconfig_path).read_text()
+        # The controllers run again...
+        sim.apply(deployment_yaml(replicas=3))
+        sim.wait_for(
+            lambda: sum(pod_ready(p) for p in sim.list("pods", "default", "app=web")) == 3,
+            message="no controller acts after a restart",
+        )
+        # ...and a watch waits for changes instead of ending at once (it saw `stopping`).
+        conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=10)
+        rv = sim.store.rv
+        conn.request("GET", f"/api/v1/namespaces?watch=true&resourceVersion={rv}")
+        resp = conn.getresponse()
+        sim.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: after-restart}\n")
+        event = json.loads(resp.readline())
+        assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "after-restart")
+        conn.close()
+    finally:
+        sim.stop()
