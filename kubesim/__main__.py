@@ -37,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         "--termination-delay", type=float, default=1.0, help="seconds a deleted pod takes to go"
     )
     parser.add_argument("--tick", type=float, default=0.1, help="fallback controller period")
+    parser.add_argument(
+        "--request-log-size",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="keep the newest N requests in the request log (default 100000)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log controller activity")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -51,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             ready_delay=args.ready_delay,
             termination_delay=args.termination_delay,
             tick=args.tick,
+            request_log_size=args.request_log_size,
             kubeconfig_path=args.kubeconfig,
             load=args.load,
         )

@@ -1,14 +1,17 @@
 """The request log: every API request, in the order answered, in RBAC terms.
 
 Tests use it to assert exactly which calls an operation made (and that a Role allows each).
+It keeps the newest `maxlen` records (100,000 by default), so a long-running simulator does
+not grow without bound; `dropped` counts the ones it let go, and `clear()` empties it.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, overload
 
 MUTATING_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
@@ -35,20 +38,34 @@ class RequestRecord:
         return asdict(self)
 
 
-class RequestLog:
-    """A thread-safe, list-like record of requests."""
+DEFAULT_MAXLEN = 100_000
 
-    def __init__(self) -> None:
+
+class RequestLog:
+    """A thread-safe, list-like record of the newest `maxlen` requests, oldest first."""
+
+    def __init__(self, maxlen: int = DEFAULT_MAXLEN) -> None:
+        if maxlen < 1:
+            raise ValueError("the request log must keep at least one request")
         self._lock = threading.Lock()
-        self._items: list[RequestRecord] = []
+        self._items: deque[RequestRecord] = deque(maxlen=maxlen)
+        self.dropped = 0
+
+    @property
+    def maxlen(self) -> int:
+        return self._items.maxlen or 0
 
     def append(self, record: RequestRecord) -> None:
         with self._lock:
+            if len(self._items) == self._items.maxlen:
+                self.dropped += 1
             self._items.append(record)
 
     def clear(self) -> None:
+        """Forget every record (tests call it between phases; so does DELETE /_kubesim/requests)."""
         with self._lock:
             self._items.clear()
+            self.dropped = 0
 
     def snapshot(self) -> list[RequestRecord]:
         with self._lock:
@@ -61,12 +78,20 @@ class RequestLog:
         with self._lock:
             return len(self._items)
 
-    def __getitem__(self, index: int) -> RequestRecord:
+    @overload
+    def __getitem__(self, index: int) -> RequestRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RequestRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> RequestRecord | list[RequestRecord]:
         with self._lock:
+            if isinstance(index, slice):
+                return list(self._items)[index]
             return self._items[index]
 
     def __repr__(self) -> str:
-        return f"RequestLog({len(self)} requests)"
+        return f"RequestLog({len(self)} requests, {self.dropped} dropped)"
 
     def mutations(self) -> list[RequestRecord]:
         """Records whose verb writes (create, update, patch, delete, deletecollection)."""

@@ -130,6 +130,8 @@ class KubeSim:
         hpa_interval: float = 1.0,
         bookmark_interval: float = 1.0,
         history_size: int = 20000,
+        request_log_size: int = 100_000,
+        error_log_size: int = 1000,
         kubeconfig_path: str | os.PathLike[str] | None = None,
         load: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
@@ -144,9 +146,11 @@ class KubeSim:
             tick=tick,
             hpa_interval=hpa_interval,
         )
-        self.controllers = Controllers(self.store, self.api, self.knobs)
+        self.controllers = Controllers(
+            self.store, self.api, self.knobs, error_log_size=error_log_size
+        )
         self.faults = Faults()
-        self.requests = RequestLog()
+        self.requests = RequestLog(request_log_size)
         self.stopping = threading.Event()
         self._kubeconfig_arg = os.fspath(kubeconfig_path) if kubeconfig_path else None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None

@@ -3,6 +3,8 @@ manifests at start, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import signal
 import subprocess
 import sys
@@ -31,6 +33,8 @@ def test_cli_serves_the_loaded_manifests_and_stops_on_sigterm(tmp_path):
             "0.05",
             "--termination-delay",
             "0.05",
+            "--request-log-size",
+            "1",
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -53,6 +57,11 @@ def test_cli_serves_the_loaded_manifests_and_stops_on_sigterm(tmp_path):
                 "staging",
                 "kube-system",
             }
+        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+        conn.request("GET", "/_kubesim/requests")
+        logged = json.load(conn.getresponse())["items"]
+        conn.close()
+        assert [(r["verb"], r["resource"]) for r in logged] == [("list", "namespaces")]
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
         assert proc.returncode == 0, err

@@ -4,7 +4,7 @@ operation made (and which Role rules they need)."""
 from __future__ import annotations
 
 import pytest
-from kubernetes import watch
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from kubesim_helpers import deployment_yaml
 
@@ -87,3 +87,27 @@ def test_clear_empties_the_log(core, kubesim):
     assert len(kubesim.requests) >= 1
     kubesim.requests.clear()
     assert list(kubesim.requests) == []
+
+
+def test_the_log_keeps_only_the_newest_requests_up_to_its_cap():
+    from kubesim import KubeSim
+
+    with KubeSim(request_log_size=3) as sim:
+        api = sim.api_client()
+        core = client.CoreV1Api(api)
+        for name in ("a", "b", "c", "d", "e"):
+            with pytest.raises(ApiException):
+                core.read_namespace(name)
+        api.close()
+        assert [r.name for r in sim.requests] == ["c", "d", "e"]
+        assert sim.requests[-1].name == "e"
+        assert [r.name for r in sim.requests[:2]] == ["c", "d"]
+        assert sim.requests.dropped == 2
+        sim.requests.clear()
+        assert (len(sim.requests), sim.requests.dropped) == (0, 0)
+
+
+def test_the_default_cap_is_generous():
+    from kubesim.requestlog import RequestLog
+
+    assert RequestLog().maxlen == 100_000
