@@ -709,20 +709,11 @@ class Api:
         opts = DeleteOptions()
         if body and body.strip():
             doc = self._decode_body(content_type, body)
-            if not isinstance(doc, dict):
-                raise bad_request(
-                    "couldn't get version/kind; json parse error: expected a DeleteOptions object"
-                )
+            kinds.check_delete_options(doc)
             kind = doc.get("kind")
             if kind not in (None, "", "DeleteOptions"):
                 raise bad_request(f"expected DeleteOptions, got {kind}")
-            grace = doc.get("gracePeriodSeconds")
-            if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
-                raise bad_request(
-                    "json: cannot unmarshal into Go struct field "
-                    "DeleteOptions.gracePeriodSeconds of type int64"
-                )
-            opts.grace = grace
+            opts.grace = doc.get("gracePeriodSeconds")
             opts.propagation = doc.get("propagationPolicy")
             if doc.get("orphanDependents") is True and not opts.propagation:
                 opts.propagation = "Orphan"

@@ -316,18 +316,76 @@ def _check(schema: Any, value: Any, kind: str, version: str, struct: str, path: 
         raise _type_error(kind, version, value, struct, path, gotype)
 
 
+_STRUCT_META = (
+    'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
+    'Kind string "json:\\"kind,omitempty\\"" }'
+)
+
+
 def check_decodable(kind: str, version: str, obj: Any) -> None:
     """Raise the 400 Go's decoder would for an object whose modelled fields have wrong types."""
     if not isinstance(obj, dict):
         raise bad_request(
             "couldn't get version/kind; json parse error: json: cannot unmarshal "
-            f"{_json_type(obj, 'struct')} "
-            'into Go value of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
-            'Kind string "json:\\"kind,omitempty\\"" }'
+            f"{_json_type(obj, 'struct')} into Go value of type {_STRUCT_META}"
         )
     schema = SCHEMAS.get(kind)
     if schema:
         _check(schema, obj, kind, version, schema["_"], "")
+
+
+# DeleteOptions fields: (Go type, check).
+_DELETE_OPTION_FIELDS: dict[str, tuple[str, Any]] = {
+    "kind": ("string", lambda v: isinstance(v, str)),
+    "apiVersion": ("string", lambda v: isinstance(v, str)),
+    "gracePeriodSeconds": (
+        "int64",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63,
+    ),
+    "orphanDependents": ("bool", lambda v: isinstance(v, bool)),
+    "propagationPolicy": ("v1.DeletionPropagation", lambda v: isinstance(v, str)),
+}
+_PRECONDITION_FIELDS = {"uid": "types.UID", "resourceVersion": "string"}
+
+
+def check_delete_options(doc: Any) -> None:
+    """Raise the 400 the apiserver answers for a DeleteOptions body Go cannot decode.
+
+    The DELETE handler passes the decoder's error on as a BadRequest without the `cannot be
+    handled as` preamble that object bodies get, e.g. `json: cannot unmarshal string into Go
+    struct field DeleteOptions.dryRun of type []string`.
+    """
+
+    def fail(value: Any, struct: str, path: str, gotype: str) -> ApiError:
+        return bad_request(
+            f"json: cannot unmarshal {_json_type(value, gotype)} into Go struct field "
+            f"{struct}.{path} of type {gotype}"
+        )
+
+    if not isinstance(doc, dict):
+        raise bad_request(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal "
+            f"{_json_type(doc, 'struct')} into Go value of type {_STRUCT_META}"
+        )
+    for key, (gotype, ok) in _DELETE_OPTION_FIELDS.items():
+        value = doc.get(key)
+        if value is not None and not ok(value):
+            raise fail(value, "DeleteOptions", key, gotype)
+    dry = doc.get("dryRun")
+    if dry is not None:
+        if not isinstance(dry, list):
+            raise fail(dry, "DeleteOptions", "dryRun", "[]string")
+        for item in dry:
+            if item is not None and not isinstance(item, str):
+                raise fail(item, "DeleteOptions", "dryRun", "string")
+    pre = doc.get("preconditions")
+    if pre is not None:
+        if not isinstance(pre, dict):
+            raise fail(pre, "DeleteOptions", "preconditions", "v1.Preconditions")
+        for key, gotype in _PRECONDITION_FIELDS.items():
+            value = pre.get(key)
+            if value is not None and not isinstance(value, str):
+                raise fail(value, "Preconditions", f"preconditions.{key}", gotype)
 
 
 # --- defaulting ------------------------------------------------------------------------------

@@ -475,3 +475,72 @@ def test_malformed_statefulset_ordinals_and_update_strategy_are_invalid(
         {"reason": "FieldValueInvalid", "message": message, "field": field}
     ]
     assert kubesim.get("statefulsets", "default", "bad") is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"dryRun": "All"},
+            "json: cannot unmarshal string into Go struct field DeleteOptions.dryRun of type "
+            "[]string",
+        ),
+        (
+            {"dryRun": 5},
+            "json: cannot unmarshal number into Go struct field DeleteOptions.dryRun of type "
+            "[]string",
+        ),
+        (
+            {"dryRun": ["All", 5]},
+            "json: cannot unmarshal number into Go struct field DeleteOptions.dryRun of type "
+            "string",
+        ),
+        (
+            {"preconditions": "x"},
+            "json: cannot unmarshal string into Go struct field DeleteOptions.preconditions of "
+            "type v1.Preconditions",
+        ),
+        (
+            {"preconditions": [{"a": 1}]},
+            "json: cannot unmarshal array into Go struct field DeleteOptions.preconditions of "
+            "type v1.Preconditions",
+        ),
+        (
+            {"preconditions": {"uid": 5}},
+            "json: cannot unmarshal number into Go struct field Preconditions.preconditions.uid "
+            "of type types.UID",
+        ),
+        (
+            {"gracePeriodSeconds": 1.5},
+            "json: cannot unmarshal number 1.5 into Go struct field "
+            "DeleteOptions.gracePeriodSeconds of type int64",
+        ),
+        (
+            {"propagationPolicy": ["Orphan"]},
+            "json: cannot unmarshal array into Go struct field DeleteOptions.propagationPolicy "
+            "of type v1.DeletionPropagation",
+        ),
+        (
+            {"orphanDependents": "yes"},
+            "json: cannot unmarshal string into Go struct field DeleteOptions.orphanDependents "
+            "of type bool",
+        ),
+    ],
+)
+def test_a_delete_options_body_of_wrong_types_is_a_bad_request(raw, frozen, options, message):
+    for path in (f"{DEPLOY}/web", DEPLOY):  # delete and deletecollection
+        status, _, body = raw("DELETE", path, options)
+        assert status == 400, (path, body)
+        _is_status(body, 400, "BadRequest")
+        assert body["message"] == message
+    frozen()
+
+
+def test_a_delete_options_body_that_is_not_an_object_is_a_bad_request(raw, frozen):
+    status, _, body = raw("DELETE", f"{DEPLOY}/web", [1])
+    assert status == 400
+    assert body["message"].startswith(
+        "couldn't get version/kind; json parse error: json: cannot unmarshal array into Go "
+        "value of type struct {"
+    )
+    frozen()
