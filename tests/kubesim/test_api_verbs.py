@@ -155,6 +155,58 @@ def test_scale_replace_with_a_stale_version_conflicts_and_a_fresh_one_applies(ap
     assert kubesim.get("deployments", "default", "web")["spec"]["replicas"] == 4
 
 
+STALE_MESSAGE = (
+    'Operation cannot be fulfilled on deployments.apps "web": the object has been modified; '
+    "please apply your changes to the latest version and try again"
+)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/strategic-merge-patch+json", "application/merge-patch+json"],
+)
+@pytest.mark.parametrize("subresource", ["", "/scale"])
+def test_a_patch_carrying_a_stale_resource_version_conflicts(
+    raw, kubesim, subresource, content_type
+):
+    kubesim.apply(deployment_yaml(replicas=2))
+    kubesim.controllers.pause()  # only our writes move the version
+    old_rv = kubesim.get("deployments", "default", "web")["metadata"]["resourceVersion"]
+    kubesim.apply(deployment_yaml(replicas=3))  # someone else's write
+    path = f"/apis/apps/v1/namespaces/default/deployments/web{subresource}"
+    patch = {"metadata": {"resourceVersion": old_rv}, "spec": {"replicas": 5}}
+
+    status, _, body = raw("PATCH", path, patch, {"Content-Type": content_type})
+
+    assert status == 409
+    assert (body["reason"], body["message"]) == ("Conflict", STALE_MESSAGE)
+    assert kubesim.get("deployments", "default", "web")["spec"]["replicas"] == 3
+    # The same patch with the current version applies.
+    patch["metadata"]["resourceVersion"] = kubesim.get("deployments", "default", "web")["metadata"][
+        "resourceVersion"
+    ]
+    status, _, body = raw("PATCH", path, patch, {"Content-Type": content_type})
+    assert status == 200, body
+    assert kubesim.get("deployments", "default", "web")["spec"]["replicas"] == 5
+
+
+def test_a_json_patch_setting_a_stale_resource_version_conflicts(apps, kubesim):
+    kubesim.apply(deployment_yaml(replicas=2))
+    kubesim.controllers.pause()
+    old_rv = apps.read_namespaced_deployment_scale("web", "default").metadata.resource_version
+    apps.patch_namespaced_deployment("web", "default", {"metadata": {"labels": {"bump": "1"}}})
+    ops = [
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": old_rv},
+        {"op": "replace", "path": "/spec/replicas", "value": 4},
+    ]
+    for patch_scale in (apps.patch_namespaced_deployment_scale, apps.patch_namespaced_deployment):
+        with pytest.raises(ApiException) as exc:
+            patch_scale("web", "default", ops)  # a list body goes as json-patch+json
+        assert exc.value.status == 409
+        assert _status(exc.value)["message"] == STALE_MESSAGE
+    assert kubesim.get("deployments", "default", "web")["spec"]["replicas"] == 2
+
+
 def test_negative_replicas_are_invalid_and_change_nothing(apps, kubesim):
     kubesim.apply(deployment_yaml(replicas=2))
     kubesim.controllers.pause()
