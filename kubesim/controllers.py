@@ -158,6 +158,8 @@ class Controllers:
         self._next_due: float | None = None
         self._ip_counter = 10
         self.passes = 0
+        self._wanted_passes = 0  # `wait_passes` asks for passes even when nothing changed
+        self._passed = threading.Condition(self.store.lock)
         # One line per distinct failure (controller, object, error), newest last; bounded.
         self.errors: collections.deque[str] = collections.deque(maxlen=error_log_size)
         self._failing: dict[tuple[str, str], str] = {}
@@ -191,13 +193,37 @@ class Controllers:
         """Run a pass soon (settings changed)."""
         self.store.touch()
 
+    def wait_passes(self, count: int = 1, timeout: float = 5.0) -> int:
+        """Block until `count` complete passes have run that all started after this call.
+
+        A test that has just written something and wants to assert what the controllers did
+        NOT do (a claim still Terminating, a pod still Pending) waits here first, so the
+        assertion is about a pass that saw the write, not about timing. Returns the pass
+        counter. Raises AssertionError when the controllers are paused or `timeout` passes.
+        """
+        deadline = time.monotonic() + timeout
+        with self.store.lock:
+            # A pass holds the lock from start to end, so none is half-way now.
+            target = self.passes + count
+            self._wanted_passes = max(self._wanted_passes, target)
+            self.store.changed.notify_all()
+            while self.passes < target:
+                if self.paused:
+                    raise AssertionError("the controllers are paused: no pass will run")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{count} controller passes did not run in {timeout} s")
+                self._passed.wait(min(remaining, 0.1))
+            return self.passes
+
     def _run(self) -> None:
         seen = -1
         with self.store.lock:
             while not self._stop.is_set():
                 now = time.monotonic()
                 due = self._next_due
-                if self.store.rv == seen and (due is None or now < due):
+                wanted = self.passes < self._wanted_passes and not self._paused.is_set()
+                if self.store.rv == seen and not wanted and (due is None or now < due):
                     wait = (
                         self.knobs.tick
                         if due is None
@@ -215,6 +241,7 @@ class Controllers:
                     self.reconcile()
                 except Exception as e:  # pragma: no cover - reconcile guards every step
                     self._failed("reconcile", "", e)
+                self._passed.notify_all()
 
     def _template_hash(self, obj: dict[str, Any], collision_count: int = 0) -> str:
         """The workload's template hash, computed once per (uid, generation): the template

@@ -323,6 +323,11 @@ class KubeSim:
                     raise AssertionError(message or f"condition not met within {timeout} s")
                 self.store.changed.wait(min(remaining, 0.05))
 
+    def wait_passes(self, count: int = 1, timeout: float = 5.0) -> int:
+        """Wait for `count` complete controller passes that started after this call (see
+        `Controllers.wait_passes`): the way to assert what the controllers did not do."""
+        return self.controllers.wait_passes(count, timeout)
+
     def compact(self) -> int:
         """Drop the watch history: watches from older resourceVersions get 410 Expired."""
         return self.store.compact()

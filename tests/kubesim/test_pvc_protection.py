@@ -51,6 +51,7 @@ def test_a_claim_in_use_stays_terminating_until_its_pod_is_gone(core, kubesim):
     rv = pvc.metadata.resource_version
     core.delete_namespaced_pod("p", "default")
     w = watch.Watch()
+    deleted_after_pod = None
     for ev in w.stream(
         core.list_namespaced_persistent_volume_claim,
         "default",
@@ -58,8 +59,11 @@ def test_a_claim_in_use_stays_terminating_until_its_pod_is_gone(core, kubesim):
         timeout_seconds=10,
     ):
         if ev["type"] == "DELETED":
+            deleted_after_pod = kubesim.get("pods", "default", "p") is None
             w.stop()
-    assert kubesim.get("pods", "default", "p") is None  # the claim went only after the pod
+    assert deleted_after_pod is not None, "the claim was never deleted"
+    assert deleted_after_pod, "the claim went while its pod was still there"
+    assert kubesim.get("pvc", "default", "c") is None
 
 
 def test_a_terminating_pod_still_holds_its_claim(core, kubesim):
@@ -69,9 +73,8 @@ def test_a_terminating_pod_still_holds_its_claim(core, kubesim):
     kubesim.slow_termination("default", "p", 30)
     core.delete_namespaced_pod("p", "default")
     core.delete_namespaced_persistent_volume_claim("c", "default")
-    kubesim.wait_for(
-        lambda: kubesim.get("pods", "default", "p")["metadata"].get("deletionTimestamp")
-    )
+    kubesim.wait_passes(2)  # the PVC-protection controller has seen both deletes
+    assert kubesim.get("pods", "default", "p")["metadata"]["deletionTimestamp"]
     assert kubesim.get("pvc", "default", "c")["metadata"]["deletionTimestamp"]
     core.delete_namespaced_pod("p", "default", grace_period_seconds=0)
     kubesim.wait_for(lambda: kubesim.get("pvc", "default", "c") is None)
@@ -97,8 +100,7 @@ def test_a_stuck_finalizer_keeps_a_claim_terminating_until_released(core, kubesi
     core.create_namespaced_persistent_volume_claim("default", _claim("c"))
     kubesim.stuck_finalizer("default", "c")
     core.delete_namespaced_persistent_volume_claim("c", "default")
-    before = kubesim.controllers.passes
-    kubesim.wait_for(lambda: kubesim.controllers.passes >= before + 3)
+    kubesim.wait_passes(3)
     assert kubesim.get("pvc", "default", "c")["metadata"]["deletionTimestamp"]
     kubesim.stuck_finalizer("default", "c", stuck=False)
     kubesim.wait_for(lambda: kubesim.get("pvc", "default", "c") is None)

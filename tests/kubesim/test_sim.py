@@ -151,3 +151,11 @@ def test_a_stopped_simulator_starts_again_with_its_objects_on_its_port():
         conn.close()
     finally:
         sim.stop()
+
+
+def test_wait_passes_waits_for_whole_passes_that_start_after_the_call(kubesim):
+    before = kubesim.controllers.passes
+    assert kubesim.wait_passes(3) >= before + 3  # runs them even though nothing changed
+    kubesim.controllers.pause()
+    with pytest.raises(AssertionError, match="paused"):
+        kubesim.wait_passes(timeout=1)
