@@ -114,3 +114,30 @@ def test_removing_the_finalizer_by_hand_releases_a_terminating_claim(core, kubes
         "c", "default", {"metadata": {"finalizers": None}}
     )
     assert kubesim.get("pvc", "default", "c") is None
+
+
+def test_a_pod_whose_claim_is_terminating_stays_pending_and_unscheduled(core, kubesim):
+    core.create_namespaced_persistent_volume_claim("default", _claim("c"))
+    kubesim.stuck_finalizer("default", "c")  # Terminating for as long as the test needs
+    core.delete_namespaced_persistent_volume_claim("c", "default")
+    core.create_namespaced_pod("default", _pod_using("p", "c"))  # no StatefulSet involved
+
+    def unschedulable():
+        pod = kubesim.get("pods", "default", "p")
+        for c in pod["status"].get("conditions") or []:
+            if c["type"] == "PodScheduled" and c["status"] == "False":
+                return c
+        return None
+
+    cond = kubesim.wait_for(unschedulable)
+    assert cond["reason"] == "Unschedulable"
+    assert 'persistentvolumeclaim "c" is being deleted' in cond["message"]
+    kubesim.wait_passes(2)
+    pod = kubesim.get("pods", "default", "p")
+    assert "nodeName" not in pod["spec"]
+    assert pod["status"]["phase"] == "Pending"
+    # Once the claim is gone the pod is still Pending: its claim is now missing.
+    kubesim.stuck_finalizer("default", "c", stuck=False)
+    kubesim.wait_for(lambda: kubesim.get("pvc", "default", "c") is None)
+    kubesim.wait_for(lambda: 'persistentvolumeclaim "c" not found' in unschedulable()["message"])
+    assert "nodeName" not in kubesim.get("pods", "default", "p")["spec"]
