@@ -60,6 +60,7 @@ PVC_PROTECTION = "kubernetes.io/pvc-protection"
 # The NamespaceLifecycle admission plugin refuses to delete these.
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 FOREGROUND = "foregroundDeletion"
+MAX_WATCH_TIMEOUT = 365 * 24 * 3600  # seconds; a larger timeoutSeconds is clamped to it
 ORPHAN = "orphan"
 
 # Fields a fieldSelector may use, per resource (pkg/registry/*/strategy.go GetAttrs).
@@ -411,9 +412,14 @@ class Api:
         timeout_text = _q(query, "timeoutSeconds")
         if timeout_text:
             try:
-                timeout = float(int(timeout_text))
+                seconds = int(timeout_text)
+                if not -(2**63) <= seconds < 2**63:  # Go parses it as an int64
+                    raise ValueError(timeout_text)
             except ValueError:
                 raise bad_request(f'invalid value for timeoutSeconds: "{timeout_text}"') from None
+            # Longer than anything waits for: the same as for ever, and short enough for
+            # Python's timed waits (which overflow past ~292 years, as Go's Duration does).
+            timeout = float(min(seconds, MAX_WATCH_TIMEOUT))
         else:
             # The real server closes watches after a random 30 to 60 minutes.
             timeout = random.uniform(1800, 3600)

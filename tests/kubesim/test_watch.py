@@ -215,3 +215,25 @@ def test_timeout_seconds_ends_the_stream(kubesim, core):
     rv = str(kubesim.store.rv)
     events = list(watch.Watch().stream(core.list_namespace, resource_version=rv, timeout_seconds=1))
     assert events == []
+
+
+@pytest.mark.parametrize("seconds", [10**10, 2**63 - 1])
+def test_a_huge_timeout_seconds_is_a_watch_that_stays_open(kubesim, seconds):
+    conn = http.client.HTTPConnection("127.0.0.1", kubesim.port, timeout=10)
+    rv = kubesim.store.rv
+    conn.request(
+        "GET", f"/api/v1/namespaces?watch=true&resourceVersion={rv}&timeoutSeconds={seconds}"
+    )
+    resp = conn.getresponse()
+    assert resp.status == 200
+    kubesim.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: later}\n")
+    event = json.loads(resp.readline())  # the stream is alive and delivers changes
+    assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "later")
+    conn.close()
+
+
+@pytest.mark.parametrize("text", [str(2**63), "1.5", "soon"])
+def test_a_timeout_seconds_that_is_not_an_int64_is_a_bad_request(raw, text):
+    status, _, body = raw("GET", f"/api/v1/namespaces?watch=true&timeoutSeconds={text}")
+    assert status == 400
+    assert body["message"] == f'invalid value for timeoutSeconds: "{text}"'
