@@ -114,7 +114,20 @@ class Handler(BaseHTTPRequestHandler):
                 self.rfile.readline(65537)
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError(f"bad Content-Length: {length}")
         return self.rfile.read(length) if length > 0 else b""
+
+    def _malformed_request(self) -> None:
+        """What Go's net/http answers a request it cannot read (a Content-Length that is not
+        a number, a broken chunk size): a plain 400 before any handler runs, then close."""
+        self.close_connection = True
+        body = b"400 Bad Request"
+        with contextlib.suppress(OSError):
+            self.wfile.write(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Connection: close\r\n\r\n" + body
+            )
 
     def _raw_response(self, status: int, headers: dict[str, str], body: bytes) -> None:
         try:
@@ -161,7 +174,10 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(split.query, keep_blank_values=True)
         try:
             body = self._read_body()
-        except (ValueError, OSError):
+        except ValueError:
+            self._malformed_request()  # never reaches the API: not in the request log
+            return
+        except OSError:
             self.close_connection = True
             return
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):

@@ -5,6 +5,7 @@ wrong field types and methods a resource does not support."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from kubesim_helpers import deployment_yaml
@@ -544,3 +545,25 @@ def test_a_delete_options_body_that_is_not_an_object_is_a_bad_request(raw, froze
         "value of type struct {"
     )
     frozen()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "Content-Length: abc\r\n",
+        "Content-Length: -5\r\n",
+        "Transfer-Encoding: chunked\r\n",  # followed by a chunk size that is not hex
+    ],
+)
+def test_a_request_whose_body_cannot_be_framed_is_a_plain_400_then_closed(kubesim, head):
+    with socket.create_connection(("127.0.0.1", kubesim.port), timeout=10) as sock:
+        request = f"POST /api/v1/namespaces HTTP/1.1\r\nHost: kubesim\r\n{head}\r\nzz\r\n{{}}\r\n"
+        sock.sendall(request.encode())
+        answer = b""
+        while chunk := sock.recv(4096):  # the server closes the connection after answering
+            answer += chunk
+    head_text, _, body = answer.partition(b"\r\n\r\n")
+    assert head_text.split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request"
+    assert b"Content-Type: text/plain; charset=utf-8" in head_text
+    assert body == b"400 Bad Request"
+    assert len(kubesim.requests) == 0  # it never reached the API
