@@ -96,7 +96,7 @@ def worker_liveness() -> dict:
     return worker["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases=["default", "audit"])  # the pump also tidies the audit log
 def test_the_workers_liveness_command_passes_after_a_pump_and_fails_when_it_is_late():
     from django.core.management import CommandError, call_command
     from django.db.models.functions import Now
