@@ -41,6 +41,7 @@ EXPECTED_RULES = {
     ("apps", "deployments/scale", "get"),
     ("apps", "deployments/scale", "patch"),
     ("apps", "statefulsets", "get"),
+    ("", "pods", "get"),
     ("", "pods", "list"),
     ("", "pods", "delete"),
     ("", "persistentvolumeclaims", "get"),
