@@ -4,7 +4,11 @@ A rule matches on HTTP method and a regular expression searched in the request p
 at most `times` times (or forever) and, when `probability` < 1, only on that share of
 matching requests. What it does when it fires:
 
-- `status`: answer that code with the real server's Status body (and `Retry-After`);
+- `status`: answer that code with the real server's Status body (and `Retry-After`: for a
+  429 it defaults to 1 second, as API Priority and Fairness sends; `retry_after=None` sends
+  none, as the eviction API's 429 does); with `plain=True` the body is plain text instead,
+  as the max-in-flight and APF filters answer a 429 before any handler runs:
+  `Too many requests, please try again later.` (`text/plain; charset=utf-8`);
 - `delay`: wait, then serve the request normally (combines with the others);
 - `hang`: never answer (until the simulator stops, or for `hang` seconds if a number);
 - `drop`: close the connection without any response (the request is not executed);
@@ -23,6 +27,10 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# `retry_after` when not given: 1 s for a 429 (every throttled answer carries it), else none.
+DEFAULT = "default"
+TOO_MANY_REQUESTS_TEXT = "Too many requests, please try again later."
+
 
 @dataclass
 class FaultRule:
@@ -35,6 +43,7 @@ class FaultRule:
     retry_after: int | None = None
     message: str | None = None
     reason: str | None = None
+    plain: bool = False
     delay: float = 0.0
     hang: bool | float = False
     drop: bool = False
@@ -75,6 +84,7 @@ _FIELDS = {
     "retry_after",
     "message",
     "reason",
+    "plain",
     "delay",
     "hang",
     "drop",
@@ -101,9 +111,10 @@ class Faults:
         path: str = "",
         *,
         status: int | None = None,
-        retry_after: int | None = None,
+        retry_after: int | str | None = DEFAULT,
         message: str | None = None,
         reason: str | None = None,
+        plain: bool = False,
         delay: float = 0.0,
         hang: bool | float = False,
         drop: bool = False,
@@ -138,6 +149,14 @@ class Faults:
             raise ValueError(f"status must be an HTTP error code, not {status}")
         if not 0.0 <= probability <= 1.0:
             raise ValueError("probability must be between 0 and 1")
+        if plain and status is None:
+            raise ValueError("plain is the body of a status fault: give a status")
+        if retry_after == DEFAULT:
+            retry_after = 1 if status is not None and int(status) == 429 else None
+        elif retry_after is not None:
+            retry_after = int(retry_after)
+            if retry_after < 0:
+                raise ValueError("retry_after must be 0 or more seconds (None: no header)")
         rule = FaultRule(
             id=next(self._ids),
             method=method.upper() if method else None,
@@ -146,6 +165,7 @@ class Faults:
             retry_after=retry_after,
             message=message,
             reason=reason,
+            plain=bool(plain),
             delay=float(delay),
             hang=hang,
             drop=drop,
@@ -162,7 +182,8 @@ class Faults:
         return rule
 
     def add_from_dict(self, spec: dict[str, Any]) -> FaultRule:
-        """`add` from a JSON body (the admin endpoint); unknown keys are a ValueError."""
+        """`add` from a JSON body (the admin endpoint); unknown keys are a ValueError.
+        A missing `retry_after` is the default; `null` means no Retry-After header."""
         unknown = set(spec) - _FIELDS
         if unknown:
             raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from . import requestinfo, tables
 from .api import Response, WatchPlan
 from .errors import ApiError, expired, generic, internal
-from .faults import FaultRule
+from .faults import TOO_MANY_REQUESTS_TEXT, FaultRule
 from .requestlog import RequestRecord
 from .selectors import fields_match, labels_match
 from .store import Event
@@ -258,11 +258,35 @@ class Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return True
             if rule.status is not None:
-                err = generic(rule.status, rule.message, rule.reason, rule.retry_after)
                 record(rule.status)
+                if rule.plain:
+                    self._send_plain(rule)
+                    return True
+                err = generic(rule.status, rule.message, rule.reason, rule.retry_after)
                 self._send(rule.status, err.body(), err.headers)
                 return True
         return False
+
+    def _send_plain(self, rule: FaultRule) -> None:
+        """A status fault with a plain-text body, as Go's http.Error writes it (the
+        max-in-flight and APF filters answer 429 this way, before any API handler runs)."""
+        assert rule.status is not None
+        if rule.message is not None:
+            text = rule.message
+        elif rule.status == 429:
+            text = TOO_MANY_REQUESTS_TEXT
+        else:
+            try:
+                text = HTTPStatus(rule.status).phrase
+            except ValueError:
+                text = f"status code {rule.status}"
+        headers = {
+            "Content-Type": "text/plain; charset=utf-8",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if rule.retry_after is not None:
+            headers["Retry-After"] = str(rule.retry_after)
+        self._raw_response(rule.status, headers, (text + "\n").encode("utf-8"))
 
     # --- watch ------------------------------------------------------------------------------
 

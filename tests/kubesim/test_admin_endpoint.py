@@ -45,6 +45,21 @@ def test_faults_can_be_added_listed_and_cleared_over_http(kubesim, raw):
     assert raw("GET", "/version")[0] == 200
 
 
+def test_a_plain_429_fault_over_http_and_retry_after_null_for_none(kubesim, raw):
+    raw("POST", "/_kubesim/faults", {"path": "^/version$", "status": 429, "plain": True})
+    status, headers, body = raw("GET", "/version")
+    assert (status, body, headers["retry-after"]) == (
+        429,
+        "Too many requests, please try again later.\n",
+        "1",
+    )
+    raw("DELETE", "/_kubesim/faults")
+    raw("POST", "/_kubesim/faults", {"path": "^/version$", "status": 429, "retry_after": None})
+    status, headers, _ = raw("GET", "/version")
+    assert status == 429
+    assert "retry-after" not in headers
+
+
 def test_a_bad_fault_is_a_400_with_a_reason(raw):
     status, _, body = raw(
         "POST", "/_kubesim/faults", {"method": "GET", "path": "/", "colour": "red"}

@@ -51,6 +51,51 @@ def test_urllib3_retries_a_get_answered_429_with_retry_after(apps, web):
     assert [r.status for r in web.requests.filter(method="GET", name="web")] == [429, 429, 200]
 
 
+def test_a_429_carries_retry_after_one_second_unless_told_otherwise(raw, web):
+    web.faults.add(method="GET", path=WEB, status=429, times=1)
+    status, headers, body = raw("GET", "/apis/apps/v1/namespaces/default/deployments/web")
+    assert (status, headers["retry-after"]) == (429, "1")
+    assert (body["reason"], body["details"]["retryAfterSeconds"]) == ("TooManyRequests", 1)
+    web.faults.add(method="GET", path=WEB, status=429, retry_after=None, times=1)
+    status, headers, body = raw("GET", "/apis/apps/v1/namespaces/default/deployments/web")
+    assert status == 429
+    assert "retry-after" not in headers  # as the eviction API's 429
+    assert body["details"] == {}
+    web.faults.add(method="GET", path=WEB, status=503, times=1)
+    assert "retry-after" not in raw("GET", "/apis/apps/v1/namespaces/default/deployments/web")[1]
+
+
+def test_a_plain_429_is_the_text_the_throttling_filters_send(raw, apps, web):
+    rule = web.faults.add(method="PATCH", path=SCALE, status=429, plain=True, times=1)
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 3}})
+    assert exc.value.status == 429
+    assert exc.value.body == "Too many requests, please try again later.\n"
+    assert exc.value.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert exc.value.headers["X-Content-Type-Options"] == "nosniff"
+    assert exc.value.headers["Retry-After"] == "1"
+    assert rule.fired == 1
+    assert web.get("deployments", "default", "web")["spec"]["replicas"] == 2
+    web.faults.add(method="GET", path=WEB, status=503, plain=True, message="busy", times=1)
+    status, headers, body = raw("GET", "/apis/apps/v1/namespaces/default/deployments/web")
+    assert (status, body, headers["content-type"]) == (503, "busy\n", "text/plain; charset=utf-8")
+
+
+def test_urllib3_retries_a_get_answered_with_a_plain_429(apps, web):
+    rule = web.faults.add(method="GET", path=WEB, status=429, plain=True, retry_after=0, times=2)
+    assert apps.read_namespaced_deployment("web", "default").metadata.name == "web"
+    assert rule.fired == 2
+
+
+def test_plain_needs_a_status_and_retry_after_cannot_be_negative():
+    from kubesim.faults import Faults
+
+    with pytest.raises(ValueError, match="plain"):
+        Faults().add(path="/", plain=True, delay=1)
+    with pytest.raises(ValueError, match="retry_after"):
+        Faults().add(path="/", status=429, retry_after=-1)
+
+
 def test_a_500_without_retry_after_is_not_retried(apps, web):
     web.faults.add(method="GET", path=WEB, status=500, times=1)
     with pytest.raises(ApiException) as exc:

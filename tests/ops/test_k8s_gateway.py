@@ -214,6 +214,26 @@ def test_the_number_of_retries_is_bounded_by_settings(cluster, apiops):
     assert rule.fired == 2
 
 
+def test_a_plain_text_429_from_the_throttling_filters_is_retried_then_unavailable(cluster):
+    # Max-in-flight and APF answer 429 as plain text (not a Status) with Retry-After: 1.
+    scale = r"/statefulsets/postgres/scale$"
+    once = cluster.faults.add(method="PATCH", path=scale, status=429, plain=True, times=1)
+
+    info = k8s.scale_patch(kind="statefulset", namespace="prod", name="postgres", replicas=2)
+
+    assert info.spec_replicas == 2
+    assert once.fired == 1
+    assert [r.status for r in cluster.requests.filter(method="PATCH")] == [429, 200]
+
+    always = cluster.faults.add(method="PATCH", path=scale, status=429, plain=True)
+    with pytest.raises(k8s.K8sUnavailable) as caught:
+        k8s.scale_patch(kind="statefulset", namespace="prod", name="postgres", replicas=3)
+    assert caught.value.status == 429
+    assert not caught.value.maybe_applied
+    assert always.fired == 4  # K8S_RETRIES=3 in these tests
+    assert cluster.get("statefulsets", "prod", "postgres")["spec"]["replicas"] == 2
+
+
 def test_a_hang_on_a_read_ends_in_our_timeout_error_not_a_urllib3_error(cluster, apiops):
     apiops(K8S_TIMEOUT=0.2)
     cluster.faults.add(method="GET", path=r"/pods$", hang=True)
