@@ -36,11 +36,17 @@ def audit_rows_for_job(job_id: str) -> QuerySet[OpsLog]:
     return OpsLog.objects.using(audit_alias()).filter(job_id=job_id).order_by("ts", "id")
 
 
+# The codes of the refusals that count towards the throttle: a missing or a wrong key.
+AUTH_FAILURE_CODES = ("not_authenticated", "authentication_failed")
+
+
 def recent_auth_failures(source_ip: str | None, *, limit: int) -> int:
     """Failed authentications from ``source_ip`` in the throttle window, counted up to ``limit``.
 
     The 401s are audit rows already (``denied`` with no actor), so the audit table is the
-    counter: shared by every process and server, and answered by a partial index.
+    counter: shared by every process and server, and answered by a partial index. The 429s
+    answered while throttled are rows too, but do not count: otherwise a client that keeps
+    calling would keep its own window full and stay locked out for ever.
     """
     if not source_ip:
         return 0
@@ -48,6 +54,7 @@ def recent_auth_failures(source_ip: str | None, *, limit: int) -> int:
     rows = (
         OpsLog.objects.using(audit_alias())
         .filter(status=OpsLogStatus.DENIED, actor__isnull=True, source_ip=source_ip, ts__gte=since)
+        .filter(code__in=AUTH_FAILURE_CODES)
         .values_list("id", flat=True)[:limit]
     )
     return len(rows)

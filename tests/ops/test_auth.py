@@ -209,6 +209,22 @@ def test_the_throttle_counts_per_source_address(api, apiops, cluster):
     assert api.post(STS, {"replicas": 2}, format="json").status_code == 200
 
 
+def test_the_throttled_answers_themselves_do_not_extend_the_lockout(api, apiops, cluster):
+    from ops.models import OpsLog
+
+    apiops(AUTH_FAILURE_LIMIT=2, AUTH_FAILURE_WINDOW=60)
+    for _ in range(2):
+        _client("wrong").get("/ops/audit")
+    for _ in range(3):
+        assert api.get("/ops/audit").status_code == 429
+    # The two wrong keys leave the window; the 429s answered since are younger, but only
+    # failed authentications count.
+    old = timezone.now() - timedelta(seconds=61)
+    OpsLog.objects.using("audit").filter(code__in=["authentication_failed"]).update(ts=old)
+
+    assert api.get("/ops/audit").status_code == 200
+
+
 def test_failures_older_than_the_window_do_not_count(apiops, cluster):
     from ops.models import OpsLog
 
