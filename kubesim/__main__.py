@@ -36,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--termination-delay", type=float, default=1.0, help="seconds a deleted pod takes to go"
     )
-    parser.add_argument("--tick", type=float, default=0.1, help="fallback controller period")
+    parser.add_argument(
+        "--tick",
+        type=float,
+        default=1.0,
+        help="safety-net controller period (they also wake on every change and timer)",
+    )
     parser.add_argument(
         "--request-log-size",
         type=int,

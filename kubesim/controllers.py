@@ -1,8 +1,9 @@
 """The cluster's moving parts: StatefulSet, Deployment and HPA controllers, the garbage and
 namespace collectors, the PV binder and PVC-protection controller, a scheduler and a kubelet.
 
-They run in one thread that wakes when the store changes (or when a timer is due, or on the
-`tick` as a fallback) and makes passes until nothing more changes. Each pass holds the store
+They run in one thread that wakes when the store changes, when a timer is due (readiness,
+termination, HPA interval), when a test or a knob asks for a pass, and otherwise only every
+`tick` as a safety net; an idle cluster therefore costs (almost) nothing. Each pass holds the store
 lock, reads the current state and writes only what differs, like a level-triggered
 controller; status therefore lags the spec by at least one pass, as on a real cluster.
 
@@ -48,7 +49,7 @@ class Knobs:
 
     ready_delay: float = 1.0
     termination_delay: float = 1.0
-    tick: float = 0.1
+    tick: float = 1.0
     hpa_interval: float = 1.0
     never_ready: set[tuple[str, str]] = field(default_factory=set)
     stuck_finalizers: set[tuple[str, str]] = field(default_factory=set)
@@ -159,6 +160,7 @@ class Controllers:
         self._ip_counter = 10
         self.passes = 0
         self._wanted_passes = 0  # `wait_passes` asks for passes even when nothing changed
+        self._kicked = False  # a knob changed or the controllers resumed: run a pass
         self._passed = threading.Condition(self.store.lock)
         # One line per distinct failure (controller, object, error), newest last; bounded.
         self.errors: collections.deque[str] = collections.deque(maxlen=error_log_size)
@@ -182,8 +184,10 @@ class Controllers:
         self._paused.set()
 
     def resume(self) -> None:
-        self._paused.clear()
-        self.store.touch()
+        with self.store.lock:
+            self._paused.clear()
+            self._kicked = True
+            self.store.changed.notify_all()
 
     @property
     def paused(self) -> bool:
@@ -191,7 +195,9 @@ class Controllers:
 
     def kick(self) -> None:
         """Run a pass soon (settings changed)."""
-        self.store.touch()
+        with self.store.lock:
+            self._kicked = True
+            self.store.changed.notify_all()
 
     def wait_passes(self, count: int = 1, timeout: float = 5.0) -> int:
         """Block until `count` complete passes have run that all started after this call.
@@ -218,25 +224,33 @@ class Controllers:
 
     def _run(self) -> None:
         seen = -1
+        last_pass = time.monotonic()
         with self.store.lock:
             while not self._stop.is_set():
                 now = time.monotonic()
                 due = self._next_due
-                wanted = self.passes < self._wanted_passes and not self._paused.is_set()
-                if self.store.rv == seen and not wanted and (due is None or now < due):
-                    wait = (
-                        self.knobs.tick
-                        if due is None
-                        else max(0.0, min(self.knobs.tick, due - now))
-                    )
-                    self.store.changed.wait(wait)
-                if self._stop.is_set():
-                    break
-                seen = self.store.rv
                 if self._paused.is_set():
-                    self._next_due = None
+                    self.store.changed.wait(max(self.knobs.tick, 0.05))
                     continue
+                run = (
+                    self.store.rv != seen
+                    or self._kicked
+                    or self.passes < self._wanted_passes
+                    or (due is not None and now >= due)
+                    or now - last_pass >= self.knobs.tick
+                )
+                if not run:
+                    # Nothing changed and nothing is due: sleep until something is (a write
+                    # or a kick wakes us earlier) instead of running empty passes.
+                    wake = last_pass + self.knobs.tick
+                    if due is not None:
+                        wake = min(wake, due)
+                    self.store.changed.wait(max(0.0, wake - now))
+                    continue
+                seen = self.store.rv
+                self._kicked = False
                 self._next_due = None
+                last_pass = now
                 try:
                     self.reconcile()
                 except Exception as e:  # pragma: no cover - reconcile guards every step

@@ -18,7 +18,9 @@ import pytest
 from .sim import KubeSim
 
 DEMO_YAML = Path(__file__).with_name("demo.yaml")
-FAST = {"ready_delay": 0.02, "termination_delay": 0.02, "tick": 0.005, "hpa_interval": 0.02}
+# The controllers wake on every change and timer; `tick` is only their safety-net period, so
+# a long one keeps idle simulators (one per test, many per run) from burning CPU.
+FAST = {"ready_delay": 0.02, "termination_delay": 0.02, "tick": 0.5, "hpa_interval": 0.02}
 DEMO_PODS = 12  # 3 postgres + 2 web in prod and in staging, 2 coredns
 
 

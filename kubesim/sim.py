@@ -115,8 +115,8 @@ class KubeSim:
     """A local Kubernetes API server with controllers, for tests and the sandbox.
 
     Use as a context manager (`with KubeSim(ready_delay=0.05) as sim:`) or call `start()` and
-    `stop()`. All delays are in seconds; `tick` is only the fallback period of the controller
-    loop, which otherwise wakes on every change.
+    `stop()`. All delays are in seconds; `tick` is only the safety-net period of the controller
+    loop, which otherwise runs a pass on every change and when a timer is due.
     """
 
     def __init__(
@@ -126,7 +126,7 @@ class KubeSim:
         host: str = "127.0.0.1",
         ready_delay: float = 1.0,
         termination_delay: float = 1.0,
-        tick: float = 0.1,
+        tick: float = 1.0,
         hpa_interval: float = 1.0,
         bookmark_interval: float = 1.0,
         history_size: int = 20000,

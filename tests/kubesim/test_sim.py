@@ -79,9 +79,11 @@ def test_set_delays_changes_how_long_pods_take(kubesim):
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
         "spec: {containers: [{name: c, image: x}]}\n"
     )
-    passes = kubesim.controllers.passes
-    kubesim.wait_for(lambda: kubesim.controllers.passes >= passes + 10)  # > the fixture's delays
-    assert kubesim.get("pods", "default", "p")["status"]["phase"] == "Pending"
+    with pytest.raises(AssertionError):  # ten times the fixture's ready delay: still not up
+        kubesim.wait_for(
+            lambda: kubesim.get("pods", "default", "p")["status"]["phase"] != "Pending",
+            timeout=0.2,
+        )
     kubesim.set_delays(ready_delay=0)
     kubesim.wait_for(lambda: pod_ready(kubesim.get("pods", "default", "p")))
 
@@ -159,3 +161,23 @@ def test_wait_passes_waits_for_whole_passes_that_start_after_the_call(kubesim):
     kubesim.controllers.pause()
     with pytest.raises(AssertionError, match="paused"):
         kubesim.wait_passes(timeout=1)
+
+
+def test_an_idle_fixture_simulator_runs_no_controller_passes(kubesim_demo):
+    passes = kubesim_demo.wait_passes(1)
+    # The safety-net tick is 0.5 s: in the next 0.1 s nothing changes and nothing is due.
+    with pytest.raises(AssertionError):
+        kubesim_demo.wait_for(lambda: kubesim_demo.controllers.passes > passes, timeout=0.1)
+
+
+def test_changes_timers_and_knobs_drive_the_controllers_without_the_tick():
+    with KubeSim(ready_delay=0.02, termination_delay=0.02, tick=3600) as sim:
+        sim.apply(deployment_yaml(replicas=2))  # a write, then readiness timers
+        sim.wait_for(lambda: sum(pod_ready(p) for p in sim.list("pods", "default", "app=web")) == 2)
+        pod = sim.list("pods", "default", "app=web")[0]["metadata"]["name"]
+        sim.pod_never_ready("default", pod)  # a knob: no write, only a kick
+        sim.wait_for(lambda: not pod_ready(sim.get("pods", "default", pod)))
+        sim.controllers.pause()
+        sim.pod_never_ready("default", pod, never=False)
+        sim.controllers.resume()  # resuming runs a pass too
+        sim.wait_for(lambda: pod_ready(sim.get("pods", "default", pod)))
