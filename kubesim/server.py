@@ -49,7 +49,24 @@ class KubeHTTPServer(ThreadingHTTPServer):
         self.sim = sim
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self._streams = 0  # watches being served
+        self._streams_done = threading.Condition()
         super().__init__(address, Handler)
+
+    def stream_started(self) -> None:
+        with self._streams_done:
+            self._streams += 1
+
+    def stream_ended(self) -> None:
+        with self._streams_done:
+            self._streams -= 1
+            self._streams_done.notify_all()
+
+    def wait_streams_ended(self, timeout: float) -> bool:
+        """Wait until every watch has written its last chunk (they end when the simulator
+        is stopping), so stopping ends them cleanly rather than cutting them mid-stream."""
+        with self._streams_done:
+            return self._streams_done.wait_for(lambda: self._streams == 0, timeout)
 
     def track(self, conn: socket.socket) -> None:
         with self._conns_lock:
@@ -325,12 +342,15 @@ class Handler(BaseHTTPRequestHandler):
             f"Date: {self.date_time_string()}",
             "Transfer-Encoding: chunked",
         ]
-        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        self.server.stream_started()
         try:
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
             self._watch_body(plan, initial, last, too_old, close_after, expire_now, stall)
             self.wfile.write(b"0\r\n\r\n")
         except (ConnectionError, OSError):
             self.close_connection = True
+        finally:
+            self.server.stream_ended()
 
     def _wrap(self, plan: WatchPlan, obj: dict[str, Any], first: bool) -> Any:
         if plan.table:

@@ -205,6 +205,7 @@ class KubeSim:
             return
         self.stopping.set()
         self.store.touch()
+        self._server.wait_streams_ended(timeout=2.0)  # watches end with their last chunk
         self._server.shutdown()
         self._server.close_all()
         self._server.server_close()
