@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         help="safety-net controller period (they also wake on every change and timer)",
     )
     parser.add_argument(
+        "--observe-delay",
+        type=float,
+        default=0.1,
+        help="seconds before the controllers act on a spec change (status lags meanwhile)",
+    )
+    parser.add_argument(
         "--request-log-size",
         type=int,
         default=100_000,
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             ready_delay=args.ready_delay,
             termination_delay=args.termination_delay,
             tick=args.tick,
+            observe_delay=args.observe_delay,
             request_log_size=args.request_log_size,
             kubeconfig_path=args.kubeconfig,
             load=args.load,

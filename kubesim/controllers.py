@@ -51,6 +51,10 @@ class Knobs:
     termination_delay: float = 1.0
     tick: float = 1.0
     hpa_interval: float = 1.0
+    # How long after a spec change (a new generation) the workload controllers first act on
+    # it: a real controller hears of it through an informer and a work queue, so a client's
+    # next request still sees observedGeneration < generation. 0: at the next pass.
+    observe_delay: float = 0.0
     never_ready: set[tuple[str, str]] = field(default_factory=set)
     stuck_finalizers: set[tuple[str, str]] = field(default_factory=set)
     slow_termination: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -156,6 +160,9 @@ class Controllers:
         self._hpa_next: dict[str, float] = {}
         self._deploy_revision: dict[str, tuple[str, int]] = {}
         self._hashes: dict[tuple[str, int, int], str] = {}
+        # uid -> the workload's versions as the controllers first saw them, oldest first:
+        # (generation, when seen, the stored object). See `_view` and Knobs.observe_delay.
+        self._versions: dict[str, list[tuple[int, float, dict[str, Any]]]] = {}
         self._next_due: float | None = None
         self._ip_counter = 10
         self.passes = 0
@@ -299,6 +306,7 @@ class Controllers:
         for pod in self.store.list("pods"):
             self._guarded("scheduler", pod, self._schedule_pod, pod)
         self._guarded("kubelet", None, self._kubelet)
+        self._forget_versions()
 
     def _guarded(
         self, controller: str, obj: dict[str, Any] | None, fn: Callable[..., None], *args: Any
@@ -339,6 +347,25 @@ class Controllers:
             self.store.remove(rt.plural, meta.get("namespace", ""), meta["name"])
         else:
             self.store.put(rt.plural, new)
+
+    def _save_status(
+        self,
+        rt: R.ResourceType,
+        seen: dict[str, Any],
+        status: dict[str, Any],
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        """Write a workload's status (and annotations) onto the stored object, whatever spec
+        the controller acted on (its `_view` may be an earlier one), as UpdateStatus does."""
+        meta = seen["metadata"]
+        current = self.store.get(rt.plural, meta.get("namespace", ""), meta["name"])
+        if current is None or current["metadata"]["uid"] != meta["uid"]:
+            return
+        new = clone(current)
+        new["status"] = status
+        for key, value in (annotations or {}).items():
+            new["metadata"].setdefault("annotations", {})[key] = value
+        self._save(rt, current, new)
 
     def _create(
         self, rt: R.ResourceType, namespace: str, obj: dict[str, Any]
@@ -574,9 +601,65 @@ class Controllers:
             return None
         return int(name[len(prefix) :])
 
-    def _statefulset(self, sts: dict[str, Any]) -> None:
-        if _terminating(sts):
+    def _view(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """The workload as its controller knows it: with the newest spec (and generation)
+        that has been in the store for `observe_delay`, or None while it knows of none.
+
+        A real controller hears of a change through an informer and a work queue, so it
+        acts on the spec it last heard of and reports that spec's generation as
+        `observedGeneration`: a client reading straight after its own write always sees
+        `observedGeneration < generation`. Stored objects are never mutated, so keeping
+        references to earlier versions is safe.
+        """
+        meta = obj["metadata"]
+        uid, gen = meta["uid"], int(meta.get("generation") or 1)
+        delay = self.knobs.observe_delay
+        versions = self._versions.get(uid)
+        if delay <= 0:
+            if versions is not None:
+                del self._versions[uid]
+            return obj
+        now = time.monotonic()
+        if versions is None:
+            observed = (obj.get("status") or {}).get("observedGeneration")
+            # Already observed (before a restart, or before the delay was set): known.
+            versions = self._versions[uid] = [(gen, -delay if observed == gen else now, obj)]
+        elif versions[-1][0] != gen:
+            versions.append((gen, now, obj))
+        known = None
+        for i, (_, seen, _) in enumerate(versions):
+            if seen + delay <= now:
+                known = i
+        if known is None:
+            self._due(versions[0][1] + delay)
+            return None
+        del versions[:known]  # older versions are of no use once a newer one is known
+        if len(versions) > 1:
+            self._due(versions[1][1] + delay)
+        known_gen, _, known_obj = versions[0]
+        if known_gen == gen:
+            return obj
+        return {
+            **obj,
+            "spec": known_obj.get("spec"),
+            "metadata": {**meta, "generation": known_gen},
+        }
+
+    def _forget_versions(self) -> None:
+        """Drop what `_view` remembers of workloads that are gone."""
+        if len(self._versions) < 256:
             return
+        live = {o["metadata"]["uid"] for o in self.store.list("statefulsets")}
+        live |= {o["metadata"]["uid"] for o in self.store.list("deployments")}
+        for uid in [u for u in self._versions if u not in live]:
+            del self._versions[uid]
+
+    def _statefulset(self, current: dict[str, Any]) -> None:
+        if _terminating(current):
+            return
+        sts = self._view(current)
+        if sts is None:
+            return  # the controller has not heard of this StatefulSet yet
         meta, spec = sts["metadata"], sts.get("spec") or {}
         ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
         replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
@@ -756,15 +839,16 @@ class Controllers:
             if not status[key]:
                 del status[key]
         if status != old_status:
-            new = clone(sts)
-            new["status"] = status
-            self._save(R.STATEFULSETS, sts, new)
+            self._save_status(R.STATEFULSETS, sts, status)
 
     # --- Deployment -------------------------------------------------------------------------
 
-    def _deployment(self, dep: dict[str, Any]) -> None:
-        if _terminating(dep):
+    def _deployment(self, current: dict[str, Any]) -> None:
+        if _terminating(current):
             return
+        dep = self._view(current)
+        if dep is None:
+            return  # the controller has not heard of this Deployment yet
         meta, spec = dep["metadata"], dep.get("spec") or {}
         ns, uid = meta["namespace"], meta["uid"]
         replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
@@ -935,10 +1019,7 @@ class Controllers:
         if status != old or (meta.get("annotations") or {}).get(REVISION_ANNOTATION) != str(
             revision
         ):
-            new = clone(dep)
-            new["status"] = status
-            new["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = str(revision)
-            self._save(R.DEPLOYMENTS, dep, new)
+            self._save_status(R.DEPLOYMENTS, dep, status, {REVISION_ANNOTATION: str(revision)})
 
     # --- volumes ----------------------------------------------------------------------------
 

@@ -20,7 +20,16 @@ from .sim import KubeSim
 DEMO_YAML = Path(__file__).with_name("demo.yaml")
 # The controllers wake on every change and timer; `tick` is only their safety-net period, so
 # a long one keeps idle simulators (one per test, many per run) from burning CPU.
-FAST = {"ready_delay": 0.02, "termination_delay": 0.02, "tick": 0.5, "hpa_interval": 0.02}
+# `observe_delay`: the workload controllers act on a spec change 30 ms after it, so the first
+# read after a scale still sees the old status (observedGeneration < generation), as against
+# a real cluster, where the controller hears of the change through an informer.
+FAST = {
+    "ready_delay": 0.02,
+    "termination_delay": 0.02,
+    "tick": 0.5,
+    "hpa_interval": 0.02,
+    "observe_delay": 0.03,
+}
 DEMO_PODS = 12  # 3 postgres + 2 web in prod and in staging, 2 coredns
 
 

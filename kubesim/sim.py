@@ -128,6 +128,7 @@ class KubeSim:
         termination_delay: float = 1.0,
         tick: float = 1.0,
         hpa_interval: float = 1.0,
+        observe_delay: float = 0.0,
         bookmark_interval: float = 1.0,
         history_size: int = 20000,
         request_log_size: int = 100_000,
@@ -145,6 +146,7 @@ class KubeSim:
             termination_delay=termination_delay,
             tick=tick,
             hpa_interval=hpa_interval,
+            observe_delay=observe_delay,
         )
         self.controllers = Controllers(
             self.store, self.api, self.knobs, error_log_size=error_log_size
@@ -349,14 +351,18 @@ class KubeSim:
         ready_delay: float | None = None,
         termination_delay: float | None = None,
         tick: float | None = None,
+        observe_delay: float | None = None,
     ) -> None:
-        """Change how long pods take to become Ready and to terminate."""
+        """Change how long pods take to become Ready and to terminate, and how long the
+        workload controllers take to notice a spec change."""
         if ready_delay is not None:
             self.knobs.ready_delay = ready_delay
         if termination_delay is not None:
             self.knobs.termination_delay = termination_delay
         if tick is not None:
             self.knobs.tick = tick
+        if observe_delay is not None:
+            self.knobs.observe_delay = observe_delay
         self.controllers.kick()
 
     def pod_never_ready(self, namespace: str, name: str, never: bool = True) -> None:
@@ -447,6 +453,7 @@ class KubeSim:
                 "ready_delay": self.knobs.ready_delay,
                 "termination_delay": self.knobs.termination_delay,
                 "tick": self.knobs.tick,
+                "observe_delay": self.knobs.observe_delay,
             }
         if (
             method in ("POST", "DELETE")

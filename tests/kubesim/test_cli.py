@@ -60,8 +60,10 @@ def test_cli_serves_the_loaded_manifests_and_stops_on_sigterm(tmp_path):
         conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
         conn.request("GET", "/_kubesim/requests")
         logged = json.load(conn.getresponse())["items"]
-        conn.close()
         assert [(r["verb"], r["resource"]) for r in logged] == [("list", "namespaces")]
+        conn.request("POST", "/_kubesim/delays", body=b"{}")
+        assert json.load(conn.getresponse())["observe_delay"] == 0.1  # the CLI's default
+        conn.close()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
         assert proc.returncode == 0, err

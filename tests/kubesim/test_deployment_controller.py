@@ -141,3 +141,17 @@ def test_an_hpa_leaves_a_target_scaled_to_zero_alone(apps, kubesim):
 
     kubesim.wait_for(disabled)
     assert kubesim.get("deployments", "default", "web")["spec"]["replicas"] == 0
+
+
+def test_a_read_straight_after_a_scale_sees_the_old_status(apps, kubesim):
+    kubesim.apply(deployment_yaml(replicas=2))
+    _settled(kubesim)
+    kubesim.set_delays(observe_delay=5)
+    apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 4}})
+    dep = apps.read_namespaced_deployment("web", "default")
+    assert (dep.metadata.generation, dep.status.observed_generation) == (2, 1)
+    assert dep.status.replicas == 2
+    kubesim.wait_passes(2)
+    assert len(kubesim.list("pods", "default", "app=web")) == 2
+    kubesim.set_delays(observe_delay=0)
+    assert _settled(kubesim)["status"]["replicas"] == 4

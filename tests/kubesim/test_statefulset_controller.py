@@ -160,6 +160,35 @@ def test_status_lags_the_spec_until_the_controller_observes_it(apps, kubesim, re
     assert kubesim.get("sts", "default", "pg")["status"]["observedGeneration"] == 2
 
 
+def test_a_read_straight_after_a_scale_sees_the_old_status_without_pausing(
+    apps, kubesim, ready_statefulset
+):
+    """The controllers are running; they just have not heard of the change yet."""
+    ready_statefulset(replicas=2)
+    kubesim.set_delays(observe_delay=5)  # far longer than any scheduling hiccup
+    for replicas in (3, 1):  # up and down
+        apps.patch_namespaced_stateful_set_scale("pg", "default", {"spec": {"replicas": replicas}})
+        sts = apps.read_namespaced_stateful_set("pg", "default")
+        assert sts.status.observed_generation < sts.metadata.generation
+        assert sts.status.replicas == 2
+        assert apps.read_namespaced_stateful_set_scale("pg", "default").status.replicas == 2
+    kubesim.wait_passes(2)  # the controller runs, but leaves the StatefulSet alone
+    assert len(kubesim.list("pods", "default", "app=pg")) == 2
+    assert kubesim.get("sts", "default", "pg")["status"]["observedGeneration"] == 1
+    kubesim.set_delays(observe_delay=0.03)
+    kubesim.wait_for(
+        lambda: (
+            (s := kubesim.get("sts", "default", "pg"))["status"]["observedGeneration"]
+            == s["metadata"]["generation"]
+            and s["status"]["replicas"] == 1
+        )
+    )
+
+
+def test_the_fixture_makes_the_controllers_notice_spec_changes_late(kubesim):
+    assert kubesim.knobs.observe_delay > 0
+
+
 def test_terminating_pods_count_in_replicas_and_ready_but_not_current(
     apps, kubesim, ready_statefulset
 ):
