@@ -138,6 +138,15 @@ def _set_condition(
     return out
 
 
+class ErrorLog(collections.deque[str]):
+    """The newest controller failures (a bounded deque that also takes slices, like a list)."""
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        return super().__getitem__(index)
+
+
 @functools.lru_cache(maxsize=4096)
 def rs_uid(deployment_uid: str, pod_hash: str) -> str:
     """The uid of a Deployment's (unserved) ReplicaSet for one template hash: deterministic,
@@ -170,7 +179,7 @@ class Controllers:
         self._kicked = False  # a knob changed or the controllers resumed: run a pass
         self._passed = threading.Condition(self.store.lock)
         # One line per distinct failure (controller, object, error), newest last; bounded.
-        self.errors: collections.deque[str] = collections.deque(maxlen=error_log_size)
+        self.errors = ErrorLog(maxlen=error_log_size)
         self._failing: dict[tuple[str, str], str] = {}
 
     # --- lifecycle --------------------------------------------------------------------------

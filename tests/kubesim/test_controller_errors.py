@@ -54,3 +54,5 @@ def test_the_error_list_is_bounded(kubesim):
     assert list(controllers.errors) == [
         f"deployment ns/d{i}: ValueError({i})" for i in range(7, 10)
     ]
+    assert controllers.errors[-1] == "deployment ns/d9: ValueError(9)"
+    assert controllers.errors[:1] == ["deployment ns/d7: ValueError(7)"]  # slices, as a list
