@@ -700,7 +700,9 @@ class Api:
     ) -> Response:
         if not isinstance(doc, dict):
             raise bad_request("error decoding YAML: the applied configuration must be an object")
-        meta = doc.setdefault("metadata", {})
+        self._check_type_meta(doc, rt.kind, rt.api_version)
+        meta = doc.setdefault("metadata", None) or {}
+        doc["metadata"] = meta
         if meta.get("name") not in (None, name):
             raise _name_mismatch(meta.get("name"), name)
         meta["name"] = name

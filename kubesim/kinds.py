@@ -179,6 +179,7 @@ _PVC_SPEC = {
 }
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Namespace": {"_": "Namespace", "metadata": _META},
+    "Node": {"_": "Node", "metadata": _META},
     "Pod": {"_": "Pod", "metadata": _META, "spec": _POD_SPEC},
     "PersistentVolumeClaim": {"_": "PersistentVolumeClaim", "metadata": _META, "spec": _PVC_SPEC},
     "StatefulSet": {

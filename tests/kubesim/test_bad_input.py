@@ -567,3 +567,19 @@ def test_a_request_whose_body_cannot_be_framed_is_a_plain_400_then_closed(kubesi
     assert b"Content-Type: text/plain; charset=utf-8" in head_text
     assert body == b"400 Bad Request"
     assert len(kubesim.requests) == 0  # it never reached the API
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type"),
+    [
+        ("PUT", "/api/v1/nodes/kubesim-node", "application/json"),
+        ("PATCH", "/api/v1/namespaces/default/pods/new-pod", "application/apply-patch+yaml"),
+        ("POST", "/api/v1/namespaces", "application/json"),
+    ],
+)
+def test_metadata_that_is_not_an_object_is_a_bad_request(raw, kubesim, method, path, content_type):
+    status, _, body = raw(method, path, b'{"metadata": ["x"]}', {"Content-Type": content_type})
+    assert status == 400, body
+    _is_status(body, 400, "BadRequest")
+    assert "cannot unmarshal array into Go struct field" in body["message"]
+    assert ".metadata of type v1.ObjectMeta" in body["message"]
