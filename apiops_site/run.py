@@ -34,7 +34,8 @@ VAR = REPO / "var"
 PY = sys.executable
 SIM_KUBECONFIG = VAR / "kubesim.kubeconfig"
 DEV_KEY_FILE = VAR / "dev-api-key"
-STOP_GRACE = 8.0
+# The longest grace a child gets (gunicorn's graceful timeout): a stop ends well within 10 s.
+STOP_GRACE = 5.0
 
 
 @dataclass
