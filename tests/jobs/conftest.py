@@ -15,7 +15,7 @@ from jobs.models import Job, JobStatus, JobStep, make_job_id
 from jobs.registry import Done, JobType, StepDef, Wait, register, unregister
 from jobs.runner import StepContext, run_tick
 from ops import k8s
-from tests.ops.conftest import dead_audit_db  # noqa: F401 - shared fixture
+from tests.ops.conftest import apiops, dead_audit_db  # noqa: F401 - shared fixtures
 
 TOY = "toy"
 
@@ -91,16 +91,13 @@ CLIENT_IP = "203.0.113.9"
 
 
 @pytest.fixture
-def fast_jobs(settings) -> Callable[..., None]:
+def fast_jobs(apiops) -> Callable[..., None]:  # noqa: F811 - the shared fixture, requested
     """Short leases, polls, timeouts and Kubernetes retries, so tests take seconds at most.
 
-    Returns ``override(KEY=value)`` to change more of ``settings.APIOPS`` in one test.
+    Builds on the ops tests' ``apiops`` settings; returns its ``override(KEY=value)`` to change
+    more of ``settings.APIOPS`` in one test.
     """
-
-    def override(**values: object) -> None:
-        settings.APIOPS = {**settings.APIOPS, **values}
-
-    override(
+    apiops(
         JOB_WAIT_TIMEOUT=30.0,
         JOB_LEASE_SECONDS=5.0,
         JOB_POLL_INTERVAL=0.01,
@@ -108,17 +105,11 @@ def fast_jobs(settings) -> Callable[..., None]:
         JOB_PUMP_INTERVAL=1.0,
         JOB_MAX_INTERRUPTIONS=2,
         API_KEY=BOOTSTRAP_KEY,
-        API_KEY_ACTOR="bootstrap",
-        ALLOWED_NAMESPACES=("prod", "staging"),
-        MAX_REPLICAS=100,
-        TRUSTED_PROXIES=(),
-        AUTH_FAILURE_LIMIT=1000,
+        # Job steps wait on real controllers: a little more room per call, fewer retries.
         K8S_TIMEOUT=5.0,
         K8S_RETRIES=2,
-        K8S_BACKOFF=0.01,
-        K8S_RETRY_MAX_WAIT=0.05,
     )
-    return override
+    return apiops
 
 
 #: A PostgreSQL StatefulSet with two claim templates, and one without any.

@@ -15,6 +15,7 @@ _VARS = [
     "ENV", "OPS_DEBUG", "OPS_API_KEY", "OPS_DB_URL", "OPS_SECRET_KEY", "OPS_ALLOWED_HOSTS",
     "OPS_ALLOWED_NAMESPACES", "OPS_MAX_REPLICAS", "OPS_TRUSTED_PROXIES", "OPS_SECRETS_DIR",
     "OPS_KUBECONFIG", "OPS_K8S_TIMEOUT", "OPS_API_KEY_ACTOR", "KUBECONFIG",
+    "OPS_JOB_TICK_BUDGET", "OPS_Q_TIMEOUT", "OPS_Q_RETRY",
 ]  # fmt: skip
 
 
@@ -171,3 +172,25 @@ def test_prod_takes_its_database_url_from_the_secret_file(load, tmp_path):
 def test_prod_refuses_a_kubesim_kubeconfig(load, tmp_path):
     with pytest.raises(ImproperlyConfigured, match="kubesim"):
         load(**PROD, OPS_KUBECONFIG=_kubeconfig(tmp_path, "kubesim"))
+
+
+# The jobs' knobs: a tick's polling budget must stay under django-q2's task timeout, or every
+# tick that uses its budget is killed mid-step.
+
+
+def test_a_tick_budget_under_the_task_timeout_is_accepted(load):
+    s = load(OPS_JOB_TICK_BUDGET="60", OPS_Q_TIMEOUT="120")
+
+    assert s["APIOPS"]["JOB_TICK_BUDGET"] == 60.0
+    assert s["Q_CLUSTER"]["timeout"] == 120
+
+
+@pytest.mark.parametrize(
+    ("budget", "timeout"), [("120", "120"), ("300", "120"), ("130", None)], ids=str
+)
+def test_a_tick_budget_at_or_over_the_task_timeout_is_refused(load, budget, timeout):
+    env = {"OPS_JOB_TICK_BUDGET": budget}
+    if timeout is not None:
+        env["OPS_Q_TIMEOUT"] = timeout
+    with pytest.raises(ImproperlyConfigured, match=r"OPS_JOB_TICK_BUDGET=.* must be under"):
+        load(**env)
