@@ -250,6 +250,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A database connection error around a view (the request transaction cannot begin or
+    # commit) is a 503, as DRF's handler answers one inside a view: not a 500 with a traceback.
+    "ops.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "apiops_site.urls"

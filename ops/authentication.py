@@ -26,7 +26,7 @@ from ops.actors import Actor
 from ops.audit import audit_alias
 from ops.client_ip import client_ip
 from ops.db import read_as_health_check
-from ops.errors import AuditUnavailable
+from ops.errors import DATABASE_UNAVAILABLE, AuditUnavailable, DatabaseUnavailable
 from ops.models import ApiKey, keys_equal
 from ops.selectors import recent_auth_failures
 
@@ -97,10 +97,16 @@ class ApiKeyAuthentication(BaseAuthentication):
         bootstrap = conf["API_KEY"]
         if bootstrap and keys_equal(raw, bootstrap):
             return ApiPrincipal(name=conf["API_KEY_ACTOR"], namespaces=None), None
-        key = read_as_health_check(DEFAULT_DB_ALIAS, lambda: ApiKey.objects.for_raw_key(raw))
+        try:
+            key = read_as_health_check(DEFAULT_DB_ALIAS, lambda: ApiKey.objects.for_raw_key(raw))
+            if key is not None:
+                _touch(key)
+        except DATABASE_UNAVAILABLE as e:
+            # Raised as an API error, DRF counts the request as not authenticated; a driver
+            # error would leave it undecided, to be looked up again against the same outage.
+            raise DatabaseUnavailable() from e
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        _touch(key)
         return ApiPrincipal(
             name=key.name, namespaces=tuple(key.namespaces) or None, key_id=key.pk
         ), None

@@ -9,6 +9,7 @@ and job steps all speak the same errors, and :mod:`ops.handlers` renders them as
 
 from __future__ import annotations
 
+from django.db import InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
@@ -118,6 +119,19 @@ class AuditUnavailable(OpsError):
     default_detail = "The audit log cannot be written; the operation was not performed."
     # Nothing can be written for it, by definition.
     audited = True
+
+
+class DatabaseUnavailable(OpsError):
+    """503: the database cannot be reached (down, restarting, refusing connections)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "database_unavailable"
+    default_detail = "The database is unavailable; try again later."
+
+
+#: The database errors that say the server cannot be reached or the connection broke (Django
+#: raises the driver's own errors as these). Any other database error is a bug: it stays a 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 _K8S_TO_API: list[tuple[type[k8s.K8sError], type[OpsError]]] = [

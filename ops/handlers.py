@@ -8,6 +8,11 @@ never an HTML page or a stack trace. Like DRF's handler, this one sets ``Retry-A
 audit row for refusals that happen before a service runs: a missing or wrong key, throttling,
 and malformed input on an operation's path. Services write their own rows and mark their
 errors ``audited``.
+
+A database that cannot be reached is an outage, not a bug: 503 ``database_unavailable`` with
+one warning line, never a 500 with a traceback — here for errors inside a DRF view, and through
+:mod:`ops.middleware` for those around it (a request transaction that cannot begin or commit)
+and in the admin.
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ import logging
 
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.db import connections
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.utils.html import escape
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from ops.audit import Target, record
 from ops.client_ip import client_ip
-from ops.errors import InvalidInput, OpsError
+from ops.errors import DATABASE_UNAVAILABLE, DatabaseUnavailable, InvalidInput, OpsError
 from ops.models import OpsLogStatus
 
 logger = logging.getLogger(__name__)
@@ -131,10 +137,29 @@ def set_request_rollback(request) -> None:
             db.set_rollback(True)
 
 
+def database_unavailable(exc: Exception, request) -> DatabaseUnavailable:
+    """The 503 for a database connection error (or the one already made of it), logged as one
+    warning line naming the driver's error: an outage, not a bug, so no traceback."""
+    if isinstance(exc, DatabaseUnavailable):
+        error, cause = exc, exc.__cause__ or exc
+    else:
+        error, cause = DatabaseUnavailable(), exc
+    logger.warning(
+        "database unavailable: %s %s answered 503 (%s: %s)",
+        getattr(request, "method", "?"),
+        getattr(request, "path", "?"),
+        type(cause).__name__,
+        " ".join(str(cause).split()),
+    )
+    return error
+
+
 def exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's handling with our body shape, JSON 500s, and audit rows for early refusals."""
     exc = _normalise(exc)
     request = context.get("request")
+    if isinstance(exc, (*DATABASE_UNAVAILABLE, DatabaseUnavailable)):
+        exc = database_unavailable(exc, request)
     set_request_rollback(request)
     if isinstance(exc, exceptions.APIException):
         headers = {}
@@ -183,6 +208,19 @@ def json_403(request, exception=None):
     if _is_admin(request):
         return defaults.permission_denied(request, exception)
     return JsonResponse({"detail": "Forbidden.", "code": "forbidden"}, status=403)
+
+
+def database_unavailable_response(request, exc: Exception) -> HttpResponse:
+    """503 for a database connection error raised where DRF's handler cannot see it (see
+    :mod:`ops.middleware`): JSON, or a plain HTML page under /admin/."""
+    error = database_unavailable(exc, request)
+    if _is_admin(request):
+        page = defaults.ERROR_PAGE_TEMPLATE % {
+            "title": "Service Unavailable (503)",
+            "details": escape(str(error.detail)),
+        }
+        return HttpResponse(page, status=error.status_code)
+    return JsonResponse(error_body(error), status=error.status_code)
 
 
 def json_500(request):
