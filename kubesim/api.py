@@ -504,6 +504,7 @@ class Api:
             meta.pop(key, None)
         kinds.apply_defaults(rt, obj, creating=True)
         kinds.validate(rt, obj)
+        kinds.canonicalize(rt, obj)
         with self.store.lock:
             name = meta["name"]
             self._check_namespace_open(rt, namespace, name)
@@ -582,6 +583,7 @@ class Api:
         kinds.apply_defaults(rt, new, creating=False)
         kinds.validate(rt, new)
         kinds.validate_update(rt, current, new)
+        kinds.canonicalize(rt, new)
         cur_meta, new_meta = current["metadata"], new["metadata"]
         if cur_meta.get("deletionTimestamp"):
             added = set(new_meta.get("finalizers") or []) - set(cur_meta.get("finalizers") or [])

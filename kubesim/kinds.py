@@ -9,7 +9,9 @@ Three layers, in the order the apiserver runs them:
 3. validation: 422 Invalid with `details.causes`, with the field paths and messages of
    pkg/apis/{core,apps,autoscaling}/validation.
 
-All of it works on plain dicts and never touches stored objects.
+All of it works on plain dicts and never touches stored objects. Kinds added later live in
+modules of their own and plug in through a `KindRules` each (`configkinds.RULES`: ConfigMaps
+and Endpoints); the building blocks shared by all kinds are in `validation.py`.
 """
 
 from __future__ import annotations
@@ -17,133 +19,41 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import configkinds
 from . import resources as R
 from .errors import ApiError, bad_request, cause, invalid
-from .selectors import (
-    label_key_error,
-    label_value_error,
-    labels_match,
-    selector_from_label_selector,
+from .selectors import labels_match, selector_from_label_selector
+from .validation import (
+    BOOL,
+    INT32,
+    INT64,
+    INTSTR,
+    META,
+    SLIST,
+    SMAP,
+    STR,
+    KindRules,
+    dns_label_errors,
+    forbid,
+    go_pointer,
+    inv,
+    meta_causes,
+    q,
+    req,
+    unsupported,
 )
-
-# --- names ---------------------------------------------------------------------------------
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS_LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
-    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
-    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
-DNS_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
-    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-
-
-def dns_label_errors(value: str) -> list[str]:
-    """Reasons `value` is not a DNS-1123 label (namespace and container names)."""
-    errs = []
-    if len(value) > 63:
-        errs.append("must be no more than 63 characters")
-    if not _DNS_LABEL.match(value):
-        errs.append(DNS_LABEL_MSG)
-    return errs
-
-
-def dns_subdomain_errors(value: str) -> list[str]:
-    """Reasons `value` is not a DNS-1123 subdomain (most object names)."""
-    errs = []
-    if len(value) > 253:
-        errs.append("must be no more than 253 characters")
-    if not _DNS_SUBDOMAIN.match(value):
-        errs.append(DNS_SUBDOMAIN_MSG)
-    return errs
-
-
-def path_segment_errors(value: str) -> list[str]:
-    """Reasons `value` cannot be a path segment name (HPA names)."""
-    if value in (".", ".."):
-        return [f"may not be '{value}'"]
-    for bad in ("/", "%"):
-        if bad in value:
-            return [f"may not contain '{bad}'"]
-    return []
-
-
-def name_errors(rt: R.ResourceType, name: str) -> list[str]:
-    """The name rule of each kind (pkg/apis/*/validation Validate*Name)."""
-    if rt is R.NAMESPACES:
-        return dns_label_errors(name)
-    if rt is R.HPAS:
-        return path_segment_errors(name)
-    return dns_subdomain_errors(name)
-
-
-def q(value: Any) -> str:
-    """A value as field.Invalid prints it (Go %#v for the common cases)."""
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        inner = ", ".join(f"{q(k)}:{q(v)}" for k, v in sorted(value.items()))
-        return "map[string]string{" + inner + "}"
-    if value is None:
-        return "null"
-    return str(value)
-
-
-def _inv(field: str, value: Any, why: str) -> dict[str, str]:
-    return cause("Invalid", field, f"Invalid value: {q(value)}: {why}")
-
-
-def _req(field: str) -> dict[str, str]:
-    return cause("Required", field, "Required value")
-
-
-def _unsupported(field: str, value: Any, supported: list[str]) -> dict[str, str]:
-    allowed = ", ".join(q(s) for s in supported)
-    return cause(
-        "NotSupported", field, f"Unsupported value: {q(value)}: supported values: {allowed}"
-    )
-
-
-def _forbidden(field: str, why: str) -> dict[str, str]:
-    return cause("Forbidden", field, f"Forbidden: {why}")
-
 
 # --- decoding --------------------------------------------------------------------------------
 
-# Go types of the fields we model: a str is a leaf type; a dict is a struct (with "_" naming
-# the Go struct); a one-item list is a slice of that element type.
-_INT32, _INT64, _STR, _BOOL, _SMAP, _SLIST = "int32", "int64", "string", "bool", "smap", "slist"
-# intstr.IntOrString: a JSON string, or a number that fits an int32.
-_INTSTR = "intstr"
-
-_META = {
-    "_": "ObjectMeta",
-    "name": _STR,
-    "generateName": _STR,
-    "namespace": _STR,
-    "uid": _STR,
-    "resourceVersion": _STR,
-    "labels": _SMAP,
-    "annotations": _SMAP,
-    "finalizers": _SLIST,
-    "ownerReferences": [{"_": "OwnerReference", "name": _STR, "uid": _STR, "kind": _STR}],
-    "deletionGracePeriodSeconds": _INT64,
-}
 _CONTAINER = {
     "_": "Container",
-    "name": _STR,
-    "image": _STR,
-    "command": _SLIST,
-    "args": _SLIST,
-    "ports": [{"_": "ContainerPort", "containerPort": _INT32, "name": _STR, "protocol": _STR}],
-    "env": [{"_": "EnvVar", "name": _STR, "value": _STR}],
-    "volumeMounts": [{"_": "VolumeMount", "name": _STR, "mountPath": _STR}],
+    "name": STR,
+    "image": STR,
+    "command": SLIST,
+    "args": SLIST,
+    "ports": [{"_": "ContainerPort", "containerPort": INT32, "name": STR, "protocol": STR}],
+    "env": [{"_": "EnvVar", "name": STR, "value": STR}],
+    "volumeMounts": [{"_": "VolumeMount", "name": STR, "mountPath": STR}],
 }
 _POD_SPEC = {
     "_": "PodSpec",
@@ -152,102 +62,106 @@ _POD_SPEC = {
     "volumes": [
         {
             "_": "Volume",
-            "name": _STR,
-            "persistentVolumeClaim": {"_": "PersistentVolumeClaimVolumeSource", "claimName": _STR},
+            "name": STR,
+            "persistentVolumeClaim": {"_": "PersistentVolumeClaimVolumeSource", "claimName": STR},
         }
     ],
-    "nodeName": _STR,
-    "restartPolicy": _STR,
-    "terminationGracePeriodSeconds": _INT64,
-    "serviceAccountName": _STR,
+    "nodeName": STR,
+    "restartPolicy": STR,
+    "terminationGracePeriodSeconds": INT64,
+    "serviceAccountName": STR,
 }
-_TEMPLATE = {"_": "PodTemplateSpec", "metadata": _META, "spec": _POD_SPEC}
+_TEMPLATE = {"_": "PodTemplateSpec", "metadata": META, "spec": _POD_SPEC}
 _LABEL_SELECTOR = {
     "_": "LabelSelector",
-    "matchLabels": _SMAP,
+    "matchLabels": SMAP,
     "matchExpressions": [
-        {"_": "LabelSelectorRequirement", "key": _STR, "operator": _STR, "values": _SLIST}
+        {"_": "LabelSelectorRequirement", "key": STR, "operator": STR, "values": SLIST}
     ],
 }
 _PVC_SPEC = {
     "_": "PersistentVolumeClaimSpec",
-    "accessModes": _SLIST,
-    "storageClassName": _STR,
-    "volumeName": _STR,
-    "volumeMode": _STR,
-    "resources": {"_": "VolumeResourceRequirements", "requests": _SMAP, "limits": _SMAP},
+    "accessModes": SLIST,
+    "storageClassName": STR,
+    "volumeName": STR,
+    "volumeMode": STR,
+    "resources": {"_": "VolumeResourceRequirements", "requests": SMAP, "limits": SMAP},
 }
+# Kinds whose rules live in modules of their own.
+KIND_RULES: dict[str, KindRules] = {**configkinds.RULES}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "Namespace": {"_": "Namespace", "metadata": _META},
-    "Node": {"_": "Node", "metadata": _META},
-    "Pod": {"_": "Pod", "metadata": _META, "spec": _POD_SPEC},
-    "PersistentVolumeClaim": {"_": "PersistentVolumeClaim", "metadata": _META, "spec": _PVC_SPEC},
+    **{kind: rules.schema for kind, rules in KIND_RULES.items()},
+    "Namespace": {"_": "Namespace", "metadata": META},
+    "Node": {"_": "Node", "metadata": META},
+    "Pod": {"_": "Pod", "metadata": META, "spec": _POD_SPEC},
+    "PersistentVolumeClaim": {"_": "PersistentVolumeClaim", "metadata": META, "spec": _PVC_SPEC},
     "StatefulSet": {
         "_": "StatefulSet",
-        "metadata": _META,
+        "metadata": META,
         "spec": {
             "_": "StatefulSetSpec",
-            "replicas": _INT32,
+            "replicas": INT32,
             "selector": _LABEL_SELECTOR,
             "template": _TEMPLATE,
-            "serviceName": _STR,
-            "podManagementPolicy": _STR,
-            "minReadySeconds": _INT32,
-            "ordinals": {"_": "StatefulSetOrdinals", "start": _INT32},
+            "serviceName": STR,
+            "podManagementPolicy": STR,
+            "minReadySeconds": INT32,
+            "ordinals": {"_": "StatefulSetOrdinals", "start": INT32},
             "updateStrategy": {
                 "_": "StatefulSetUpdateStrategy",
-                "type": _STR,
+                "type": STR,
                 "rollingUpdate": {
                     "_": "RollingUpdateStatefulSetStrategy",
-                    "partition": _INT32,
-                    "maxUnavailable": _INTSTR,
+                    "partition": INT32,
+                    "maxUnavailable": INTSTR,
                 },
             },
             "volumeClaimTemplates": [
-                {"_": "PersistentVolumeClaim", "metadata": _META, "spec": _PVC_SPEC}
+                {"_": "PersistentVolumeClaim", "metadata": META, "spec": _PVC_SPEC}
             ],
         },
     },
     "Deployment": {
         "_": "Deployment",
-        "metadata": _META,
+        "metadata": META,
         "spec": {
             "_": "DeploymentSpec",
-            "replicas": _INT32,
+            "replicas": INT32,
             "selector": _LABEL_SELECTOR,
             "template": _TEMPLATE,
-            "paused": _BOOL,
-            "minReadySeconds": _INT32,
+            "paused": BOOL,
+            "minReadySeconds": INT32,
             "strategy": {
                 "_": "DeploymentStrategy",
-                "type": _STR,
+                "type": STR,
                 "rollingUpdate": {
                     "_": "RollingUpdateDeployment",
-                    "maxSurge": _INTSTR,
-                    "maxUnavailable": _INTSTR,
+                    "maxSurge": INTSTR,
+                    "maxUnavailable": INTSTR,
                 },
             },
         },
     },
     "HorizontalPodAutoscaler": {
         "_": "HorizontalPodAutoscaler",
-        "metadata": _META,
+        "metadata": META,
         "spec": {
             "_": "HorizontalPodAutoscalerSpec",
-            "minReplicas": _INT32,
-            "maxReplicas": _INT32,
+            "minReplicas": INT32,
+            "maxReplicas": INT32,
             "scaleTargetRef": {
                 "_": "CrossVersionObjectReference",
-                "kind": _STR,
-                "name": _STR,
-                "apiVersion": _STR,
+                "kind": STR,
+                "name": STR,
+                "apiVersion": STR,
             },
         },
     },
     "Scale": {
         "_": "Scale",
-        "metadata": _META,
-        "spec": {"_": "ScaleSpec", "replicas": _INT32},
+        "metadata": META,
+        "spec": {"_": "ScaleSpec", "replicas": INT32},
     },
 }
 
@@ -293,7 +207,7 @@ def _check(schema: Any, value: Any, kind: str, version: str, struct: str, path: 
         for item in value:
             _check(schema[0], item, kind, version, struct, path)
         return
-    if schema == _INTSTR:
+    if schema == INTSTR:
         # IntOrString.UnmarshalJSON decodes a non-string into an int32 itself, so Go reports
         # the error without the field's path.
         if isinstance(value, str) or (
@@ -302,18 +216,18 @@ def _check(schema: Any, value: Any, kind: str, version: str, struct: str, path: 
             return
         raise bad_request(
             f'{kind} in version "{version}" cannot be handled as a {kind}: json: cannot '
-            f"unmarshal {_json_type(value, _INT32)} into Go value of type int32"
+            f"unmarshal {_json_type(value, INT32)} into Go value of type int32"
         )
     ok = {
-        _INT32: lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31,
-        _INT64: lambda v: isinstance(v, int) and not isinstance(v, bool),
-        _STR: lambda v: isinstance(v, str),
-        _BOOL: lambda v: isinstance(v, bool),
-        _SMAP: lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
-        _SLIST: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        INT32: lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31,
+        INT64: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        STR: lambda v: isinstance(v, str),
+        BOOL: lambda v: isinstance(v, bool),
+        SMAP: lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+        SLIST: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     }[schema](value)
     if not ok:
-        gotype = {_SMAP: "map[string]string", _SLIST: "[]string"}.get(schema, schema)
+        gotype = {SMAP: "map[string]string", SLIST: "[]string"}.get(schema, schema)
         raise _type_error(kind, version, value, struct, path, gotype)
 
 
@@ -437,7 +351,10 @@ def apply_defaults(rt: R.ResourceType, obj: dict[str, Any], creating: bool) -> N
     """Mutate `obj` in place with the defaults the apiserver applies to `rt`."""
     meta = obj.setdefault("metadata", {})
     spec = obj.get("spec")
-    if rt is R.NAMESPACES:
+    rules = KIND_RULES.get(rt.kind)
+    if rules is not None:
+        rules.default(obj, creating)
+    elif rt is R.NAMESPACES:
         meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         if creating:
@@ -558,76 +475,48 @@ def _qos_class(spec: dict[str, Any]) -> str:
 # --- validation ----------------------------------------------------------------------------
 
 
-def _validate_meta(rt: R.ResourceType, meta: dict[str, Any]) -> list[dict[str, str]]:
-    causes: list[dict[str, str]] = []
-    name = meta.get("name") or ""
-    if not name:
-        causes.append(
-            cause("Required", "metadata.name", "Required value: name or generateName is required")
-        )
-    else:
-        for why in name_errors(rt, name):
-            causes.append(_inv("metadata.name", name, why))
-    for key, value in (meta.get("labels") or {}).items():
-        kerr = label_key_error(key)
-        if kerr:
-            causes.append(_inv("metadata.labels", key, kerr))
-        verr = label_value_error(value)
-        if verr:
-            causes.append(_inv("metadata.labels", value, verr))
-    for key in meta.get("annotations") or {}:
-        kerr = label_key_error(key.lower())
-        if kerr:
-            causes.append(_inv("metadata.annotations", key, kerr))
-    for i, fin in enumerate(meta.get("finalizers") or []):
-        ferr = label_key_error(fin)
-        if ferr:
-            causes.append(_inv(f"metadata.finalizers[{i}]", fin, ferr))
-    return causes
-
-
 def _validate_containers(path: str, spec: dict[str, Any]) -> list[dict[str, str]]:
     causes: list[dict[str, str]] = []
     containers = spec.get("containers")
     if not containers:
-        causes.append(_req(f"{path}.containers"))
+        causes.append(req(f"{path}.containers"))
         return causes
     seen: set[str] = set()
     for i, c in enumerate(containers):
         cpath = f"{path}.containers[{i}]"
         if not isinstance(c, dict):
-            causes.append(_inv(cpath, c, "must be an object"))
+            causes.append(inv(cpath, c, "must be an object"))
             continue
         cname = c.get("name") or ""
         if not cname:
-            causes.append(_req(f"{cpath}.name"))
+            causes.append(req(f"{cpath}.name"))
         else:
             for why in dns_label_errors(cname):
-                causes.append(_inv(f"{cpath}.name", cname, why))
+                causes.append(inv(f"{cpath}.name", cname, why))
             if cname in seen:
                 causes.append(cause("Duplicate", f"{cpath}.name", f"Duplicate value: {q(cname)}"))
             seen.add(cname)
         if not c.get("image"):
-            causes.append(_req(f"{cpath}.image"))
+            causes.append(req(f"{cpath}.image"))
     return causes
 
 
 def _validate_pod_spec(path: str, spec: Any, template: bool) -> list[dict[str, str]]:
     if not isinstance(spec, dict):
-        return [_req(path)]
+        return [req(path)]
     causes = _validate_containers(path, spec)
     policy = spec.get("restartPolicy")
     if template and policy != "Always":
-        causes.append(_unsupported(f"{path}.restartPolicy", policy, ["Always"]))
+        causes.append(unsupported(f"{path}.restartPolicy", policy, ["Always"]))
     elif policy not in ("Always", "OnFailure", "Never"):
         causes.append(
-            _unsupported(f"{path}.restartPolicy", policy, ["Always", "OnFailure", "Never"])
+            unsupported(f"{path}.restartPolicy", policy, ["Always", "OnFailure", "Never"])
         )
     names: set[str] = set()
     for i, v in enumerate(spec.get("volumes") or []):
         vname = v.get("name") if isinstance(v, dict) else None
         if not vname:
-            causes.append(_req(f"{path}.volumes[{i}].name"))
+            causes.append(req(f"{path}.volumes[{i}].name"))
             continue
         if vname in names:
             causes.append(
@@ -636,11 +525,11 @@ def _validate_pod_spec(path: str, spec: Any, template: bool) -> list[dict[str, s
         names.add(vname)
         pvc = v.get("persistentVolumeClaim")
         if isinstance(pvc, dict) and not pvc.get("claimName"):
-            causes.append(_req(f"{path}.volumes[{i}].persistentVolumeClaim.claimName"))
+            causes.append(req(f"{path}.volumes[{i}].persistentVolumeClaim.claimName"))
     grace = spec.get("terminationGracePeriodSeconds")
     if isinstance(grace, int) and grace < 0:
         causes.append(
-            _inv(
+            inv(
                 f"{path}.terminationGracePeriodSeconds", grace, "must be greater than or equal to 0"
             )
         )
@@ -649,43 +538,43 @@ def _validate_pod_spec(path: str, spec: Any, template: bool) -> list[dict[str, s
 
 def _validate_pvc_spec(path: str, spec: Any) -> list[dict[str, str]]:
     if not isinstance(spec, dict):
-        return [_req(path)]
+        return [req(path)]
     causes: list[dict[str, str]] = []
     modes = spec.get("accessModes")
     if not modes:
-        causes.append(_req(f"{path}.accessModes"))
+        causes.append(req(f"{path}.accessModes"))
     else:
         supported = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
         for mode in modes:
             if mode not in supported:
-                causes.append(_unsupported(f"{path}.accessModes", mode, supported))
+                causes.append(unsupported(f"{path}.accessModes", mode, supported))
     requests = (spec.get("resources") or {}).get("requests") or {}
     if "storage" not in requests:
-        causes.append(_req(f"{path}.resources[storage]"))
+        causes.append(req(f"{path}.resources[storage]"))
     return causes
 
 
 def _validate_workload(rt: R.ResourceType, obj: dict[str, Any]) -> list[dict[str, str]]:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
-        return [_req("spec")]
+        return [req("spec")]
     causes: list[dict[str, str]] = []
     replicas = spec.get("replicas")
     if isinstance(replicas, int) and replicas < 0:
-        causes.append(_inv("spec.replicas", replicas, "must be greater than or equal to 0"))
+        causes.append(inv("spec.replicas", replicas, "must be greater than or equal to 0"))
     selector = spec.get("selector")
     template = spec.get("template")
     if not selector:
-        causes.append(_req("spec.selector"))
+        causes.append(req("spec.selector"))
     elif not selector.get("matchLabels") and not selector.get("matchExpressions"):
-        causes.append(_inv("spec.selector", "", "empty selector is invalid for " + rt.singular))
+        causes.append(inv("spec.selector", "", "empty selector is invalid for " + rt.singular))
     if not isinstance(template, dict):
-        causes.append(_req("spec.template"))
+        causes.append(req("spec.template"))
         return causes
     labels = (template.get("metadata") or {}).get("labels") or {}
     if selector and not labels_match(selector_from_label_selector(selector), labels):
         causes.append(
-            _inv(
+            inv(
                 "spec.template.metadata.labels",
                 labels,
                 "`selector` does not match template `labels`",
@@ -699,13 +588,13 @@ def _validate_workload(rt: R.ResourceType, obj: dict[str, Any]) -> list[dict[str
         policy = spec.get("podManagementPolicy")
         if policy not in ("OrderedReady", "Parallel"):
             causes.append(
-                _unsupported("spec.podManagementPolicy", policy, ["OrderedReady", "Parallel"])
+                unsupported("spec.podManagementPolicy", policy, ["OrderedReady", "Parallel"])
             )
         for i, tpl in enumerate(spec.get("volumeClaimTemplates") or []):
             tpath = f"spec.volumeClaimTemplates[{i}]"
             tname = ((tpl or {}).get("metadata") or {}).get("name")
             if not tname:
-                causes.append(_req(f"{tpath}.metadata.name"))
+                causes.append(req(f"{tpath}.metadata.name"))
             causes += _validate_pvc_spec(f"{tpath}.spec", (tpl or {}).get("spec"))
     return causes
 
@@ -724,16 +613,11 @@ def _go_intstr(value: int | str) -> str:
     return f'intstr.IntOrString{{Type:0, IntVal:{value}, StrVal:""}}'
 
 
-def _go_pointer(gotype: str, value: Any) -> str:
-    """A pointer field inside a %#v: `(*T)(nil)`, or an address (never the same twice in Go)."""
-    return f"(*{gotype})(nil)" if value is None else f"(*{gotype})(0xc000100000)"
-
-
 def _go_rolling_sts(rolling: Any) -> str:
     """A RollingUpdateStatefulSetStrategy as field.Invalid prints it (%#v of the struct)."""
     rolling = rolling if isinstance(rolling, dict) else {}
     partition = rolling.get("partition") or 0
-    unavailable = _go_pointer("intstr.IntOrString", rolling.get("maxUnavailable"))
+    unavailable = go_pointer("intstr.IntOrString", rolling.get("maxUnavailable"))
     return (
         f"apps.RollingUpdateStatefulSetStrategy{{Partition:{partition}, "
         f"MaxUnavailable:{unavailable}}}"
@@ -758,7 +642,7 @@ def _validate_int_or_percent(path: str, value: Any) -> list[dict[str, str]]:
             return [cause("Invalid", path, f"Invalid value: {_go_intstr(value)}: {PERCENT_MSG}")]
         return []
     if isinstance(value, int) and value < 0:
-        return [_inv(path, value, "must be greater than or equal to 0")]
+        return [inv(path, value, "must be greater than or equal to 0")]
     return []
 
 
@@ -782,12 +666,12 @@ def _validate_deployment_strategy(spec: dict[str, Any]) -> list[dict[str, str]]:
     path = "spec.strategy.rollingUpdate"
     if stype == "Recreate":
         if rolling is not None:
-            return [_forbidden(path, "may not be specified when strategy `type` is 'Recreate'")]
+            return [forbid(path, "may not be specified when strategy `type` is 'Recreate'")]
         return []
     if stype != "RollingUpdate":
         shown = (
             f"apps.DeploymentStrategy{{Type:{q(stype or '')}, "
-            f"RollingUpdate:{_go_pointer('apps.RollingUpdateDeployment', rolling)}}}"
+            f"RollingUpdate:{go_pointer('apps.RollingUpdateDeployment', rolling)}}}"
         )
         return [
             cause(
@@ -820,7 +704,7 @@ def _validate_statefulset_extras(spec: dict[str, Any]) -> list[dict[str, str]]:
     causes: list[dict[str, str]] = []
     start = (spec.get("ordinals") or {}).get("start")
     if isinstance(start, int) and start < 0:
-        causes.append(_inv("spec.ordinals.start", start, "must be greater than or equal to 0"))
+        causes.append(inv("spec.ordinals.start", start, "must be greater than or equal to 0"))
     strategy = spec.get("updateStrategy") or {}
     stype = strategy.get("type")
     rolling = strategy.get("rollingUpdate")
@@ -841,7 +725,7 @@ def _validate_statefulset_extras(spec: dict[str, Any]) -> list[dict[str, str]]:
                 "spec.updateStrategy",
                 f"Invalid value: apps.StatefulSetUpdateStrategy{{Type:{q(stype or '')}, "
                 "RollingUpdate:"
-                f"{_go_pointer('apps.RollingUpdateStatefulSetStrategy', rolling)}}}: "
+                f"{go_pointer('apps.RollingUpdateStatefulSetStrategy', rolling)}}}: "
                 "must be 'RollingUpdate' or 'OnDelete'",
             )
         )
@@ -849,9 +733,7 @@ def _validate_statefulset_extras(spec: dict[str, Any]) -> list[dict[str, str]]:
         path = "spec.updateStrategy.rollingUpdate"
         partition = rolling.get("partition")
         if isinstance(partition, int) and partition < 0:
-            causes.append(
-                _inv(f"{path}.partition", partition, "must be greater than or equal to 0")
-            )
+            causes.append(inv(f"{path}.partition", partition, "must be greater than or equal to 0"))
         unavailable = rolling.get("maxUnavailable")
         causes += _validate_int_or_percent(f"{path}.maxUnavailable", unavailable)
         if _intstr_value(unavailable) == 0:
@@ -869,23 +751,23 @@ def _validate_statefulset_extras(spec: dict[str, Any]) -> list[dict[str, str]]:
 def _validate_hpa(obj: dict[str, Any]) -> list[dict[str, str]]:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
-        return [_req("spec")]
+        return [req("spec")]
     causes: list[dict[str, str]] = []
     ref = spec.get("scaleTargetRef") or {}
     if not ref.get("kind"):
-        causes.append(_req("spec.scaleTargetRef.kind"))
+        causes.append(req("spec.scaleTargetRef.kind"))
     if not ref.get("name"):
-        causes.append(_req("spec.scaleTargetRef.name"))
+        causes.append(req("spec.scaleTargetRef.name"))
     max_r = spec.get("maxReplicas")
     min_r = spec.get("minReplicas")
     if not isinstance(max_r, int) or max_r < 1:
-        causes.append(_inv("spec.maxReplicas", max_r, "must be greater than or equal to 1"))
+        causes.append(inv("spec.maxReplicas", max_r, "must be greater than or equal to 1"))
     if isinstance(min_r, int):
         if min_r < 1:
-            causes.append(_inv("spec.minReplicas", min_r, "must be greater than or equal to 1"))
+            causes.append(inv("spec.minReplicas", min_r, "must be greater than or equal to 1"))
         elif isinstance(max_r, int) and min_r > max_r:
             causes.append(
-                _inv("spec.minReplicas", min_r, "must be less than or equal to maxReplicas")
+                inv("spec.minReplicas", min_r, "must be less than or equal to maxReplicas")
             )
     return causes
 
@@ -893,7 +775,7 @@ def _validate_hpa(obj: dict[str, Any]) -> list[dict[str, str]]:
 def validate(rt: R.ResourceType, obj: dict[str, Any]) -> None:
     """Raise 422 Invalid when a (defaulted) object fails its kind's validation."""
     meta = obj.get("metadata") or {}
-    causes = _validate_meta(rt, meta)
+    causes = meta_causes(rt, meta)
     if rt is R.PODS:
         causes += _validate_pod_spec("spec", obj.get("spec"), template=False)
     elif rt is R.PVCS:
@@ -902,8 +784,18 @@ def validate(rt: R.ResourceType, obj: dict[str, Any]) -> None:
         causes += _validate_workload(rt, obj)
     elif rt is R.HPAS:
         causes += _validate_hpa(obj)
+    elif rt.kind in KIND_RULES:
+        causes += KIND_RULES[rt.kind].validate(obj)
     if causes:
         raise invalid(rt.kind, rt.group, meta.get("name") or "", causes)
+
+
+def canonicalize(rt: R.ResourceType, obj: dict[str, Any]) -> None:
+    """Rewrite a valid object in place into the form its registry stores (the strategy's
+    Canonicalize: Endpoints subsets are repacked, empty ConfigMap maps dropped)."""
+    rules = KIND_RULES.get(rt.kind)
+    if rules is not None:
+        rules.canonicalize(obj)
 
 
 _STS_MUTABLE = (
@@ -926,7 +818,7 @@ def validate_update(rt: R.ResourceType, old: dict[str, Any], new: dict[str, Any]
         rest_new = {k: v for k, v in new_spec.items() if k not in _STS_MUTABLE}
         if rest_old != rest_new:
             causes.append(
-                _forbidden(
+                forbid(
                     "spec",
                     "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
                     "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
@@ -935,7 +827,7 @@ def validate_update(rt: R.ResourceType, old: dict[str, Any], new: dict[str, Any]
             )
     elif rt is R.DEPLOYMENTS:
         if old_spec.get("selector") != new_spec.get("selector"):
-            causes.append(_inv("spec.selector", new_spec.get("selector"), "field is immutable"))
+            causes.append(inv("spec.selector", new_spec.get("selector"), "field is immutable"))
     elif rt is R.PVCS:
         strip = ("resources", "volumeAttributesClassName", "volumeName")
         if {k: v for k, v in old_spec.items() if k not in strip} != {
@@ -944,15 +836,17 @@ def validate_update(rt: R.ResourceType, old: dict[str, Any], new: dict[str, Any]
             old_spec.get("volumeName") and old_spec.get("volumeName") != new_spec.get("volumeName")
         ):
             causes.append(
-                _forbidden(
+                forbid(
                     "spec",
                     "spec is immutable after creation except resources.requests and "
                     "volumeAttributesClassName for bound claims",
                 )
             )
+    elif rt.kind in KIND_RULES:
+        causes += KIND_RULES[rt.kind].validate_update(old, new)
     elif rt is R.PODS and _pod_spec_frozen(old_spec) != _pod_spec_frozen(new_spec):
         causes.append(
-            _forbidden(
+            forbid(
                 "spec",
                 "pod updates may not change fields other than `spec.containers[*].image`,"
                 "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"

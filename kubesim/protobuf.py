@@ -1,10 +1,11 @@
 """Decoding of the Kubernetes protobuf request bodies kubectl's generators send.
 
-`kubectl create namespace` and `kubectl create deployment` POST their objects as
+`kubectl create namespace|deployment|configmap` POST their objects as
 `application/vnd.kubernetes.protobuf`: the magic `k8s\\0`, then a runtime.Unknown envelope
 (type meta plus the raw message). This module knows the field numbers (from the k8s.io/api
 generated.proto files) of the messages those generators and `kubectl run` produce —
-Namespace, Pod, Deployment and what they contain — and turns them into the JSON shape.
+Namespace, Pod, Deployment, ConfigMap and what they contain — and turns them into the JSON
+shape.
 
 Go's gogo-protobuf writes every non-pointer field, zero values included; like the JSON
 `omitempty` encoding, zero values are dropped here. A field number this table does not know,
@@ -13,13 +14,15 @@ with a non-zero value, makes the body undecodable (415) rather than silently los
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 MAGIC = b"k8s\x00"
 
 # Field kinds: "s" string, "i" varint int, "b" bool, "m:<Msg>" message, "ss" map<string,string>,
-# "sq" map<string,Quantity>, "is" IntOrString, "t" Time. A trailing "*" means repeated.
-STR, INT, BOOL, SMAP, QMAP, INTSTR, TIME = "s", "i", "b", "ss", "sq", "is", "t"
+# "sq" map<string,Quantity>, "sb" map<string,bytes> (base64 in JSON), "is" IntOrString,
+# "t" Time. A trailing "*" means repeated.
+STR, INT, BOOL, SMAP, QMAP, BMAP, INTSTR, TIME = "s", "i", "b", "ss", "sq", "sb", "is", "t"
 
 MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "Unknown": {
@@ -60,6 +63,12 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
         3: ("status", "skip"),
     },
     "NamespaceSpec": {1: ("finalizers", STR + "*")},
+    "ConfigMap": {
+        1: ("metadata", "m:ObjectMeta"),
+        2: ("data", SMAP),
+        3: ("binaryData", BMAP),
+        4: ("immutable", "b!"),  # a pointer: present means set, even when false
+    },
     "Pod": {1: ("metadata", "m:ObjectMeta"), 2: ("spec", "m:PodSpec"), 3: ("status", "skip")},
     "Deployment": {
         1: ("metadata", "m:ObjectMeta"),
@@ -135,6 +144,7 @@ ROOTS = {
     ("v1", "Namespace"): "Namespace",
     ("v1", "Pod"): "Pod",
     ("apps/v1", "Deployment"): "Deployment",
+    ("v1", "ConfigMap"): "ConfigMap",
 }
 
 
@@ -179,13 +189,18 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _map_entry(data: bytes, quantity: bool) -> tuple[str, str]:
+def _map_entry(data: bytes, kind: str) -> tuple[str, str]:
     key, value = "", ""
     for number, raw in _fields(data):
         if number == 1 and isinstance(raw, bytes):
             key = raw.decode()
         elif number == 2 and isinstance(raw, bytes):
-            value = _message("Quantity", raw) if quantity else raw.decode()
+            if kind == QMAP:
+                value = _message("Quantity", raw)
+            elif kind == BMAP:
+                value = base64.b64encode(raw).decode()
+            else:
+                value = raw.decode()
     return key, value
 
 
@@ -221,10 +236,10 @@ def _message(name: str, data: bytes) -> Any:
         if kind == "raw":
             out[field] = raw
             continue
-        if kind in (SMAP, QMAP):
+        if kind in (SMAP, QMAP, BMAP):
             if not isinstance(raw, bytes):
                 raise Undecodable("expected a map entry")
-            k, v = _map_entry(raw, quantity=kind == QMAP)
+            k, v = _map_entry(raw, kind)
             out.setdefault(field, {})[k] = v
             continue
         if kind == TIME:

@@ -1,7 +1,7 @@
 """The resource types kubesim serves, and the discovery documents that describe them.
 
-kubectl resolves `sts`, `pvc`, `deploy` and the `/scale` subresources from these documents,
-so names, short names, verbs and kinds match a v1.32 API server's.
+kubectl resolves `sts`, `pvc`, `deploy`, `cm`, `ep` and the `/scale` subresources from these
+documents, so names, short names, verbs and kinds match a v1.32 API server's.
 """
 
 from __future__ import annotations
@@ -93,6 +93,26 @@ PVCS = ResourceType(
     namespaced=True,
     short_names=("pvc",),
 )
+CONFIGMAPS = ResourceType(
+    "configmaps",
+    "configmap",
+    "ConfigMap",
+    "",
+    "v1",
+    namespaced=True,
+    short_names=("cm",),
+    subresources=(),
+)
+ENDPOINTS = ResourceType(
+    "endpoints",
+    "endpoints",
+    "Endpoints",
+    "",
+    "v1",
+    namespaced=True,
+    short_names=("ep",),
+    subresources=(),
+)
 DEPLOYMENTS = ResourceType(
     "deployments",
     "deployment",
@@ -129,7 +149,17 @@ HPAS = ResourceType(
     has_generation=False,
 )
 
-TYPES: tuple[ResourceType, ...] = (NAMESPACES, NODES, PODS, PVCS, DEPLOYMENTS, STATEFULSETS, HPAS)
+TYPES: tuple[ResourceType, ...] = (
+    NAMESPACES,
+    NODES,
+    PODS,
+    PVCS,
+    CONFIGMAPS,
+    ENDPOINTS,
+    DEPLOYMENTS,
+    STATEFULSETS,
+    HPAS,
+)
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {
     (t.group, t.version, t.plural): t for t in TYPES
 }

@@ -177,6 +177,42 @@ def _hpa_row(hpa: dict[str, Any]) -> Row:
     ]
 
 
+def _configmap_row(cm: dict[str, Any]) -> Row:
+    return [
+        cm["metadata"]["name"],
+        len(cm.get("data") or {}) + len(cm.get("binaryData") or {}),
+        _age(cm),
+    ]
+
+
+def _host_port(ip: str, port: Any) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"  # net.JoinHostPort
+
+
+def format_endpoints(ep: dict[str, Any], most: int = 3) -> str:
+    """The ENDPOINTS column: ready `ip:port`s, the first three, then `+ N more...`."""
+    subsets = ep.get("subsets") or []
+    if not subsets:
+        return "<none>"
+    shown: list[str] = []
+    count = 0
+    for ss in subsets:
+        addresses = [a.get("ip", "") for a in ss.get("addresses") or []]
+        ports = ss.get("ports") or []
+        for port in ports or [None]:  # a headless service's subset may have no ports
+            count += len(addresses)
+            for ip in addresses:
+                if len(shown) == most:
+                    break
+                shown.append(ip if port is None else _host_port(ip, port.get("port")))
+    text = ",".join(shown)
+    return f"{text} + {count - most} more..." if count > most else text
+
+
+def _endpoints_row(ep: dict[str, Any]) -> Row:
+    return [ep["metadata"]["name"], format_endpoints(ep), _age(ep)]
+
+
 _LAYOUTS: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any]], Row]]] = {
     "pods": (
         [
@@ -257,6 +293,37 @@ _LAYOUTS: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any]], Row]]
     "namespaces": (
         [_NAME, _col("Status", "The status of the namespace"), _AGE],
         _ns_row,
+    ),
+    "configmaps": (
+        [
+            _NAME,
+            _col(
+                "Data",
+                "Data contains the configuration data. Each key must consist of alphanumeric "
+                "characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the "
+                "BinaryData field. The keys stored in Data must not overlap with the keys in the "
+                "BinaryData field, this is enforced during validation process.",
+            ),
+            _AGE,
+        ],
+        _configmap_row,
+    ),
+    "endpoints": (
+        [
+            _NAME,
+            _col(
+                "Endpoints",
+                "The set of all endpoints is the union of all subsets. Addresses are placed into "
+                "subsets according to the IPs they share. A single address with multiple ports, "
+                "some of which are ready and some of which are not (because they come from "
+                "different containers) will result in the address being displayed in different "
+                "subsets for the different ports. No address will appear in both Addresses and "
+                "NotReadyAddresses in the same subset. Sets of addresses and ports that comprise "
+                "a service.",
+            ),
+            _AGE,
+        ],
+        _endpoints_row,
     ),
     "nodes": (
         [
