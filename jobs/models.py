@@ -20,9 +20,14 @@ class JobStatus(models.TextChoices):
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
+    #: Stopped on request: not a failure (the job and the step that was running; steps not
+    #: run stay pending).
+    CANCELLED = "cancelled"
 
 
 ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
+#: Ended without finishing: the statuses a retry starts from.
+STOPPED_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 def make_job_id(created_at: datetime, job_type: str) -> str:
@@ -67,6 +72,12 @@ class Job(models.Model):
     # with, so a stale or duplicated delivery can never start a second chain of ticks.
     tick_seq = models.IntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
+
+    # What the job found and did, for people and auditors (its type decides: e.g. old and new
+    # claim and pod uids, how long the target was down).
+    result = models.JSONField(default=dict, blank=True)
+    # Why it failed, machine-readable: {"code", "detail"}; NULL unless the job failed.
+    error = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "ops_job"

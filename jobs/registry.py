@@ -48,15 +48,33 @@ class JobType:
     name: str
     #: Kind of object the job locks ("StatefulSet"): one active job per kind/namespace/name.
     target_kind: str
+    #: The steps, in order (of the default plan when ``plan`` chooses between several).
     steps: tuple[StepDef, ...]
     #: What a failed or cancelled job of this type leaves behind (read fresh, e.g. "StatefulSet
     #: prod/postgres left at 0 replicas (was 3)"), added to the failed step's detail; None
     #: when there is nothing to say. Called after the failure is committed, best effort.
     aftermath: Callable[[Job], str | None] | None = None
+    #: The steps for a job's parameters, when they depend on them (e.g. a strategy); None:
+    #: always ``steps``.
+    plan: Callable[[dict], tuple[StepDef, ...]] | None = None
+    #: Checks that a retry request runs before the job may resume at the named step (the
+    #: guards of that step's destructive calls, read against the live cluster): raises the
+    #: API error of the first that fails (the retry is then refused, nothing changes).
+    resume_check: Callable[[Job, str], None] | None = None
+    #: The checks of a request against the live cluster, run before the job exists: raises
+    #: the API error to answer, else returns what the job records from the start (its
+    #: ``result``, e.g. the replica count when it was accepted).
+    preflight: Callable[[dict], dict] | None = None
 
-    def step(self, name: str) -> StepDef:
-        """The step called ``name`` (KeyError if this type has none)."""
-        for step in self.steps:
+    def steps_for(self, params: dict | None) -> tuple[StepDef, ...]:
+        """The ordered steps of a job of this type with ``params``."""
+        if self.plan is None or params is None:
+            return self.steps
+        return self.plan(params)
+
+    def step(self, name: str, params: dict | None = None) -> StepDef:
+        """The step called ``name`` in the plan for ``params`` (KeyError if there is none)."""
+        for step in self.steps_for(params):
             if step.name == name:
                 return step
         raise KeyError(f"job type {self.name} has no step {name!r}")

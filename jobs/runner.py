@@ -20,6 +20,7 @@ sends a new tick, which finds the step's ``active_tick`` still set and counts an
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -34,9 +35,10 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models.functions import Now
 
 from jobs.conf import JobSettings, job_settings
-from jobs.models import ACTIVE_STATUSES, Job, JobStatus, JobStep
+from jobs.models import ACTIVE_STATUSES, STOPPED_STATUSES, Job, JobStatus, JobStep
 from jobs.registry import Done, Wait, get_job_type
 from jobs.selectors import acting_key_refusal
+from ops import audit
 from ops.actors import ORIGIN_API, ORIGIN_CLI
 
 logger = logging.getLogger("jobs.runner")
@@ -175,6 +177,34 @@ class StepContext:
             .first()
         )
         return dict(saved or {})
+
+    def record_result(self, **values: Any) -> None:
+        """Add ``values`` to the job's ``result`` (evidence people and auditors read: uids
+        before and after, timings), at once, whatever happens to the step afterwards."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE ops_job SET result = COALESCE(result, '{}'::jsonb) || %s::jsonb "
+                "WHERE job_id = %s AND lease_owner = %s",
+                [json.dumps(values), self.job_id, self.owner],
+            )
+            if cursor.rowcount != 1:
+                raise LeaseLost(self.job_id)
+
+    def job_result(self) -> dict[str, Any]:
+        """The job's ``result`` as recorded so far."""
+        saved = Job.objects.filter(job_id=self.job_id).values_list("result", flat=True).first()
+        return dict(saved or {})
+
+    def close_interrupted(self, target: audit.Target, *, applied: bool, observed: str) -> int:
+        """Close the audit rows an interrupted attempt of this job left ``pending`` on
+        ``target`` with what this step observed (see :func:`ops.audit.close_interrupted`)."""
+        return audit.close_interrupted(
+            job_id=self.job_id, target=target, applied=applied, observed=observed
+        )
+
+    def db_now(self) -> datetime:
+        """The database clock now (durations the job reports are measured on it)."""
+        return db_now()
 
     def past_deadline(self) -> bool:
         """True when this check is the step's last (a wait may then say more about why)."""
@@ -323,7 +353,7 @@ def _enter_next_step(
             logger.info("job %s: success", job_id)
             return f"{job_id}: success"
         if job.cancel_requested:
-            _fail_locked(job, step, now, "cancelled before this step finished")
+            _fail_locked(job, step, now, "cancelled before this step finished", cancelled=True)
             return f"{job_id}: cancelled"
         if step.active_tick is not None and step.active_tick != owner:
             # The previous tick in this step never left it: its worker died or lost the lease.
@@ -335,6 +365,7 @@ def _enter_next_step(
                 now,
                 f"crash loop: interrupted {step.interruptions} times without finishing "
                 f"(worker killed or lease lost); last state: {step.detail or 'none'}",
+                code="crash_loop",
             )
             return f"{job_id}: crash loop"
         if step.status == JobStatus.PENDING:
@@ -366,20 +397,27 @@ def _run_step(
         try:
             # Looked up here so that a job type or step this code no longer knows fails the
             # job with that reason (instead of crashing every tick until the crash-loop limit).
-            run = get_job_type(entered.job.type).step(step.name).run
+            run = get_job_type(entered.job.type).step(step.name, entered.job.params).run
             result = run(ctx)
         except LeaseLost:
             raise
         except JobCancelled:
-            _fail(ctx, step, "cancelled before this step finished")
+            _fail(ctx, step, "cancelled before this step finished", cancelled=True)
             return f"{ctx.job_id}: cancelled"
         except ActorNotAllowed as exc:
-            _fail(ctx, step, f"stopped before acting: {exc}; retry the job with a usable key")
+            _fail(
+                ctx,
+                step,
+                f"stopped before acting: {exc}; retry the job with a usable key",
+                code="actor_not_allowed",
+            )
             return f"{ctx.job_id}: actor no longer allowed"
         except Exception as exc:
-            # Process boundary: whatever went wrong is recorded on the job, visibly.
-            logger.exception("job %s: step %s raised", ctx.job_id, step.name)
-            _fail(ctx, step, describe_error(exc))
+            # Process boundary: whatever went wrong is recorded on the job, visibly. A refusal
+            # the step raised on purpose (a guard) is expected: no traceback for it.
+            if getattr(exc, "status_code", 500) >= 500:
+                logger.exception("job %s: step %s raised", ctx.job_id, step.name)
+            _fail(ctx, step, describe_error(exc), code=error_code(exc))
             return f"{ctx.job_id}: failed in {step.name}"
         if isinstance(result, Done):
             return _StepDone(step_id=step.pk, name=step.name, state=ctx.state, detail=result.detail)
@@ -387,7 +425,7 @@ def _run_step(
             raise TypeError(f"step {step.name} returned {result!r}, not Done or Wait")
         if entered.db_time() >= step.deadline_at:
             timeout = round((step.deadline_at - step.started_at).total_seconds())
-            _fail(ctx, step, f"timed out after {timeout} s: {result.detail}")
+            _fail(ctx, step, f"timed out after {timeout} s: {result.detail}", code="timeout")
             return f"{ctx.job_id}: timed out in {step.name}"
         if time.monotonic() - started + cfg.poll_interval > cfg.tick_budget:
             _hand_on(ctx, entered, result.detail, cfg)
@@ -406,34 +444,62 @@ def describe_error(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
-def _fail(ctx: StepContext, step: JobStep, detail: str) -> None:
+def error_code(exc: BaseException) -> str:
+    """The machine-readable code of a step's failure (an API error's own code)."""
+    get_codes = getattr(exc, "get_codes", None)
+    codes = get_codes() if callable(get_codes) else None
+    if isinstance(codes, str):
+        return codes
+    return getattr(exc, "default_code", None) or "internal_error"
+
+
+def _fail(
+    ctx: StepContext,
+    step: JobStep,
+    detail: str,
+    *,
+    code: str | None = None,
+    cancelled: bool = False,
+) -> None:
     with transaction.atomic():
         job = _own(ctx.job_id, ctx.owner)
         locked = JobStep.objects.select_for_update().get(pk=step.pk)
         locked.state = ctx.state
-        _fail_locked(job, locked, job.db_now, detail)
+        _fail_locked(job, locked, job.db_now, detail, code=code, cancelled=cancelled)
 
 
-_END_FIELDS = ["status", "finished_at", "next_run_at", "lease_owner", "lease_expires_at"]
+_END_FIELDS = ["status", "finished_at", "next_run_at", "lease_owner", "lease_expires_at", "error"]
 
 
-def _fail_locked(job: Job, step: JobStep, now: datetime, detail: str) -> None:
-    """Fail the step and the job; later steps stay pending. Caller holds the row locks.
+def _fail_locked(
+    job: Job,
+    step: JobStep,
+    now: datetime,
+    detail: str,
+    *,
+    code: str | None = None,
+    cancelled: bool = False,
+) -> None:
+    """End the step and the job, failed (``error`` = {code, detail}) or cancelled (no error);
+    later steps stay pending. Caller holds the row locks.
 
     Once that is committed, the job type may add what the job leaves behind to the detail
     (:func:`note_aftermath`): the failure itself never waits on, or fails with, that read.
     """
-    step.status = JobStatus.FAILED
-    step.detail = detail
-    step.finished_at = now
-    step.active_tick = None
-    step.save()
-    job.status = JobStatus.FAILED
+    status = JobStatus.CANCELLED if cancelled else JobStatus.FAILED
+    if not (cancelled and step.status == JobStatus.PENDING):  # a step not run stays pending
+        step.status = status
+        step.detail = detail
+        step.finished_at = now
+        step.active_tick = None
+        step.save()
+    job.status = status
     job.finished_at = now
     job.next_run_at = None
+    job.error = None if cancelled else {"code": code or "failed", "detail": detail}
     _release(job)
     job.save(update_fields=_END_FIELDS)
-    logger.warning("job %s: step %s failed: %s", job.job_id, step.name, detail)
+    logger.warning("job %s: step %s %s: %s", job.job_id, step.name, status, detail)
     job_id = job.job_id
     transaction.on_commit(lambda: note_aftermath(job_id), robust=True)
 
@@ -445,7 +511,7 @@ def note_aftermath(job_id: str) -> str | None:
     Best effort, after the failure is committed: a note that cannot be made (the cluster
     unreachable, a type without one) leaves the detail as it was.
     """
-    job = Job.objects.filter(job_id=job_id, status=JobStatus.FAILED).first()
+    job = Job.objects.filter(job_id=job_id, status__in=STOPPED_STATUSES).first()
     if job is None:
         return None
     try:
@@ -460,13 +526,17 @@ def note_aftermath(job_id: str) -> str | None:
     with transaction.atomic():
         step = (
             JobStep.objects.select_for_update(of=("self",))
-            .filter(job_id=job_id, status=JobStatus.FAILED, job__status=JobStatus.FAILED)
+            .filter(job_id=job_id, status__in=STOPPED_STATUSES, job__status__in=STOPPED_STATUSES)
             .first()
         )
         if step is None:  # retried meanwhile: the note would describe another run
             return None
         step.detail = f"{step.detail}; {note}" if step.detail else note
         step.save(update_fields=["detail"])
+        if job.error:  # the machine-readable error says it too
+            Job.objects.filter(job_id=job_id, status=JobStatus.FAILED).update(
+                error={**job.error, "detail": step.detail}
+            )
     return note
 
 
@@ -489,7 +559,7 @@ def cancel_if_unclaimed(job: Job) -> bool:
         .first()
     )
     if step is None:  # every step done, the job not yet marked: still, nothing more will run
-        job.status = JobStatus.FAILED
+        job.status = JobStatus.CANCELLED
         job.finished_at = now
         job.next_run_at = None
         _release(job)
@@ -497,7 +567,11 @@ def cancel_if_unclaimed(job: Job) -> bool:
         return True
     started = step.status != JobStatus.PENDING
     _fail_locked(
-        job, step, now, f"cancelled before this step {'finished' if started else 'started'}"
+        job,
+        step,
+        now,
+        f"cancelled before this step {'finished' if started else 'started'}",
+        cancelled=True,
     )
     return True
 

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.models import Job, JobStep
+from jobs.types.pg_guards import STRATEGIES
 from ops.serializers import StrictSerializer
 
 
@@ -31,6 +32,16 @@ class _Int(_AsSent):
     pass
 
 
+@extend_schema_field(OpenApiTypes.BOOL)
+class _Bool(_AsSent):
+    pass
+
+
+@extend_schema_field({"type": "string", "enum": list(STRATEGIES)})
+class _Strategy(_AsSent):
+    pass
+
+
 class PgRebuildSerializer(StrictSerializer):
     """Body of ``POST /ops/jobs/pg-rebuild``."""
 
@@ -38,6 +49,22 @@ class PgRebuildSerializer(StrictSerializer):
     statefulset = _Name(help_text="Name of the StatefulSet (DNS-1123 subdomain).")
     ordinal = _Int(help_text="Replica to rebuild (>= 0): pod <statefulset>-<ordinal>.")
     target_replicas = _Int(help_text="Replicas to scale back to (>= 1, > ordinal).")
+    strategy = _Strategy(
+        required=False,
+        help_text=(
+            "scale-to-zero (default: every pod goes down, the claims are deleted, the set "
+            "scales back) or in-place (only the target replica goes down; the set keeps its "
+            "replicas, so target_replicas must equal them)."
+        ),
+    )
+    allow_outage = _Bool(
+        required=False,
+        help_text="Allow scale-to-zero on a set that holds a primary (a full database outage).",
+    )
+    allow_scale_down = _Bool(
+        required=False,
+        help_text="Allow target_replicas below the set's replicas when the job is accepted.",
+    )
 
 
 class JobCreatedSerializer(serializers.Serializer):
@@ -57,12 +84,32 @@ class JobStepSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class JobErrorSerializer(serializers.Serializer):
+    """Why a job failed: a machine-readable code (a guard's, ``timeout``...) and the detail."""
+
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
 class JobSerializer(serializers.ModelSerializer):
-    """A job and its steps, in the seed's shape (timestamps UTC with ``Z``)."""
+    """A job and its steps, in the seed's shape (timestamps UTC with ``Z``), with its
+    ``result`` (evidence: what it found and made) and ``error`` (null unless failed)."""
 
     steps = JobStepSerializer(many=True, read_only=True)
+    result = serializers.JSONField(read_only=True)
+    error = JobErrorSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Job
-        fields = ["job_id", "type", "status", "created_at", "finished_at", "params", "steps"]
+        fields = [
+            "job_id",
+            "type",
+            "status",
+            "created_at",
+            "finished_at",
+            "params",
+            "result",
+            "error",
+            "steps",
+        ]
         read_only_fields = fields

@@ -15,14 +15,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs.dispatch import enqueue_tick_on_commit
-from jobs.models import ACTIVE_STATUSES, Job, JobStatus, JobStep, make_job_id
-from jobs.registry import get_job_type
+from jobs.models import ACTIVE_STATUSES, STOPPED_STATUSES, Job, JobStatus, JobStep, make_job_id
+from jobs.registry import UnknownJobType, get_job_type
 from jobs.runner import cancel_if_unclaimed
 from jobs.selectors import jobs_visible_to
-from ops import k8s, policy
+from jobs.types.pg_guards import STRATEGIES, STRATEGY_SCALE_TO_ZERO
+from ops import policy
 from ops.actors import Actor
 from ops.audit import Target, attempt, record, record_error
-from ops.errors import InvalidInput, NamespaceDenied, OpsError, from_k8s
+from ops.errors import InvalidInput, NamespaceDenied, OpsError
 from ops.models import OpsLogStatus
 from ops.validation import name_problem, namespace_problem
 
@@ -59,6 +60,7 @@ def job_start(
     target_name: str,
     job_id: str | None = None,
     created_at: datetime | None = None,
+    result: dict | None = None,
 ) -> Job:
     """Record a job with all its steps pending and wake a worker once it is committed.
 
@@ -85,10 +87,11 @@ def job_start(
                 target_namespace=target_namespace,
                 target_name=target_name,
                 next_run_at=created_at,
+                result=result or {},
             )
             JobStep.objects.bulk_create(
                 JobStep(job=job, name=step.name, step_order=order)
-                for order, step in enumerate(kind.steps, start=1)
+                for order, step in enumerate(kind.steps_for(params), start=1)
             )
             enqueue_tick_on_commit(job.job_id, job.tick_seq)
     except IntegrityError as exc:
@@ -112,13 +115,12 @@ def job_start(
     return job
 
 
-def _pg_rebuild_problems(
-    namespace: object, statefulset: object, ordinal: object, target_replicas: object
-) -> dict[str, list[str]]:
+def _pg_rebuild_problems(params: dict) -> dict[str, list[str]]:
     """The input rules of a rebuild (the serializer checks them too; the CLI relies on these)."""
+    ordinal, target_replicas = params["ordinal"], params["target_replicas"]
     problems: dict[str, str | None] = {
-        "namespace": namespace_problem(namespace),
-        "statefulset": name_problem(statefulset),
+        "namespace": namespace_problem(params["namespace"]),
+        "statefulset": name_problem(params["statefulset"]),
     }
     for field, value, minimum in (("ordinal", ordinal, 0), ("target_replicas", target_replicas, 1)):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -133,26 +135,44 @@ def _pg_rebuild_problems(
         problems["target_replicas"] = (
             f"Must be greater than ordinal ({ordinal}): pod {ordinal} must come back."
         )
+    if params["strategy"] not in STRATEGIES:
+        problems["strategy"] = f"Must be one of: {', '.join(STRATEGIES)}."
+    for flag in ("allow_outage", "allow_scale_down"):
+        if not isinstance(params[flag], bool):
+            problems[flag] = "Must be true or false."
     return {field: [msg] for field, msg in problems.items() if msg}
 
 
 def pg_rebuild_start(
-    *, actor: Actor, namespace: str, statefulset: str, ordinal: int, target_replicas: int
+    *,
+    actor: Actor,
+    namespace: str,
+    statefulset: str,
+    ordinal: int,
+    target_replicas: int,
+    strategy: str = STRATEGY_SCALE_TO_ZERO,
+    allow_outage: bool = False,
+    allow_scale_down: bool = False,
 ) -> Job:
     """Start rebuilding replica ``ordinal`` of a PostgreSQL StatefulSet (202 on success).
 
     Everything that can be refused is checked before the job exists: input rules (400),
     namespace policy (403), the StatefulSet exists (404) and has volumeClaimTemplates (400),
-    no other active job on it (409, from the database).
+    the rebuild's guards against the live cluster (409 ``primary_guard``, ``primary_in_set``,
+    ``operator_owned``, ``no_such_replica``, ``would_scale_down``...), no other active job on
+    it (409, from the database).
     """
     params = {
         "namespace": namespace,
         "statefulset": statefulset,
         "ordinal": ordinal,
         "target_replicas": target_replicas,
+        "strategy": strategy,
+        "allow_outage": allow_outage,
+        "allow_scale_down": allow_scale_down,
     }
     target = Target(PG_REBUILD, KIND_STATEFULSET, str(namespace), str(statefulset), params)
-    errors = _pg_rebuild_problems(namespace, statefulset, ordinal, target_replicas)
+    errors = _pg_rebuild_problems(params)
     if errors:
         error = InvalidInput(errors)
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
@@ -162,20 +182,9 @@ def pg_rebuild_start(
         error = NamespaceDenied(reason)
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.DENIED)
         raise error
+    kind = get_job_type(PG_REBUILD)
     try:
-        try:
-            sts = k8s.statefulset_read(namespace=namespace, name=statefulset)
-        except k8s.K8sError as e:
-            raise from_k8s(e) from e
-        if not sts.claim_templates:
-            raise InvalidInput(
-                {
-                    "statefulset": [
-                        f"StatefulSet {namespace}/{statefulset} has no volumeClaimTemplates: "
-                        "there is no per-replica claim to rebuild."
-                    ]
-                }
-            )
+        result = kind.preflight(params) if kind.preflight else {}
     except OpsError as error:
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
         raise
@@ -194,6 +203,7 @@ def pg_rebuild_start(
             target_name=statefulset,
             job_id=job_id,
             created_at=created_at,
+            result=result,
         )
     return job
 
@@ -207,10 +217,10 @@ class JobNotActive(OpsError):
 
 
 class JobNotFailed(OpsError):
-    """409: only a failed job can be retried."""
+    """409: only a failed or cancelled job can be retried."""
 
     status_code = 409
-    default_detail = "Only a failed job can be retried."
+    default_detail = "Only a failed or cancelled job can be retried."
     default_code = "job_not_failed"
 
 
@@ -255,8 +265,12 @@ def job_cancel(*, actor: Actor, job_id: str) -> Job:
 
 
 def job_retry(*, actor: Actor, job_id: str) -> Job:
-    """Run a failed job again from its failed step; the steps that succeeded are kept.
+    """Run a failed or cancelled job again from the step where it stopped; the steps that
+    succeeded are kept.
 
+    First the job type's guards for that step are checked against the live cluster (e.g. a
+    rebuild about to delete a claim while the set's pods are back): a failing one refuses the
+    retry with its code (409), and nothing changes. The step checks them again before it acts.
     The failed step and every later one go back to ``pending`` (their state cleared: steps
     look before they act, so nothing already done is done twice). The job becomes active
     again, so the one-active-job-per-target index still guards its target (409). From then on
@@ -266,16 +280,18 @@ def job_retry(*, actor: Actor, job_id: str) -> Job:
     try:
         with transaction.atomic():
             job, target = _job_for_action(actor=actor, job_id=job_id, action=ACTION_RETRY)
-            if job.status != JobStatus.FAILED:
-                error = JobNotFailed(f"Job {job_id} is {job.status}, not failed.")
+            if job.status not in STOPPED_STATUSES:
+                error = JobNotFailed(f"Job {job_id} is {job.status}, not failed or cancelled.")
                 record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
                 raise error
-            failed_at = (
+            resume = (
                 job.steps.exclude(status=JobStatus.SUCCESS)
                 .order_by("step_order")
-                .values_list("step_order", flat=True)
+                .values_list("step_order", "name")
                 .first()
             )
+            failed_at = resume[0] if resume else None
+            _check_resume(actor, target, job, resume[1] if resume else None)
             job.steps.filter(step_order__gte=failed_at or 0).update(
                 status=JobStatus.PENDING,
                 detail=None,
@@ -289,6 +305,7 @@ def job_retry(*, actor: Actor, job_id: str) -> Job:
             )
             job.status = JobStatus.PENDING
             job.finished_at = None
+            job.error = None
             job.cancel_requested = False
             # From now on the steps act for (and their audit rows name) whoever retried it.
             for field, value in _acting_fields(actor).items():
@@ -311,6 +328,21 @@ def job_retry(*, actor: Actor, job_id: str) -> Job:
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
         raise error from exc
     return job
+
+
+def _check_resume(actor: Actor, target: Target, job: Job, step_name: str | None) -> None:
+    """Run the job type's guards for resuming at ``step_name``; a refusal is audited, raised."""
+    try:
+        kind = get_job_type(job.type)
+    except UnknownJobType:
+        return  # the runner fails such a job with that reason
+    if step_name is None or kind.resume_check is None:
+        return
+    try:
+        kind.resume_check(job, step_name)
+    except OpsError as error:
+        record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
+        raise
 
 
 def _acting_fields(actor: Actor) -> dict[str, object]:

@@ -248,6 +248,45 @@ def close_stale_pending(*, older_than: timedelta) -> int:
         raise AuditUnavailable() from e
 
 
+def close_interrupted(*, job_id: str, target: Target, applied: bool, observed: str) -> int:
+    """Close the ``pending`` rows a job's interrupted attempts left on ``target``; how many.
+
+    Called by a job step that resumed after its worker died between the row and the outcome,
+    once it has seen what the interrupted request did: ``applied`` rows become ``success``
+    (code ``observed_applied``), the others ``error`` (code ``not_applied``), each saying what
+    the step observed — instead of "outcome unknown" from the sweep, much later. Only the job's
+    lease holder calls it, so no live attempt of the same job can be among those rows.
+    Raises AuditUnavailable when the audit database cannot be written.
+    """
+    if applied:
+        fields = {"status": OpsLogStatus.SUCCESS, "code": "observed_applied"}
+        note = f"interrupted (worker stopped); the resumed job step saw it applied: {observed}"
+    else:
+        fields = {"status": OpsLogStatus.ERROR, "code": "not_applied"}
+        note = (
+            "interrupted (worker stopped); the resumed job step saw it not applied and sent "
+            f"its own request with preconditions, so this one cannot take effect: {observed}"
+        )
+    fields.update(error_message=_short(note, _MAX_ERROR), finished_at=Now())
+    try:
+        return _write(
+            lambda alias: (
+                OpsLog.objects.using(alias)
+                .filter(
+                    job_id=job_id,
+                    status=OpsLogStatus.PENDING,
+                    action=target.action,
+                    resource_kind=target.resource_kind,
+                    namespace=target.namespace,
+                    resource_name=target.resource_name,
+                )
+                .update(**fields)
+            )
+        )
+    except DatabaseError as e:
+        raise AuditUnavailable() from e
+
+
 def attempt(
     *, actor: Actor, target: Target, job_id: str | None = None, success_http_status: int = 200
 ) -> Attempt:

@@ -135,6 +135,12 @@ class StatefulSetInfo:
     ready_replicas: int
     current_replicas: int
     updated_replicas: int
+    resource_version: str = ""
+    #: The controller ownerReference ("Cluster postgresql.cnpg.io/v1 pg-main"), if any: an
+    #: operator that reconciles this set and would undo (or fight) what we do to it.
+    controller_owner: str | None = None
+    #: Labels of the pod template (every pod of the set carries them).
+    template_labels: dict[str, str] = field(default_factory=dict)
 
     def pvc_names(self, ordinal: int) -> list[str]:
         """The claim names of pod ``<name>-<ordinal>``: ``<template>-<sts>-<ordinal>``."""
@@ -153,6 +159,7 @@ class PodInfo:
     terminating: bool
     node_name: str | None
     claim_names: tuple[str, ...] = field(default=())
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -457,10 +464,20 @@ def scale_read(*, kind: str, namespace: str, name: str) -> ScaleInfo:
     return _scale_info(kind, scale)
 
 
-def scale_patch(*, kind: str, namespace: str, name: str, replicas: int) -> ScaleInfo:
+def scale_patch(
+    *, kind: str, namespace: str, name: str, replicas: int, resource_version: str | None = None
+) -> ScaleInfo:
     """PATCH ``spec.replicas`` on the ``/scale`` subresource (strategic merge, like kubectl).
 
     Setting an absolute value is idempotent, so the PATCH is retried like a read, 409 included.
+
+    With ``resource_version`` (the workload's, as the caller read it) the PATCH carries it as
+    a precondition: the API server refuses it (409, :class:`K8sConflict`) once the object has
+    changed since that read, so a request that arrives late — its sender's worker killed, the
+    job long moved on — changes nothing. A conflict is then not retried (the caller must read
+    again and decide again), except that after an attempt that may have been carried out
+    unheard (answer lost, 5xx), a conflict on a scale that now shows ``replicas`` counts as
+    that attempt's success.
     """
     _check_kind(kind)
     api = _apps()
@@ -469,11 +486,30 @@ def scale_patch(*, kind: str, namespace: str, name: str, replicas: int) -> Scale
         if kind == DEPLOYMENT
         else api.patch_namespaced_stateful_set_scale
     )
-    body = {"spec": {"replicas": replicas}}
-    scale = _call(
-        f"scale {kind} {namespace}/{name}", fn, name, namespace, body, retry_conflict=True
-    )
-    return _scale_info(kind, scale)
+    what = f"scale {kind} {namespace}/{name}"
+    if resource_version is None:
+        body = {"spec": {"replicas": replicas}}
+        return _scale_info(kind, _call(what, fn, name, namespace, body, retry_conflict=True))
+    body = {"metadata": {"resourceVersion": resource_version}, "spec": {"replicas": replicas}}
+    conf = _conf()
+    retries = conf["K8S_RETRIES"]
+    attempt = 0
+    maybe_done = False
+    while True:
+        try:
+            return _scale_info(
+                kind, _once(what, fn, (name, namespace, body), {}, conf["K8S_TIMEOUT"])
+            )
+        except K8sError as err:
+            if maybe_done and isinstance(err, K8sConflict):
+                now = scale_read(kind=kind, namespace=namespace, name=name)
+                if now.spec_replicas == replicas:
+                    return now
+            if attempt >= retries or not _retryable(err, retry_conflict=False):
+                raise
+            maybe_done = maybe_done or err.maybe_applied
+            _back_off(what, attempt, retries, err)
+        attempt += 1
 
 
 def _label_selector(selector: Any) -> str:
@@ -507,6 +543,8 @@ def statefulset_read(*, namespace: str, name: str) -> StatefulSetInfo:
     )
     spec, status, meta = sts.spec, sts.status, sts.metadata
     templates = tuple(t.metadata.name for t in (spec.volume_claim_templates or []) if t.metadata)
+    owner = next((o for o in (meta.owner_references or []) if o.controller), None)
+    template_meta = spec.template.metadata if spec.template else None
     return StatefulSetInfo(
         namespace=meta.namespace,
         name=meta.name,
@@ -520,6 +558,9 @@ def statefulset_read(*, namespace: str, name: str) -> StatefulSetInfo:
         ready_replicas=(status.ready_replicas or 0) if status else 0,
         current_replicas=(status.current_replicas or 0) if status else 0,
         updated_replicas=(status.updated_replicas or 0) if status else 0,
+        resource_version=meta.resource_version or "",
+        controller_owner=f"{owner.kind} {owner.api_version} {owner.name}" if owner else None,
+        template_labels=dict((template_meta.labels or {}) if template_meta else {}),
     )
 
 
@@ -542,6 +583,7 @@ def _pod_info(pod: Any) -> PodInfo:
         terminating=pod.metadata.deletion_timestamp is not None,
         node_name=pod.spec.node_name if pod.spec else None,
         claim_names=claims,
+        labels=dict(pod.metadata.labels or {}),
     )
 
 
@@ -554,6 +596,32 @@ def pod_list(*, namespace: str, label_selector: str) -> list[PodInfo]:
         label_selector=label_selector,
     )
     return [_pod_info(p) for p in pods.items]
+
+
+def pod_read(*, namespace: str, name: str) -> PodInfo | None:
+    """GET a pod; None when it does not exist."""
+    try:
+        pod = _call(f"read pod {namespace}/{name}", _core().read_namespaced_pod, name, namespace)
+    except K8sNotFound:
+        return None
+    return _pod_info(pod)
+
+
+def annotations_read(*, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+    """The annotations of a ConfigMap or an Endpoints object; None when it does not exist.
+
+    Used for what other software records there (Patroni's leader key), never for data.
+    """
+    core = _core()
+    fns = {
+        "configmap": core.read_namespaced_config_map,
+        "endpoints": core.read_namespaced_endpoints,
+    }
+    try:
+        obj = _call(f"read {kind} {namespace}/{name}", fns[kind], name, namespace)
+    except K8sNotFound:
+        return None
+    return dict(obj.metadata.annotations or {}) if obj.metadata else {}
 
 
 def pvc_read(*, namespace: str, name: str) -> PvcInfo | None:

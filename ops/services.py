@@ -119,9 +119,19 @@ def _refuse_held(*, actor: Actor, target: Target, job_id: str | None) -> None:
 
 
 def _scale(
-    *, kind: str, actor: Actor, namespace: str, name: str, replicas: int, job_id: str | None
+    *,
+    kind: str,
+    actor: Actor,
+    namespace: str,
+    name: str,
+    replicas: int,
+    job_id: str | None,
+    resource_version: str | None = None,
 ) -> ScaleResult:
-    target = Target(ACTION_SCALE, kind, namespace, name, {"replicas": replicas})
+    body: dict = {"replicas": replicas}
+    if resource_version is not None:  # the caller's precondition is part of what it asked
+        body["preconditions"] = {"resourceVersion": resource_version}
+    target = Target(ACTION_SCALE, kind, namespace, name, body)
     _refuse_invalid(
         actor=actor,
         target=target,
@@ -137,7 +147,13 @@ def _scale(
     with attempt(actor=actor, target=target, job_id=job_id):
         try:
             before = k8s.scale_read(kind=kind, namespace=namespace, name=name)
-            after = k8s.scale_patch(kind=kind, namespace=namespace, name=name, replicas=replicas)
+            after = k8s.scale_patch(
+                kind=kind,
+                namespace=namespace,
+                name=name,
+                replicas=replicas,
+                resource_version=resource_version,
+            )
         except k8s.K8sError as e:
             raise from_k8s(e) from e
     return ScaleResult(
@@ -164,9 +180,19 @@ def deployment_scale(
 
 
 def statefulset_scale(
-    *, actor: Actor, namespace: str, name: str, replicas: int, job_id: str | None = None
+    *,
+    actor: Actor,
+    namespace: str,
+    name: str,
+    replicas: int,
+    job_id: str | None = None,
+    resource_version: str | None = None,
 ) -> ScaleResult:
-    """Set a StatefulSet's replicas; answers the previous and the new count."""
+    """Set a StatefulSet's replicas; answers the previous and the new count.
+
+    With ``resource_version`` (the set's, as the caller read it when it decided) the change
+    is made only if the set has not changed since: 409 otherwise (see :func:`k8s.scale_patch`).
+    """
     return _scale(
         kind=KIND_STATEFULSET,
         actor=actor,
@@ -174,6 +200,7 @@ def statefulset_scale(
         name=name,
         replicas=replicas,
         job_id=job_id,
+        resource_version=resource_version,
     )
 
 

@@ -37,7 +37,7 @@ class FakeTerminal(StringIO):
 
 @DB
 def test_ops_pg_rebuild_prints_the_job_id_and_audits_the_start(demo):
-    out = run("ops_pg_rebuild", "staging", "postgres", "1", "3")
+    out = run("ops_pg_rebuild", "staging", "postgres", "1", "3", "--strategy", "in-place")
 
     job_id = out.strip()
     assert JOB_ID.match(job_id), out
@@ -49,6 +49,9 @@ def test_ops_pg_rebuild_prints_the_job_id_and_audits_the_start(demo):
         "statefulset": "postgres",
         "ordinal": 1,
         "target_replicas": 3,
+        "strategy": "in-place",
+        "allow_outage": False,
+        "allow_scale_down": False,
     }
     assert [s.name for s in job.steps.order_by("step_order")] == STEPS
     (row,) = audit()

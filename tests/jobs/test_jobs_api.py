@@ -24,6 +24,8 @@ pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=T
 
 URL = "/ops/jobs/pg-rebuild"
 GOOD = {"namespace": "prod", "statefulset": "postgres", "ordinal": 0, "target_replicas": 3}
+#: What a job records of GOOD: the body with the defaults of the optional fields.
+GOOD_PARAMS = {**GOOD, "strategy": "scale-to-zero", "allow_outage": False, "allow_scale_down": False}
 JOB_ID = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00_pg-rebuild_[0-9a-f]{8}$")
 UTC_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 STEP_NAMES = [
@@ -117,7 +119,9 @@ def test_a_rebuild_is_accepted_with_five_pending_steps_and_a_queued_tick(api, pg
     assert set(response.json()) == {"job_id"}
     assert JOB_ID.match(job_id)
     job = Job.objects.get(job_id=job_id)
-    assert (job.status, job.actor, job.params) == ("pending", "bootstrap", GOOD)
+    assert (job.status, job.actor, job.params) == ("pending", "bootstrap", GOOD_PARAMS)
+    # What it found when it was accepted, for the guards of its later steps.
+    assert job.result == {"replicas_at_request": 3, "patroni_scopes": []}
     assert job.created_at.isoformat(timespec="seconds") == job_id.split("_")[0]
     steps = list(job.steps.order_by("step_order").values_list("name", "step_order", "status"))
     assert steps == [(name, i, "pending") for i, name in enumerate(STEP_NAMES, start=1)]
@@ -180,12 +184,15 @@ def test_a_job_reads_back_in_the_seed_shape(api, pg_cluster):
         "created_at",
         "finished_at",
         "params",
+        "result",
+        "error",
         "steps",
     }
     assert (body["job_id"], body["type"], body["status"]) == (job_id, "pg-rebuild", "pending")
     assert UTC_Z.match(body["created_at"])
     assert body["finished_at"] is None
-    assert body["params"] == GOOD
+    assert body["params"] == GOOD_PARAMS
+    assert body["error"] is None
     assert [s["name"] for s in body["steps"]] == STEP_NAMES
     assert [s["order"] for s in body["steps"]] == [1, 2, 3, 4, 5]
     assert set(body["steps"][0]) == {
@@ -256,13 +263,13 @@ def test_cancelling_a_job_no_worker_has_claimed_ends_it_at_once_and_frees_its_ta
 
     assert response.status_code == 202, response.content
     body = response.json()
-    assert body["status"] == "failed"
+    assert body["status"] == "cancelled"
+    assert body["error"] is None  # a cancel is not a failure
     assert body["finished_at"] is not None
-    assert [(s["status"], s["detail"]) for s in body["steps"]] == [
-        ("failed", "cancelled before this step started")
-    ] + [("pending", None)] * 4
+    # No step ran: every one stays pending.
+    assert [(s["status"], s["detail"]) for s in body["steps"]] == [("pending", None)] * 5
     job = Job.objects.get(job_id=job_id)
-    assert (job.status, job.lease_owner, job.next_run_at) == ("failed", None, None)
+    assert (job.status, job.lease_owner, job.next_run_at) == ("cancelled", None, None)
     # The target is free again: a new rebuild of the same StatefulSet is accepted.
     assert api.post(URL, GOOD, format="json").status_code == 202
     assert list(pg_cluster.requests.mutations()) == []
@@ -288,7 +295,7 @@ def test_cancelling_a_held_job_waits_for_its_tick_unless_the_lease_has_lapsed(
     job = Job.objects.get(job_id=job_id)
     assert job.cancel_requested
     if ends_now:  # its worker is gone: nobody would ever honour the request
-        assert (job.status, job.lease_owner) == ("failed", None)
+        assert (job.status, job.lease_owner) == ("cancelled", None)
     else:  # the live tick fails the step at its next checkpoint
         assert (job.status, job.lease_owner) == ("running", "worker-host:4242:0badcafe")
         assert set(job.steps.values_list("status", flat=True)) == {"pending"}

@@ -25,6 +25,13 @@ pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=T
 URL = "/ops/jobs/pg-rebuild"
 BODY = {"namespace": "prod", "statefulset": "postgres", "ordinal": 0, "target_replicas": 3}
 STS_SCALE = r"/namespaces/prod/statefulsets/postgres/scale$"
+STEP_NAMES = [
+    "scale_sts_to_zero",
+    "wait_pods_down",
+    "delete_pvc",
+    "scale_sts_to_target",
+    "wait_pods_ready",
+]
 PVC = r"/namespaces/prod/persistentvolumeclaims/"
 
 
@@ -54,13 +61,20 @@ def test_a_rebuild_recreates_the_claims_and_brings_the_pods_back(api, pg_cluster
     job_id = start(api)
     job = drive(job_id)
     assert job.status == JobStatus.SUCCESS, steps(job_id)
-    assert steps(job_id) == [
-        ("scale_sts_to_zero", "success", "scaled to 0 (was 3)"),
-        ("wait_pods_down", "success", "no pods left matching app=postgres"),
-        ("delete_pvc", "success", "deleted data-postgres-0, wal-postgres-0"),
-        ("scale_sts_to_target", "success", "scaled to 3"),
-        ("wait_pods_ready", "success", "3 of 3 pods ready"),
-    ]
+    names_and_statuses = [(name, status) for name, status, _ in steps(job_id)]
+    assert names_and_statuses == [(name, "success") for name in STEP_NAMES]
+    details = [detail for _, _, detail in steps(job_id)]
+    assert details[0] == (
+        "scaled to 0 (was 3); role of postgres-0: unknown (no Patroni, Spilo or "
+        "CloudNativePG signal: rebuilt as a replica)"
+    )
+    assert details[1] == "no pods left matching app=postgres"
+    assert details[2] == (
+        f"deleted data-postgres-0 (uid {before['data-postgres-0']}), "
+        f"wal-postgres-0 (uid {before['wal-postgres-0']})"
+    )
+    assert details[3] == "scaled to 3"
+    assert details[4].startswith("3 of 3 pods ready; postgres-0 uid ")
     for name, uid in before.items():
         assert pvc_uid(pg_cluster, name) not in (None, uid)
     assert pvc_uid(pg_cluster, "data-postgres-1") == untouched
@@ -78,6 +92,19 @@ def test_a_rebuild_recreates_the_claims_and_brings_the_pods_back(api, pg_cluster
         ("delete", "persistentvolumeclaim", "wal-postgres-0", "success"),
         ("scale", "statefulset", "postgres", "success"),
     ]
+    # The evidence: old and new uids of the target's pod and claims, how long it was down.
+    job = Job.objects.get(job_id=job_id)
+    result = job.result
+    assert result["old_claim_uids"] == before
+    new_claims = {name: pvc_uid(pg_cluster, name) for name in before}
+    assert result["new_claim_uids"] == new_claims
+    assert result["old_pod_uid"] != result["new_pod_uid"]
+    assert result["new_pod_uid"] == pg_cluster.get("pods", "prod", "postgres-0")["metadata"]["uid"]
+    assert result["downtime_seconds"] > 0
+    assert job.error is None
+    # Every scale carried the resourceVersion its step had just read.
+    scales = [r for r in rows if r.action == "scale"]
+    assert all(r.request_body["preconditions"]["resourceVersion"] for r in scales)
     assert {(r.actor, r.origin) for r in rows[1:]} == {("bootstrap", "job")}
     sts = pg_cluster.get("statefulsets", "prod", "postgres")
     assert sts["status"]["readyReplicas"] == 3
@@ -256,10 +283,10 @@ def test_a_cancelled_rebuild_stops_before_its_next_action(api, pg_cluster, drive
     job_id = start(api)
     run_tick(job_id, 0)  # scaled down, now waiting for the pods
     assert api.post(f"/ops/jobs/{job_id}/cancel").status_code == 202
-    assert drive(job_id).status == JobStatus.FAILED
+    assert drive(job_id).status == JobStatus.CANCELLED
     assert steps(job_id)[1] == (
         "wait_pods_down",
-        "failed",
+        "cancelled",
         "cancelled before this step finished; StatefulSet prod/postgres left at 0 replicas (was 3)",
     )
     assert mutations(pg_cluster) == [("PATCH", "statefulsets", "postgres")]
@@ -328,13 +355,13 @@ def test_each_claim_delete_is_pinned_to_the_uid_the_step_read(api, pg_cluster, d
 
 
 def test_a_claim_that_appears_after_the_step_found_it_gone_is_not_deleted(api, pg_cluster, drive):
-    # Already scaled down and data-postgres-0 already gone before the job starts.
+    # Accepted, then scaled down and data-postgres-0 deleted by someone before the first tick.
+    job_id = start(api)
     k8s.scale_patch(kind="statefulset", namespace="prod", name="postgres", replicas=0)
     pg_cluster.wait_for(lambda: not pg_cluster.list("pods", "prod", "app=postgres"), timeout=20)
     pg_cluster.delete("persistentvolumeclaims", "prod", "data-postgres-0")
     pg_cluster.wait_for(lambda: pvc_uid(pg_cluster, "data-postgres-0") is None, timeout=20)
     pg_cluster.stuck_finalizer("prod", "wal-postgres-0")
-    job_id = start(api)
     tick_until(job_id, lambda: waiting_in(job_id, "delete_pvc"))
     pg_cluster.apply(RECREATED_CLAIM)
     new_uid = pvc_uid(pg_cluster, "data-postgres-0")
@@ -462,7 +489,7 @@ def test_a_failed_rebuild_whose_set_cannot_be_read_says_what_it_remembers(
 def test_a_rebuild_failed_before_it_changed_anything_says_the_set_is_as_it_was(
     api, pg_cluster, drive
 ):
-    pg_cluster.faults.add(method="PATCH", path=STS_SCALE, status=409, times=10)
+    pg_cluster.faults.add(method="PATCH", path=STS_SCALE, status=403, times=10)
     job_id = start(api)
 
     assert drive(job_id).status == JobStatus.FAILED

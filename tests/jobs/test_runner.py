@@ -190,9 +190,9 @@ def test_a_cancelled_job_stops_before_its_next_step(toy, drive):
     run_tick(job.job_id, 0)
     job_cancel(actor=Actor(name="tester", source_ip="127.0.0.1"), job_id=job.job_id)
     done = drive(job.job_id)
-    assert done.status == JobStatus.FAILED
+    assert (done.status, done.error) == (JobStatus.CANCELLED, None)
     assert steps_of(job.job_id)[1:] == [
-        ("wait", "failed", "cancelled before this step finished"),
+        ("wait", "cancelled", "cancelled before this step finished"),
         ("finish", "pending", None),
     ]
 

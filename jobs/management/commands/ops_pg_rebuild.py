@@ -1,4 +1,5 @@
-"""``manage.py ops_pg_rebuild NAMESPACE STATEFULSET ORDINAL TARGET_REPLICAS [--wait]``.
+"""``manage.py ops_pg_rebuild NAMESPACE STATEFULSET ORDINAL TARGET_REPLICAS [--strategy
+in-place|scale-to-zero] [--allow-outage] [--allow-scale-down] [--wait]``.
 
 Starts the same job as ``POST /ops/jobs/pg-rebuild`` (same rules, same audit row, actor
 ``cli:<OS user>``) and prints its id. The job is run by the django-q2 worker (``make run``
@@ -18,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from jobs.cli import failed_step, progress, steps_table
 from jobs.models import Job, JobStatus, JobStep
 from jobs.services import pg_rebuild_start
+from jobs.types.pg_guards import STRATEGIES, STRATEGY_SCALE_TO_ZERO
 from ops.cli import cli_actor, fmt_duration, int_or_raw, service_errors, shorten
 
 #: After this long with the job still pending and untouched, say that no worker may be running.
@@ -40,8 +42,9 @@ def _quiet_queue(verbosity: int):
 
 class Command(BaseCommand):
     help = (
-        "Rebuild one replica of a PostgreSQL StatefulSet (scale to 0, delete the replica's "
-        "claims, scale back). Prints the job id; --wait follows the steps until the job ends."
+        "Rebuild one replica of a PostgreSQL StatefulSet: give it new, empty claims (in place, "
+        "only that replica down; or the seed's scale to 0 and back). Prints the job id; --wait "
+        "follows the steps until the job ends."
     )
 
     def add_arguments(self, parser):
@@ -50,6 +53,22 @@ class Command(BaseCommand):
         parser.add_argument("ordinal", type=int_or_raw, help="replica to rebuild (>= 0)")
         parser.add_argument(
             "target_replicas", type=int_or_raw, help="replicas to scale back to (> ordinal)"
+        )
+        parser.add_argument(
+            "--strategy",
+            choices=STRATEGIES,
+            default=STRATEGY_SCALE_TO_ZERO,
+            help="in-place: only the replica goes down; scale-to-zero (default): every pod does",
+        )
+        parser.add_argument(
+            "--allow-outage",
+            action="store_true",
+            help="allow scale-to-zero on a set that holds a primary (a full database outage)",
+        )
+        parser.add_argument(
+            "--allow-scale-down",
+            action="store_true",
+            help="allow TARGET_REPLICAS below the set's replicas",
         )
         parser.add_argument(
             "--wait", action="store_true", help="follow the job; exit 0 on success, 1 on failure"
@@ -72,6 +91,9 @@ class Command(BaseCommand):
                 statefulset=options["statefulset"],
                 ordinal=options["ordinal"],
                 target_replicas=options["target_replicas"],
+                strategy=options["strategy"],
+                allow_outage=options["allow_outage"],
+                allow_scale_down=options["allow_scale_down"],
             )
         self.stdout.write(job.job_id)
         if not wait:
