@@ -412,17 +412,23 @@ class Controllers:
                 new["spec"]["finalizers"] = []
                 self._save(R.NAMESPACES, ns, new)
 
-    def _owner_exists(self, namespace: str, ref: dict[str, Any], dependent: dict[str, Any]) -> bool:
-        kind, uid = ref.get("kind"), ref.get("uid")
-        if kind == "StatefulSet":
-            sts = self.store.get("statefulsets", namespace, ref.get("name", ""))
-            return bool(sts) and sts["metadata"]["uid"] == uid
-        if kind == "Deployment":
-            dep = self.store.get("deployments", namespace, ref.get("name", ""))
-            return bool(dep) and dep["metadata"]["uid"] == uid
-        if kind == "ReplicaSet":
-            return self._deployment_of(namespace, ref, dependent) is not None
-        return True  # owners of kinds we do not serve are assumed to exist
+    def _owner_state(self, namespace: str, ref: dict[str, Any], dependent: dict[str, Any]) -> str:
+        """Whether an owner reference's object is "present" (that name with that uid),
+        "absent", or "unknown": of a kind the cluster does not serve.
+
+        The real garbage collector resolves the reference's apiVersion and kind through
+        discovery; for a kind it cannot resolve (a CRD that is not installed, such as
+        CloudNativePG's Cluster here) it logs the error and retries for ever, leaving the
+        dependent alone.
+        """
+        api_version, kind = ref.get("apiVersion") or "", ref.get("kind") or ""
+        if (api_version, kind) == ("apps/v1", "ReplicaSet"):  # not stored: derived
+            return "present" if self._deployment_of(namespace, ref, dependent) else "absent"
+        rt = R.BY_KIND.get((api_version, kind))
+        if rt is None or (rt.namespaced and not namespace):
+            return "unknown"  # (a namespaced owner of a cluster-scoped object is an error)
+        owner = self.store.get(rt.plural, namespace if rt.namespaced else "", ref.get("name", ""))
+        return "present" if owner and owner["metadata"]["uid"] == ref.get("uid") else "absent"
 
     def _deployment_of(
         self, namespace: str, ref: dict[str, Any], dependent: dict[str, Any]
@@ -445,7 +451,9 @@ class Controllers:
     ) -> list[tuple[R.ResourceType, dict[str, Any]]]:
         ns, uid = owner["metadata"].get("namespace", ""), owner["metadata"]["uid"]
         found = []
-        for rt in (R.PODS, R.PVCS):
+        for rt in R.TYPES:
+            if not rt.namespaced:
+                continue
             for obj in self.store.list(rt.plural, ns):
                 for ref in obj["metadata"].get("ownerReferences") or []:
                     if ref.get("uid") == uid or (
@@ -488,15 +496,25 @@ class Controllers:
                     if not new["metadata"]["finalizers"]:
                         del new["metadata"]["finalizers"]
                     self._save(owner_rt, owner, new)
-        # Dependents whose owners are gone.
-        for rt in (R.PODS, R.PVCS):
+        # Dependents whose owners are gone (attemptToDeleteItem): deleted when every owner
+        # is absent; dangling references dropped when another owner is present.
+        for rt in R.TYPES:
             for obj in self.store.list(rt.plural):
                 refs = obj["metadata"].get("ownerReferences") or []
                 if not refs or _terminating(obj):
                     continue
                 ns = obj["metadata"].get("namespace", "")
-                if not any(self._owner_exists(ns, ref, obj) for ref in refs):
+                states = [self._owner_state(ns, ref, obj) for ref in refs]
+                if "absent" not in states or "unknown" in states:
+                    continue
+                if "present" not in states:
                     self._delete(rt, obj)
+                    continue
+                new = clone(obj)
+                new["metadata"]["ownerReferences"] = [
+                    ref for ref, state in zip(refs, states, strict=True) if state == "present"
+                ]
+                self._save(rt, obj, new)
 
     # --- HPA --------------------------------------------------------------------------------
 
