@@ -758,6 +758,7 @@ class Controllers:
         template = clone(spec.get("template") or {})
         tmeta = template.get("metadata") or {}
         claim_volumes = []
+        blocked = False  # a claim could not be created or is being deleted: no pod yet
         retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
         for tpl in spec.get("volumeClaimTemplates") or []:
             tname = tpl["metadata"]["name"]
@@ -786,12 +787,17 @@ class Controllers:
                         }
                     ]
                 if self._create(R.PVCS, ns, pvc) is None:
-                    return
+                    blocked = True
+                    continue
             elif _terminating(existing):
-                # As the real controller: a claim being deleted blocks the pod; retry later.
+                # As createPersistentVolumeClaims: "pvc ... is being deleted" is an error, the
+                # other claims are still created, the pod is not, and the set is retried.
                 log.debug("pvc %s/%s is being deleted; not creating pod %s", ns, claim, pod_name)
-                return
+                blocked = True
+                continue
             claim_volumes.append({"name": tname, "persistentVolumeClaim": {"claimName": claim}})
+        if blocked:
+            return
         labels = dict(tmeta.get("labels") or {})
         labels[REVISION_LABEL] = revision
         labels[POD_NAME_LABEL] = pod_name

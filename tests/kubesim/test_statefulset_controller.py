@@ -6,7 +6,7 @@ resourceVersion order."""
 
 from __future__ import annotations
 
-from kubernetes import watch
+from kubernetes import client, watch
 from kubesim_helpers import pod_ready, statefulset_yaml
 
 
@@ -27,6 +27,38 @@ def _events_until_marker(core, sim, rv: str) -> list[tuple[str, str, dict]]:
             break
         out.append((ev["type"], raw["metadata"]["name"], raw))
     return out
+
+
+def _pod_and_claim_events(core, rv: str) -> list[tuple[int, str, str, dict]]:
+    """Pod and claim events in `default` since `rv` (up to a marker of each), in the order
+    they happened: (resourceVersion, type, kind, object)."""
+    core.create_namespaced_persistent_volume_claim(
+        "default",
+        {
+            "metadata": {"name": "zz-marker"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    events = [
+        (int(raw["metadata"]["resourceVersion"]), etype, "Pod", raw)
+        for etype, _, raw in _events_until_marker(core, None, rv)
+    ]
+    w = watch.Watch()
+    for ev in w.stream(
+        core.list_namespaced_persistent_volume_claim,
+        "default",
+        resource_version=rv,
+        timeout_seconds=10,
+    ):
+        raw = ev["raw_object"]
+        if raw["metadata"]["name"] == "zz-marker":
+            w.stop()
+            break
+        events.append((int(raw["metadata"]["resourceVersion"]), ev["type"], "Claim", raw))
+    return sorted(events, key=lambda e: e[0])
 
 
 def _first(events, predicate) -> int:
@@ -291,3 +323,110 @@ def test_a_template_change_rolls_pods_from_the_highest_ordinal(apps, kubesim, re
         p["spec"]["containers"][0]["image"] for p in kubesim.list("pods", "default", "app=pg")
     ]
     assert images == ["postgres:17", "postgres:17"]
+
+
+def _delete_pinned(core, name: str, uid: str) -> None:
+    core.delete_namespaced_pod(
+        name,
+        "default",
+        body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+    )
+
+
+def test_a_pod_deleted_while_its_claim_is_terminating_waits_for_a_fresh_claim(
+    core, kubesim, ready_statefulset
+):
+    """The rebuild of one member: delete its claim (Terminating: the pod still uses it),
+    then its pod. The controller creates no pod while the claim is Terminating; once the claim
+    is gone it creates a new claim from the template, then the pod on it."""
+    ready_statefulset(replicas=3)
+    others = {n: kubesim.get("pods", "default", n)["metadata"]["uid"] for n in ("pg-0", "pg-2")}
+    old_pod = kubesim.get("pods", "default", "pg-1")["metadata"]["uid"]
+    old_claim = kubesim.get("pvc", "default", "data-pg-1")["metadata"]["uid"]
+    rv = core.list_namespaced_pod("default").metadata.resource_version
+    core.delete_namespaced_persistent_volume_claim("data-pg-1", "default")
+    kubesim.wait_passes(2)
+    assert kubesim.get("pvc", "default", "data-pg-1")["metadata"]["deletionTimestamp"]
+    _delete_pinned(core, "pg-1", old_pod)
+
+    def replaced():
+        pod = kubesim.get("pods", "default", "pg-1")
+        return pod if pod and pod["metadata"]["uid"] != old_pod and pod_ready(pod) else None
+
+    new_pod = kubesim.wait_for(replaced)
+    new_claim = kubesim.get("pvc", "default", "data-pg-1")
+    assert new_claim["metadata"]["uid"] != old_claim
+    assert new_claim["status"]["phase"] == "Bound"
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-pg-1"}} in new_pod["spec"][
+        "volumes"
+    ]
+
+    events = _pod_and_claim_events(core, rv)
+
+    def at(etype: str, kind: str, name: str, uid: str, same: bool = True) -> int:
+        return next(
+            version
+            for version, t, k, raw in events
+            if (t, k, raw["metadata"]["name"]) == (etype, kind, name)
+            and (raw["metadata"]["uid"] == uid) is same
+        )
+
+    pod_gone = at("DELETED", "Pod", "pg-1", old_pod)
+    claim_gone = at("DELETED", "Claim", "data-pg-1", old_claim)
+    claim_created = at("ADDED", "Claim", "data-pg-1", old_claim, same=False)
+    pod_created = at("ADDED", "Pod", "pg-1", old_pod, same=False)
+    assert pod_gone < claim_gone < claim_created < pod_created
+    assert [e[1] for e in events if e[2] == "Pod" and e[3]["metadata"]["name"] == "pg-1"][:2] == [
+        "MODIFIED",
+        "DELETED",
+    ]  # Terminating, then gone: no pod in between
+    # The other members were not touched at all: no event, same pods, still Ready.
+    assert [e for e in events if e[3]["metadata"]["name"] in others] == []
+    for name, uid in others.items():
+        pod = kubesim.get("pods", "default", name)
+        assert pod["metadata"]["uid"] == uid
+        assert pod_ready(pod)
+
+
+def test_no_pod_is_created_for_as_long_as_its_claim_stays_terminating(
+    core, kubesim, ready_statefulset
+):
+    ready_statefulset(replicas=2)
+    old_claim = kubesim.get("pvc", "default", "data-pg-1")["metadata"]["uid"]
+    kubesim.stuck_finalizer("default", "data-pg-1")  # Terminating well after its pod is gone
+    core.delete_namespaced_persistent_volume_claim("data-pg-1", "default")
+    _delete_pinned(core, "pg-1", kubesim.get("pods", "default", "pg-1")["metadata"]["uid"])
+    kubesim.wait_for(lambda: kubesim.get("pods", "default", "pg-1") is None)
+    kubesim.wait_passes(3)
+    assert kubesim.get("pods", "default", "pg-1") is None
+    claim = kubesim.get("pvc", "default", "data-pg-1")
+    assert (claim["metadata"]["uid"], bool(claim["metadata"]["deletionTimestamp"])) == (
+        old_claim,
+        True,
+    )
+    assert kubesim.get("sts", "default", "pg")["status"]["readyReplicas"] == 1
+    kubesim.stuck_finalizer("default", "data-pg-1", stuck=False)
+    kubesim.wait_for(lambda: pod_ready(kubesim.get("pods", "default", "pg-1")))
+    assert kubesim.get("pvc", "default", "data-pg-1")["metadata"]["uid"] != old_claim
+
+
+def test_a_terminating_claim_does_not_keep_the_pods_other_claims_from_being_created(
+    core, kubesim, ready_statefulset
+):
+    ready_statefulset(replicas=1, claims=("data", "wal"))
+    old_wal = kubesim.get("pvc", "default", "wal-pg-0")["metadata"]["uid"]
+    kubesim.stuck_finalizer("default", "data-pg-0")
+    kubesim.controllers.pause()
+    core.delete_namespaced_persistent_volume_claim("data-pg-0", "default")
+    core.delete_namespaced_persistent_volume_claim("wal-pg-0", "default")
+    core.delete_namespaced_pod("pg-0", "default", grace_period_seconds=0)
+    kubesim.controllers.resume()
+    # wal-pg-0 is free (its pod is gone): it goes and comes back from the template, while
+    # data-pg-0 stays Terminating and the pod is still not created.
+    kubesim.wait_for(
+        lambda: (c := kubesim.get("pvc", "default", "wal-pg-0")) and c["metadata"]["uid"] != old_wal
+    )
+    kubesim.wait_passes(2)
+    assert kubesim.get("pods", "default", "pg-0") is None
+    kubesim.stuck_finalizer("default", "data-pg-0", stuck=False)
+    kubesim.wait_for(lambda: pod_ready(kubesim.get("pods", "default", "pg-0")))
