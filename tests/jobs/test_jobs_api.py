@@ -25,7 +25,12 @@ pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=T
 URL = "/ops/jobs/pg-rebuild"
 GOOD = {"namespace": "prod", "statefulset": "postgres", "ordinal": 0, "target_replicas": 3}
 #: What a job records of GOOD: the body with the defaults of the optional fields.
-GOOD_PARAMS = {**GOOD, "strategy": "scale-to-zero", "allow_outage": False, "allow_scale_down": False}
+GOOD_PARAMS = {
+    **GOOD,
+    "strategy": "scale-to-zero",
+    "allow_outage": False,
+    "allow_scale_down": False,
+}
 JOB_ID = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00_pg-rebuild_[0-9a-f]{8}$")
 UTC_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 STEP_NAMES = [
