@@ -1,5 +1,6 @@
 """The cluster's moving parts: StatefulSet, Deployment and HPA controllers, the garbage and
-namespace collectors, the PV binder and PVC-protection controller, a scheduler and a kubelet.
+namespace collectors, the PV binder and PVC-protection controller, a scheduler, a kubelet,
+and (for the clusters that opt in) Patroni's pod labelling (`patroni.py`).
 
 They run in one thread that wakes when the store changes, when a timer is due (readiness,
 termination, HPA interval), when a test or a knob asks for a pass, and otherwise only every
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import patroni
 from . import resources as R
 from .api import FOREGROUND, ORPHAN, PVC_PROTECTION, Api, DeleteOptions, _gone_when_free
 from .errors import ApiError
@@ -315,6 +317,7 @@ class Controllers:
         for pod in self.store.list("pods"):
             self._guarded("scheduler", pod, self._schedule_pod, pod)
         self._guarded("kubelet", None, self._kubelet)
+        self._guarded("patroni", None, patroni.label_pods, self.store, self._save_pod)
         self._forget_versions()
 
     def _guarded(
@@ -356,6 +359,9 @@ class Controllers:
             self.store.remove(rt.plural, meta.get("namespace", ""), meta["name"])
         else:
             self.store.put(rt.plural, new)
+
+    def _save_pod(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        self._save(R.PODS, old, new)
 
     def _save_status(
         self,

@@ -2,7 +2,8 @@
 
 - `kubesim`: a fresh, started KubeSim per test with millisecond delays and only the built-in
   namespaces;
-- `kubesim_demo`: the same with `kubesim/demo.yaml` loaded and all its pods Ready;
+- `kubesim_demo`: the same with `kubesim/demo.yaml` loaded, all its pods Ready and the
+  postgres pods labelled with their Patroni role (postgres-0 primary);
 - `kubesim_client`: a `kubernetes.client.ApiClient` for the `kubesim` fixture's simulator,
   configured from its kubeconfig (never the global default configuration).
 """
@@ -42,6 +43,9 @@ def _all_demo_pods_ready(sim: KubeSim) -> bool:
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in p["status"].get("conditions", [])
         )
+        # ... and the emulated Patroni has labelled its members (kubesim/patroni.py), so no
+        # label write lands after the fixture hands the cluster over.
+        and ("cluster-name" not in p["metadata"]["labels"] or "role" in p["metadata"]["labels"])
         for p in pods
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -13,10 +14,11 @@ from typing import Any, TypeVar
 import yaml
 
 from . import resources as R
-from .api import Api, merge_update
+from .api import Api, DeleteOptions, merge_update
 from .controllers import HOST_IP, NODE_NAME, Controllers, Knobs
 from .errors import ApiError, not_found
 from .faults import Faults
+from .patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from .requestlog import RequestLog
 from .selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
 from .server import KubeHTTPServer, json_body
@@ -26,6 +28,11 @@ from .util import clone, rfc3339
 log = logging.getLogger("kubesim")
 T = TypeVar("T")
 
+PATCH_CONTENT_TYPES = {
+    "strategic": STRATEGIC_MERGE_PATCH,
+    "merge": MERGE_PATCH,
+    "json": JSON_PATCH,
+}
 # Namespaces every cluster has from the start.
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -298,8 +305,6 @@ class KubeSim:
         grace_period_seconds: int | None = None,
     ) -> dict[str, Any]:
         """Delete as a client would (graceful for pods, Terminating for protected PVCs)."""
-        from .api import DeleteOptions
-
         rt = R.resolve(resource)
         return self.api.delete(
             rt,
@@ -307,6 +312,35 @@ class KubeSim:
             name,
             DeleteOptions(grace=grace_period_seconds),
         ).body
+
+    def create(self, resource: str, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create an object as a client's POST does (defaulted, validated, a new
+        resourceVersion); returns a copy of it, raises ApiError where the API would refuse.
+
+        The namespace is `namespace`, else the object's, else `default`.
+        """
+        rt = R.resolve(resource)
+        ns = ""
+        if rt.namespaced:
+            ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
+        return clone(self.api.create(rt, ns, obj, {}).body)
+
+    def patch(
+        self,
+        resource: str,
+        namespace: str | None,
+        name: str,
+        patch: dict[str, Any] | list[Any],
+        patch_type: str = "strategic",
+    ) -> dict[str, Any]:
+        """PATCH an object as a client does: `patch_type` is "strategic" (kubectl's default),
+        "merge" (what kubectl label/annotate send) or "json" (a list of operations). Returns
+        a copy of the result; raises ApiError where the API would refuse."""
+        rt = R.resolve(resource)
+        content_type = PATCH_CONTENT_TYPES[patch_type]
+        body = json.dumps(patch).encode()
+        ns = (namespace or "default") if rt.namespaced else ""
+        return clone(self.api.patch(rt, ns, name, "", content_type, body, {}).body)
 
     def wait_for(
         self, predicate: Callable[[], T], timeout: float = 5.0, message: str | None = None

@@ -11,8 +11,10 @@ def statefulset_yaml(
     replicas: int = 3,
     policy: str = "OrderedReady",
     claims: tuple[str, ...] = ("data",),
+    template_labels: dict[str, str] | None = None,
 ) -> str:
-    """A StatefulSet manifest with one volumeClaimTemplate per name in `claims`."""
+    """A StatefulSet manifest with one volumeClaimTemplate per name in `claims`; the pod
+    template carries `app: <name>` plus `template_labels`."""
     templates = "".join(
         f"""
     - metadata: {{name: {c}}}
@@ -21,6 +23,7 @@ def statefulset_yaml(
         resources: {{requests: {{storage: 1Gi}}}}"""
         for c in claims
     )
+    labels = ", ".join(f"{k}: {v}" for k, v in {"app": name, **(template_labels or {})}.items())
     return f"""
 apiVersion: apps/v1
 kind: StatefulSet
@@ -31,7 +34,7 @@ spec:
   podManagementPolicy: {policy}
   selector: {{matchLabels: {{app: {name}}}}}
   template:
-    metadata: {{labels: {{app: {name}}}}}
+    metadata: {{labels: {{{labels}}}}}
     spec:
       containers: [{{name: db, image: "postgres:16"}}]
   volumeClaimTemplates:{templates if claims else " []"}

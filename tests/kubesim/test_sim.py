@@ -1,5 +1,6 @@
-"""The Python API other tests build on (apply, get, list, wait_for, knobs), the fixtures, and
-the transport: keep-alive connections with TCP_NODELAY on every accepted socket."""
+"""The Python API other tests build on (apply, create, patch, get, list, wait_for, knobs), the
+fixtures, and the transport: keep-alive connections with TCP_NODELAY on every accepted
+socket."""
 
 from __future__ import annotations
 
@@ -181,3 +182,28 @@ def test_changes_timers_and_knobs_drive_the_controllers_without_the_tick():
         sim.pod_never_ready("default", pod, never=False)
         sim.controllers.resume()  # resuming runs a pass too
         sim.wait_for(lambda: pod_ready(sim.get("pods", "default", pod)))
+
+
+def test_create_and_patch_go_through_the_api_like_a_client(kubesim):
+    created = kubesim.create("cm", "default", {"metadata": {"name": "c"}, "data": {"a": "1"}})
+    assert created["metadata"]["uid"]
+    with pytest.raises(ApiError) as exc:
+        kubesim.create("configmaps", None, {"metadata": {"name": "c"}})
+    assert exc.value.code == 409  # the namespace defaults to `default`: it already exists there
+    merged = kubesim.patch("cm", "default", "c", {"data": {"a": None, "b": "2"}}, "merge")
+    assert merged["data"] == {"b": "2"}
+    patched = kubesim.patch(
+        "cm", "default", "c", [{"op": "add", "path": "/data/c", "value": "3"}], "json"
+    )
+    assert patched["data"] == {"b": "2", "c": "3"}
+    strategic = kubesim.patch("cm", "default", "c", {"metadata": {"labels": {"role": "x"}}})
+    assert strategic["metadata"]["labels"] == {"role": "x"}
+    versions = [
+        int(o["metadata"]["resourceVersion"]) for o in (created, merged, patched, strategic)
+    ]
+    assert versions == sorted(set(versions))
+    with pytest.raises(ApiError) as exc:
+        kubesim.patch("cm", "default", "c", {"metadata": {"labels": {"role": "not valid"}}})
+    assert exc.value.code == 422
+    assert kubesim.get("cm", "default", "c")["metadata"]["labels"] == {"role": "x"}
+    assert kubesim.requests.mutations() == []  # not HTTP requests: nothing is logged
