@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernetes import watch
+
 
 def statefulset_yaml(
     name: str = "pg",
@@ -64,3 +66,38 @@ def pod_ready(pod: dict[str, Any] | None) -> bool:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in (pod.get("status") or {}).get("conditions") or []
     )
+
+
+def events_until_marker(core: Any, rv: str, claims: bool = False) -> list[tuple[str, str, dict]]:
+    """Pod (or, with `claims`, PVC) events in `default` since `rv`, as (type, name, object)
+    in resourceVersion order, up to a marker object created now: all that happened before."""
+    if claims:
+        core.create_namespaced_persistent_volume_claim(
+            "default",
+            {
+                "metadata": {"name": "zz-marker"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
+        list_fn = core.list_namespaced_persistent_volume_claim
+    else:
+        core.create_namespaced_pod(
+            "default",
+            {
+                "metadata": {"name": "zz-marker"},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
+        )
+        list_fn = core.list_namespaced_pod
+    out = []
+    w = watch.Watch()
+    for ev in w.stream(list_fn, "default", resource_version=rv, timeout_seconds=10):
+        raw = ev["raw_object"]
+        if raw["metadata"]["name"] == "zz-marker":
+            w.stop()
+            break
+        out.append((ev["type"], raw["metadata"]["name"], raw))
+    return out

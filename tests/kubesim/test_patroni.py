@@ -7,8 +7,7 @@ uses it."""
 from __future__ import annotations
 
 import pytest
-from kubernetes import watch
-from kubesim_helpers import pod_ready
+from kubesim_helpers import events_until_marker, pod_ready
 
 from kubesim import patroni
 
@@ -56,21 +55,10 @@ def test_labels_follow_the_leader_annotation_changed_with_kubectl(kubectl, core,
     members.wait_for(
         lambda: _roles(members) == {"pg-0": "replica", "pg-1": "primary", "pg-2": "replica"}
     )
-    members.create(
-        "pods",
-        "default",
-        {"metadata": {"name": "zz-marker"}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
-    )
-    changes = []
-    w = watch.Watch()
-    for ev in w.stream(
-        core.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=10
-    ):
-        name = ev["object"].metadata.name
-        if name == "zz-marker":
-            w.stop()
-            break
-        changes.append((ev["type"], name, ev["object"].metadata.labels["role"]))
+    changes = [
+        (etype, name, raw["metadata"]["labels"]["role"])
+        for etype, name, raw in events_until_marker(core, rv)
+    ]
     # One write per pod whose role changed, none for pg-2.
     assert sorted(changes) == [("MODIFIED", "pg-0", "replica"), ("MODIFIED", "pg-1", "primary")]
 

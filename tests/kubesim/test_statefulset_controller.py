@@ -6,58 +6,18 @@ resourceVersion order."""
 
 from __future__ import annotations
 
-from kubernetes import client, watch
-from kubesim_helpers import pod_ready, statefulset_yaml
-
-
-def _events_until_marker(core, sim, rv: str) -> list[tuple[str, str, dict]]:
-    """Pod events in `default` since `rv`, up to a marker pod created now."""
-    core.create_namespaced_pod(
-        "default",
-        {"metadata": {"name": "zz-marker"}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
-    )
-    out = []
-    w = watch.Watch()
-    for ev in w.stream(
-        core.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=10
-    ):
-        raw = ev["raw_object"]
-        if raw["metadata"]["name"] == "zz-marker":
-            w.stop()
-            break
-        out.append((ev["type"], raw["metadata"]["name"], raw))
-    return out
+from kubernetes import client
+from kubesim_helpers import events_until_marker, pod_ready, statefulset_yaml
 
 
 def _pod_and_claim_events(core, rv: str) -> list[tuple[int, str, str, dict]]:
-    """Pod and claim events in `default` since `rv` (up to a marker of each), in the order
-    they happened: (resourceVersion, type, kind, object)."""
-    core.create_namespaced_persistent_volume_claim(
-        "default",
-        {
-            "metadata": {"name": "zz-marker"},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
+    """Pod and claim events in `default` since `rv`, in the order they happened:
+    (resourceVersion, type, kind, object)."""
     events = [
-        (int(raw["metadata"]["resourceVersion"]), etype, "Pod", raw)
-        for etype, _, raw in _events_until_marker(core, None, rv)
+        (int(raw["metadata"]["resourceVersion"]), etype, kind, raw)
+        for kind, claims in (("Pod", False), ("Claim", True))
+        for etype, _, raw in events_until_marker(core, rv, claims=claims)
     ]
-    w = watch.Watch()
-    for ev in w.stream(
-        core.list_namespaced_persistent_volume_claim,
-        "default",
-        resource_version=rv,
-        timeout_seconds=10,
-    ):
-        raw = ev["raw_object"]
-        if raw["metadata"]["name"] == "zz-marker":
-            w.stop()
-            break
-        events.append((int(raw["metadata"]["resourceVersion"]), ev["type"], "Claim", raw))
     return sorted(events, key=lambda e: e[0])
 
 
@@ -70,7 +30,7 @@ def test_ordered_ready_creates_each_pod_after_the_previous_is_ready(
 ):
     rv = core.list_namespaced_pod("default").metadata.resource_version
     ready_statefulset(replicas=3)
-    events = _events_until_marker(core, kubesim, rv)
+    events = events_until_marker(core, rv)
     added = [name for etype, name, _ in events if etype == "ADDED"]
     assert added == ["pg-0", "pg-1", "pg-2"]
     for prev, nxt in (("pg-0", "pg-1"), ("pg-1", "pg-2")):
@@ -82,7 +42,7 @@ def test_ordered_ready_creates_each_pod_after_the_previous_is_ready(
 def test_parallel_creates_all_pods_before_any_is_ready(core, kubesim, ready_statefulset):
     rv = core.list_namespaced_pod("default").metadata.resource_version
     ready_statefulset(replicas=3, policy="Parallel")
-    events = _events_until_marker(core, kubesim, rv)
+    events = events_until_marker(core, rv)
     last_added = max(i for i, ev in enumerate(events) if ev[0] == "ADDED")
     first_ready = _first(events, lambda ev: pod_ready(ev[2]))
     assert last_added < first_ready
@@ -116,32 +76,14 @@ def test_pods_carry_identity_labels_owner_and_their_claim(kubesim, ready_statefu
 def test_claims_are_created_before_their_pods(core, kubesim, ready_statefulset):
     rv = core.list_namespaced_pod("default").metadata.resource_version
     ready_statefulset(replicas=1, claims=("data", "wal"))
-    core.create_namespaced_persistent_volume_claim(
-        "default",
-        {
-            "metadata": {"name": "zz-marker"},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
-    claims_added = {}
-    w = watch.Watch()
-    for ev in w.stream(
-        core.list_namespaced_persistent_volume_claim,
-        "default",
-        resource_version=rv,
-        timeout_seconds=10,
-    ):
-        meta = ev["raw_object"]["metadata"]
-        if meta["name"] == "zz-marker":
-            w.stop()
-        elif ev["type"] == "ADDED":
-            claims_added[meta["name"]] = int(meta["resourceVersion"])
+    claims_added = {
+        name: int(raw["metadata"]["resourceVersion"])
+        for etype, name, raw in events_until_marker(core, rv, claims=True)
+        if etype == "ADDED"
+    }
     pod_added = next(
         int(raw["metadata"]["resourceVersion"])
-        for etype, name, raw in _events_until_marker(core, kubesim, rv)
+        for etype, name, raw in events_until_marker(core, rv)
         if etype == "ADDED" and name == "pg-0"
     )
     assert sorted(claims_added) == ["data-pg-0", "wal-pg-0"]
@@ -155,7 +97,7 @@ def test_scale_down_removes_the_highest_ordinal_first_and_waits_for_each(
     rv = core.list_namespaced_pod("default").metadata.resource_version
     apps.patch_namespaced_stateful_set_scale("pg", "default", {"spec": {"replicas": 0}})
     kubesim.wait_for(lambda: not kubesim.list("pods", "default", "app=pg"))
-    events = _events_until_marker(core, kubesim, rv)
+    events = events_until_marker(core, rv)
     deleted = [name for etype, name, _ in events if etype == "DELETED"]
     assert deleted == ["pg-2", "pg-1", "pg-0"]
     for gone, nxt in (("pg-2", "pg-1"), ("pg-1", "pg-0")):
