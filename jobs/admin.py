@@ -88,6 +88,8 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     "status_badge",
                     "progress",
                     "params_json",
+                    "error_text",
+                    "result_json",
                     "actor",
                     "source_ip",
                     "created",
@@ -144,6 +146,21 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="params")
     def params_json(self, job: Job) -> str:
         text = json.dumps(job.params, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html('<pre class="ops-json">{}</pre>', text)
+
+    @admin.display(description="error")
+    def error_text(self, job: Job) -> str:
+        if not job.error:
+            return "-"
+        return format_html(
+            '<code class="ops-error-code">{}</code> {}',
+            job.error.get("code"),
+            job.error.get("detail"),
+        )
+
+    @admin.display(description="result (evidence)")
+    def result_json(self, job: Job) -> str:
+        text = json.dumps(job.result or {}, indent=2, sort_keys=True, ensure_ascii=False)
         return format_html('<pre class="ops-json">{}</pre>', text)
 
     @admin.display(description="audit")

@@ -26,7 +26,18 @@ def job_summary(job: Job) -> list[str]:
         f"created   {fmt_time(job.created_at)} UTC",
         f"finished  {fmt_time(job.finished_at)}{' UTC' if job.finished_at else ''}",
         f"duration  {fmt_duration(job.created_at, job.finished_at)}",
+        *([f"error     {job.error.get('code')}: {job.error.get('detail')}"] if job.error else []),
+        *(f"result    {key}={_result_value(value)}" for key, value in (job.result or {}).items()),
     ]
+
+
+def _result_value(value: object) -> str:
+    """A result entry on one line: uids by claim name as ``name=uid``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}:{v}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return "-" if value is None else str(value)
 
 
 def steps_table(steps: list[JobStep], *, detail_width: int = 70) -> str:

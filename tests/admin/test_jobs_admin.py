@@ -88,3 +88,18 @@ def test_a_superuser_cannot_add_change_or_delete_jobs_or_steps(admin_client, job
     running.refresh_from_db()
     assert running.status == JobStatus.RUNNING
     assert JobStep.objects.filter(job=running).count() == 5
+
+
+def test_the_job_page_shows_the_error_code_and_the_evidence(admin_client, job):
+    failed = job(status=JobStatus.FAILED, steps_done=2, failed_detail="postgres-1 is primary")
+    Job.objects.filter(pk=failed.pk).update(
+        error={"code": "primary_guard", "detail": "postgres-1 is primary (label role=primary)"},
+        result={"old_pod_uid": "uid-old-pod-1", "old_claim_uids": {"data-postgres-1": "uid-c1"}},
+    )
+
+    html = admin_client.get(f"{LIST}{failed.pk}/change/").content.decode()
+
+    assert '<code class="ops-error-code">primary_guard</code>' in html
+    assert "postgres-1 is primary (label role=primary)" in html
+    assert "uid-old-pod-1" in html
+    assert "&quot;data-postgres-1&quot;: &quot;uid-c1&quot;" in html

@@ -53,7 +53,13 @@ def test_ops_pg_rebuild_prints_the_job_id_and_audits_the_start(demo):
         "allow_outage": False,
         "allow_scale_down": False,
     }
-    assert [s.name for s in job.steps.order_by("step_order")] == STEPS
+    assert [s.name for s in job.steps.order_by("step_order")] == [
+        "check_target",
+        "delete_pvc",
+        "delete_pod",
+        "wait_pvc_gone",
+        "wait_pod_ready",
+    ]
     (row,) = audit()
     assert (row.action, row.status, row.job_id, row.actor, row.source_ip) == (
         "pg-rebuild",
@@ -88,9 +94,9 @@ def test_ops_pg_rebuild_refusals_are_clear_audited_and_start_nothing(demo, args,
 
 @DB
 def test_a_second_rebuild_of_a_busy_statefulset_is_a_conflict(demo):
-    run("ops_pg_rebuild", "staging", "postgres", "1", "3")
+    run("ops_pg_rebuild", "staging", "postgres", "1", "3", "--allow-outage")
 
-    error = fails("ops_pg_rebuild", "staging", "postgres", "2", "3")
+    error = fails("ops_pg_rebuild", "staging", "postgres", "2", "3", "--allow-outage")
 
     assert error.returncode == 5
     assert "already being worked on" in str(error)
@@ -98,7 +104,7 @@ def test_a_second_rebuild_of_a_busy_statefulset_is_a_conflict(demo):
 
 @TRANSACTIONAL_DB
 def test_ops_pg_rebuild_without_an_audit_log_says_so_and_starts_nothing(demo, dead_audit_db):
-    error = fails("ops_pg_rebuild", "staging", "postgres", "1", "3")
+    error = fails("ops_pg_rebuild", "staging", "postgres", "1", "3", "--allow-outage")
 
     assert error.returncode == 1
     assert "the operation was not performed" in str(error)
@@ -113,7 +119,17 @@ def test_wait_follows_the_steps_until_success_and_returns_normally(demo):
     before = demo.get("persistentvolumeclaims", "staging", "data-postgres-1")["metadata"]["uid"]
 
     with worker():
-        out = run("ops_pg_rebuild", "staging", "postgres", "1", "3", "--wait", "--interval", "0.05")
+        out = run(
+            "ops_pg_rebuild",
+            "staging",
+            "postgres",
+            "1",
+            "3",
+            "--allow-outage",
+            "--wait",
+            "--interval",
+            "0.05",
+        )
 
     lines = out.splitlines()
     job_id = lines[0]
@@ -135,7 +151,15 @@ def test_wait_exits_non_zero_naming_the_failed_step(demo, fast):
 
     with worker():
         error = fails(
-            "ops_pg_rebuild", "staging", "postgres", "1", "3", "--wait", "--interval", "0.05"
+            "ops_pg_rebuild",
+            "staging",
+            "postgres",
+            "1",
+            "3",
+            "--allow-outage",
+            "--wait",
+            "--interval",
+            "0.05",
         )
 
     assert error.returncode == 1
@@ -154,6 +178,7 @@ def test_wait_redraws_the_steps_in_place_on_a_terminal(demo):
             "postgres",
             "1",
             "3",
+            "--allow-outage",
             "--wait",
             "--interval",
             "0.05",
@@ -175,6 +200,8 @@ def test_wait_gives_up_after_its_timeout_when_no_worker_runs(demo):
         "postgres",
         "1",
         "3",
+        "--strategy",
+        "in-place",
         "--wait",
         "--interval",
         "0.05",
@@ -191,7 +218,15 @@ def test_wait_gives_up_after_its_timeout_when_no_worker_runs(demo):
 def test_ops_job_shows_the_status_the_steps_and_the_audit_rows(demo):
     with worker():
         job_id = run(
-            "ops_pg_rebuild", "staging", "postgres", "1", "3", "--wait", "--interval", "0.05"
+            "ops_pg_rebuild",
+            "staging",
+            "postgres",
+            "1",
+            "3",
+            "--allow-outage",
+            "--wait",
+            "--interval",
+            "0.05",
         ).splitlines()[0]
 
     out = run("ops_job", job_id)
@@ -204,6 +239,13 @@ def test_ops_job_shows_the_status_the_steps_and_the_audit_rows(demo):
     assert all(line.split()[2] == "success" for line in step_lines)
     assert "audit:" in out
     assert "data-postgres-1" in out  # the claim delete its third step wrote
+    job = Job.objects.get(job_id=job_id)
+    # The evidence: the claim uids before and after, the new pod, how long it was down.
+    assert f"result    old_pod_uid={job.result['old_pod_uid']}" in out
+    assert f"result    new_pod_uid={job.result['new_pod_uid']}" in out
+    old_claim = job.result["old_claim_uids"]["data-postgres-1"]
+    assert f"result    old_claim_uids=data-postgres-1:{old_claim}" in out
+    assert "result    downtime_seconds=" in out
 
 
 @DB
@@ -216,8 +258,8 @@ def test_ops_job_of_an_unknown_id_exits_4(demo):
 
 @DB
 def test_ops_jobs_lists_and_filters_by_status_type_namespace_and_limit(demo):
-    first = run("ops_pg_rebuild", "staging", "postgres", "1", "3").strip()
-    second = run("ops_pg_rebuild", "prod", "postgres", "0", "3").strip()
+    first = run("ops_pg_rebuild", "staging", "postgres", "1", "3", "--allow-outage").strip()
+    second = run("ops_pg_rebuild", "prod", "postgres", "1", "3", "--strategy", "in-place").strip()
     Job.objects.filter(job_id=first).update(status=JobStatus.FAILED)
 
     everything = run("ops_jobs")

@@ -46,6 +46,8 @@ EXPECTED_RULES = {
     ("", "pods", "delete"),
     ("", "persistentvolumeclaims", "get"),
     ("", "persistentvolumeclaims", "delete"),
+    ("", "configmaps", "get"),  # Patroni's leader record: pg-rebuild's primary guard
+    ("", "endpoints", "get"),
 }
 
 Doc = dict[str, Any]

@@ -78,15 +78,14 @@ def run_job_to_the_end(job_id: str, limit: int = 2000):
 
 
 def exercise_everything(api) -> None:
-    """Every operation and job type, each asserted to have succeeded."""
-    job = api.post(
-        "/ops/jobs/pg-rebuild",
-        {"namespace": "prod", "statefulset": "postgres", "ordinal": 0, "target_replicas": 3},
-        format="json",
-    )
-    assert job.status_code == 202, job.content
-    finished = run_job_to_the_end(job.json()["job_id"])
-    assert finished.status == "success", [(s.name, s.detail) for s in finished.steps.all()]
+    """Every operation and job type (both rebuild strategies, on the demo's Patroni-labelled
+    set: its leader record is read), each asserted to have succeeded."""
+    rebuild = {"namespace": "prod", "statefulset": "postgres", "ordinal": 1, "target_replicas": 3}
+    for options in ({"strategy": "in-place"}, {"allow_outage": True}):
+        job = api.post("/ops/jobs/pg-rebuild", {**rebuild, **options}, format="json")
+        assert job.status_code == 202, job.content
+        finished = run_job_to_the_end(job.json()["job_id"])
+        assert finished.status == "success", [(s.name, s.detail) for s in finished.steps.all()]
 
     calls = [
         ("post", "/ops/namespaces/prod/deployments/web/scale", {"replicas": 3}),
