@@ -417,12 +417,16 @@ def test_orphan_deletion_leaves_the_pods_without_owner(apps, kubesim):
 def test_deleting_a_namespace_removes_its_contents_then_itself(core, kubesim):
     core.create_namespace({"metadata": {"name": "tmp"}})
     core.create_namespaced_pod("tmp", _pod("p"))
+    # Frozen while the namespace is Terminating: with millisecond delays the namespace
+    # controller could otherwise finish before the next request (a 404, not the 403).
+    kubesim.controllers.pause()
     ns = core.delete_namespace("tmp")  # the client returns the namespace as a dict
     assert ns["status"]["phase"] == "Terminating"
     with pytest.raises(ApiException) as exc:
         core.create_namespaced_pod("tmp", _pod("q"))
     assert exc.value.status == 403
     assert "because it is being terminated" in _status(exc.value)["message"]
+    kubesim.controllers.resume()
     kubesim.wait_for(lambda: kubesim.get("namespaces", None, "tmp") is None)
     assert kubesim.list("pods", "tmp") == []
 
