@@ -9,12 +9,17 @@ kubesim with short delays. Prints:
   kubesim imposed (each replica's termination going down and readiness coming up, in order);
 - API requests per second per waiting job, from kubesim's request log: the requests about a
   job's StatefulSet made while one of its wait steps ran, over the time those steps took, and
-  the most such requests one job made within any one second.
+  the most such requests one job made within any one second;
+- per strategy (``--strategy both``, the default, alternates scale-to-zero and in-place jobs
+  in the same run): the target's downtime as each job recorded it, and the fewest of the
+  *other* replicas that were Ready at any moment of each rebuild (watched at every change of
+  kubesim's store) — in-place should keep them all, scale-to-zero none.
 
 Targets (issue 4): pickup under 1 s at the median; no more than 2 requests/s per waiting job.
 
 Run: ``.venv/bin/python bench/jobs_throughput.py [--jobs 50] [--workers 2] [--replicas 2]
-[--ready-delay 0.2] [--termination-delay 0.2] [--poll 1.0] [--interval 0]``
+[--strategy both|scale-to-zero|in-place] [--ready-delay 0.2] [--termination-delay 0.2]
+[--poll 1.0] [--interval 0]``
 (uses the embedded PostgreSQL
 unless OPS_DB_URL is set; a separate database, dropped afterwards).
 """
@@ -39,7 +44,12 @@ os.environ.setdefault("OPS_LOG_LEVEL", "WARNING")
 
 BENCH_DB = "apiops_jobs_bench"
 KEY = "bench-jobs-key-0123456789abcdef0123"
-WAIT_STEPS = ("wait_pods_down", "delete_pvc", "wait_pods_ready")
+STRATEGIES = ("scale-to-zero", "in-place")
+#: The steps that wait (poll), by strategy; in-place's delete_pvc does not wait.
+WAIT_STEPS = {
+    "scale-to-zero": ("wait_pods_down", "delete_pvc", "wait_pods_ready"),
+    "in-place": ("wait_pvc_gone", "wait_pod_ready"),
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -161,13 +171,16 @@ def requests_while_waiting(sim, jobs) -> list[tuple[str, float, int, int, int]]:
         windows = [
             (s.started_at.timestamp(), s.finished_at.timestamp())
             for s in job.steps.all()
-            if s.name in WAIT_STEPS and s.started_at and s.finished_at
+            if s.name in WAIT_STEPS[job.params.get("strategy", STRATEGIES[0])]
+            and s.started_at
+            and s.finished_at
         ]
 
         def about(record, sts=sts) -> bool:
             return (
                 record.name == sts
                 or record.name.startswith(f"data-{sts}-")
+                or record.name.startswith(f"{sts}-")
                 or record.query.get("labelSelector") == f"app={sts}"
             )
 
@@ -186,11 +199,58 @@ def requests_while_waiting(sim, jobs) -> list[tuple[str, float, int, int, int]]:
     return out
 
 
+class ReadyWatch:
+    """The fewest Ready pods, other than the rebuilt one, each StatefulSet had at any change of
+    the store while its job ran (sampled under the store's lock, at every notification)."""
+
+    def __init__(self, sim, targets: dict[str, str]) -> None:
+        self.sim = sim
+        self.targets = targets  # statefulset -> name of the pod being rebuilt
+        self.lowest: dict[str, int] = {}
+        self.active: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _ready_others(self, sts: str) -> int:
+        ready = 0
+        for pod in self.sim.list("pods", "prod", f"app={sts}"):
+            if pod["metadata"]["name"] == self.targets[sts]:
+                continue
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if "deletionTimestamp" not in pod["metadata"] and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in conditions
+            ):
+                ready += 1
+        return ready
+
+    def _run(self) -> None:
+        with self.sim.store.changed:
+            while not self._stop.is_set():
+                for sts in list(self.active):
+                    seen = self._ready_others(sts)
+                    self.lowest[sts] = min(self.lowest.get(sts, seen), seen)
+                self.sim.store.changed.wait(0.05)
+
+    def start(self) -> ReadyWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument(
+        "--strategy",
+        choices=(*STRATEGIES, "both"),
+        default="both",
+        help="rebuild strategy; both: alternate them in one run, side by side",
+    )
     parser.add_argument("--ready-delay", type=float, default=0.2)
     parser.add_argument("--termination-delay", type=float, default=0.2)
     parser.add_argument("--poll", type=float, default=1.0, help="OPS_JOB_POLL_INTERVAL")
@@ -250,12 +310,19 @@ def main() -> None:
         client = APIClient(SERVER_NAME="127.0.0.1")
         client.credentials(HTTP_X_API_KEY=KEY)
         posted: dict[str, float] = {}
+        ordinal = args.replicas - 1
+        names = [f"pg-{i:02d}" for i in range(args.jobs)]
+        watch = ReadyWatch(sim, {name: f"{name}-{ordinal}" for name in names})
+        watch.active.update(names)
+        watch.start()
         for i in range(args.jobs):
+            strategy = STRATEGIES[i % 2] if args.strategy == "both" else args.strategy
             body = {
                 "namespace": "prod",
-                "statefulset": f"pg-{i:02d}",
-                "ordinal": 0,
+                "statefulset": names[i],
+                "ordinal": ordinal,
                 "target_replicas": args.replicas,
+                "strategy": strategy,
             }
             if args.interval and i:
                 time.sleep(args.interval)
@@ -269,7 +336,10 @@ def main() -> None:
         while Job.objects.filter(status__in=("pending", "running")).exists():
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit("jobs did not finish:\n" + "".join(worker_log[-40:]))
+            for job in Job.objects.exclude(status__in=("pending", "running")).only("params"):
+                watch.active.discard(job.params["statefulset"])
             time.sleep(0.2)
+        watch.stop()
 
         jobs = list(Job.objects.prefetch_related("steps").order_by("created_at"))
         failed = [j.job_id for j in jobs if j.status != "success"]
@@ -318,6 +388,20 @@ def main() -> None:
             f"req/s per waiting job; the most requests any job made in one second: {max(peaks)}"
         )
         print(f"  all API requests: {len(sim.requests)} ({len(sim.requests.mutations())} writes)")
+        for strategy in STRATEGIES:
+            mine = [j for j in jobs if j.params.get("strategy") == strategy]
+            if not mine:
+                continue
+            down = [j.result.get("downtime_seconds") for j in mine]
+            down = [d for d in down if d is not None]
+            lowest = [watch.lowest.get(j.params["statefulset"], -1) for j in mine]
+            print(
+                f"  {strategy}: {len(mine)} rebuilds; target down median "
+                f"{statistics.median(down) if down else float('nan'):.2f} s, max "
+                f"{max(down, default=float('nan')):.2f} s; other replicas Ready (of "
+                f"{args.replicas - 1}), minimum seen per rebuild: lowest {min(lowest)}, "
+                f"median {statistics.median(lowest)}"
+            )
         if os.environ.get("BENCH_WORKER_LOG"):
             Path(os.environ["BENCH_WORKER_LOG"]).write_text("".join(worker_log))
     finally:

@@ -153,12 +153,12 @@ def wait_pod_ready(ctx: StepContext) -> Done | Wait:
     if not pod.ready or pod.terminating:
         return Wait(f"new pod {name} (uid {pod.uid}) not Ready ({pod.phase or 'no phase'})")
     claims = claims_of(ctx, "check_target")
-    stale = [
-        c for c, uid in claim_uids(ctx, claims).items() if uid is None or uid == old_claims.get(c)
-    ]
+    uids = claim_uids(ctx, claims)
+    stale = [c for c, uid in uids.items() if uid is None or uid == old_claims.get(c)]
     if stale:
         return Wait(f"new pod {name} Ready but claims {', '.join(stale)} are not new")
-    return Done(f"new pod Ready: {new_evidence(ctx, claims)}")
+    evidence = new_evidence(ctx, claims, pod=pod, new_claims=uids, job=job)
+    return Done(f"new pod Ready: {evidence}")
 
 
 # --- the job type ----------------------------------------------------------------------------

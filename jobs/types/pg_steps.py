@@ -200,12 +200,23 @@ def claim_uids(ctx: StepContext, names: list[str]) -> dict[str, str | None]:
 # --- scale-to-zero ----------------------------------------------------------------------------
 
 
-def new_evidence(ctx: StepContext, claims: list[str]) -> str:
-    """Record the target's new pod and claim uids and its downtime; say them in a line."""
+def new_evidence(
+    ctx: StepContext,
+    claims: list[str],
+    *,
+    pod: k8s.PodInfo | None = None,
+    new_claims: dict[str, str | None] | None = None,
+    job: dict | None = None,
+) -> str:
+    """Record the target's new pod and claim uids and its downtime; say them in a line.
+
+    What the caller has just read (``pod``, ``new_claims``, the job's ``result``) is used as
+    is, the rest read now.
+    """
     name = target_pod(ctx.params)
-    pod = read_pod(ctx, name)
-    new_claims = claim_uids(ctx, claims)
-    job = ctx.job_result()
+    pod = pod if pod is not None else read_pod(ctx, name)
+    new_claims = new_claims if new_claims is not None else claim_uids(ctx, claims)
+    job = job if job is not None else ctx.job_result()
     down = seconds_since(ctx, job.get("down_since"))
     ctx.record_result(
         new_pod_uid=pod.uid if pod else None, new_claim_uids=new_claims, downtime_seconds=down
