@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobs.models import Job, JobStatus, JobStep
+from jobs.models import STOPPED_STATUSES, Job, JobStatus, JobStep
 from ops.cli import fmt_duration, fmt_time, format_table, shorten
 
 STEP_HEADERS = ["#", "step", "status", "started (UTC)", "finished (UTC)", "took", "detail"]
@@ -65,5 +65,5 @@ def progress(done: int, total: int) -> str:
 
 
 def failed_step(steps: list[JobStep]) -> JobStep | None:
-    """The step that failed the job, if one did."""
-    return next((s for s in steps if s.status == JobStatus.FAILED), None)
+    """The step where the job stopped (failed or cancelled), if it did."""
+    return next((s for s in steps if s.status in STOPPED_STATUSES), None)
