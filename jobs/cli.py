@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobs.models import STOPPED_STATUSES, Job, JobStatus, JobStep
+from jobs.models import STOPPED_STATUSES, Job, JobStep
 from ops.cli import fmt_duration, fmt_time, format_table, shorten
 
 STEP_HEADERS = ["#", "step", "status", "started (UTC)", "finished (UTC)", "took", "detail"]
