@@ -87,6 +87,7 @@ _PVC_SPEC = {
     "volumeMode": STR,
     "resources": {"_": "VolumeResourceRequirements", "requests": SMAP, "limits": SMAP},
 }
+
 # Kinds whose rules live in modules of their own.
 KIND_RULES: dict[str, KindRules] = {**configkinds.RULES}
 
