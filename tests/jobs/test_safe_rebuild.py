@@ -395,6 +395,45 @@ def test_a_target_that_becomes_primary_after_the_check_is_not_touched_in_place(
     assert fingerprint(pg_cluster) == before
 
 
+def test_a_primary_appearing_after_the_request_stops_the_scale_down(api, pg_cluster, drive):
+    before = fingerprint(pg_cluster)
+    job_id = start(api, BODY)
+    # The first step's read of the set (the request's own read came before this rule).
+    done = during_nth_request(
+        pg_cluster,
+        "GET",
+        r"/statefulsets/postgres$",
+        1,
+        lambda: label(pg_cluster, "postgres-0", role="primary"),
+    )
+    job = drive(job_id)
+    done()
+
+    assert (job.status, job.error["code"]) == (JobStatus.FAILED, "primary_in_set")
+    assert steps(job_id)[0][:2] == ("scale_sts_to_zero", "failed")
+    assert destructive(pg_cluster) == []
+    assert fingerprint(pg_cluster) == before
+
+
+def test_a_set_scaled_below_the_ordinal_after_the_check_is_not_touched(api, pg_cluster, drive):
+    job_id = start(api, {**IN_PLACE, "ordinal": 2})
+    claim = uid(pg_cluster, "pvc", "data-postgres-2")
+    done = during_nth_request(
+        pg_cluster,
+        "GET",
+        r"/persistentvolumeclaims/data-postgres-2$",
+        2,
+        lambda: k8s.scale_patch(kind="statefulset", namespace="prod", name="postgres", replicas=2),
+    )
+    job = drive(job_id)
+    done()
+
+    assert (job.status, job.error["code"]) == (JobStatus.FAILED, "no_such_replica")
+    assert "has 2 replicas" in job.error["detail"]
+    assert not [m for m in destructive(pg_cluster) if m[0] == "DELETE"]
+    assert uid(pg_cluster, "pvc", "data-postgres-2") == claim
+
+
 def test_an_operator_taking_the_set_over_after_the_check_stops_the_job(api, pg_cluster, drive):
     job_id = start(api, IN_PLACE)
     owner = {
