@@ -18,7 +18,14 @@ from tests.ops.conftest import DB, audit_log, mutations
 
 pytestmark = DB
 
-REBUILD = {"namespace": "prod", "statefulset": "postgres", "ordinal": 0, "target_replicas": 3}
+# Ordinal 1: a replica of the demo's Patroni-labelled set, rebuilt in place.
+REBUILD = {
+    "namespace": "prod",
+    "statefulset": "postgres",
+    "ordinal": 1,
+    "target_replicas": 3,
+    "strategy": "in-place",
+}
 HELD_OPERATIONS = [
     ("post", "/ops/namespaces/prod/statefulsets/postgres/scale", {"replicas": 5}),
     ("delete", "/ops/namespaces/prod/pods/postgres-1", None),
