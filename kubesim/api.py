@@ -36,7 +36,7 @@ from .errors import (
     stale,
     unsupported_media_type,
 )
-from .patch import APPLY_PATCH, JSON_PATCH, PATCH_TYPES, apply_patch
+from .patch import APPLY_PATCH, JSON_PATCH, PATCH_TYPES, STRATEGIC_MERGE_PATCH, apply_patch
 from .requestinfo import RequestInfo
 from .selectors import (
     FieldReq,
@@ -387,7 +387,8 @@ class Api:
             "apiVersion": rt.api_version,
             "metadata": {"resourceVersion": rv},
             "items": [
-                {k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items
+                o if rt.custom else {k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
+                for o in items
             ],
         }
 
@@ -601,7 +602,7 @@ class Api:
                         )
                     ],
                 )
-        if rt.has_generation and current.get("spec") != new.get("spec"):
+        if rt.has_generation and _spec_of(rt, current) != _spec_of(rt, new):
             new_meta["generation"] = int(cur_meta.get("generation") or 1) + 1
         new = _ordered(new)
         if _same(current, new):
@@ -655,8 +656,9 @@ class Api:
     ) -> Response:
         """PATCH an object or a subresource with any of the accepted patch types."""
         mt = media_type(content_type)
-        if mt not in PATCH_TYPES:
-            raise unsupported_media_type(mt, list(PATCH_TYPES))
+        accepted = [t for t in PATCH_TYPES if not (rt.custom and t == STRATEGIC_MERGE_PATCH)]
+        if mt not in accepted:
+            raise unsupported_media_type(mt, accepted)
         try:
             text = body.decode("utf-8")
             patch_doc = yaml.safe_load(text) if mt == APPLY_PATCH else json.loads(text)
@@ -933,6 +935,14 @@ def _json_error(e: Exception) -> str:
     if isinstance(e, json.JSONDecodeError):
         return f"invalid character at offset {e.pos}: {e.msg}"
     return str(e)
+
+
+def _spec_of(rt: R.ResourceType, obj: dict[str, Any]) -> Any:
+    """What a change of bumps the generation: the spec, or for a custom resource everything
+    but metadata and status (a VolumeSnapshotClass has no spec)."""
+    if rt.custom:
+        return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    return obj.get("spec")
 
 
 def _gone_when_free(rt: R.ResourceType, obj: dict[str, Any]) -> bool:

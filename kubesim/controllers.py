@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import patroni
+from . import patroni, snapshots
 from . import resources as R
 from .api import FOREGROUND, ORPHAN, PVC_PROTECTION, Api, DeleteOptions, _gone_when_free
 from .errors import ApiError
@@ -183,6 +183,7 @@ class Controllers:
         # One line per distinct failure (controller, object, error), newest last; bounded.
         self.errors = ErrorLog(maxlen=error_log_size)
         self._failing: dict[tuple[str, str], str] = {}
+        self.snapshots = snapshots.SnapshotController(store, api, self._save, self._due)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -312,6 +313,7 @@ class Controllers:
             self._guarded("statefulset", sts, self._statefulset, sts)
         for dep in self.store.list("deployments"):
             self._guarded("deployment", dep, self._deployment, dep)
+        self.snapshots.reconcile(self._guarded)
         for pvc in self.store.list("persistentvolumeclaims"):
             self._guarded("persistentvolume", pvc, self._pvc, pvc)
         for pod in self.store.list("pods"):
@@ -1088,7 +1090,8 @@ class Controllers:
                     del new["metadata"]["finalizers"]
                 self._save(R.PVCS, pvc, new)
             return
-        if (pvc.get("status") or {}).get("phase") == "Pending":
+        pending = (pvc.get("status") or {}).get("phase") == "Pending"
+        if pending and self.snapshots.can_provision(pvc):
             new = clone(pvc)
             spec = new.setdefault("spec", {})
             spec.setdefault("volumeName", f"pvc-{meta['uid']}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import configkinds
+from . import configkinds, snapshotkinds
 from . import resources as R
 from .errors import ApiError, bad_request, cause, invalid
 from .selectors import labels_match, selector_from_label_selector
@@ -86,10 +86,18 @@ _PVC_SPEC = {
     "volumeName": STR,
     "volumeMode": STR,
     "resources": {"_": "VolumeResourceRequirements", "requests": SMAP, "limits": SMAP},
+    "dataSource": {"_": "TypedLocalObjectReference", "apiGroup": STR, "kind": STR, "name": STR},
+    "dataSourceRef": {
+        "_": "TypedObjectReference",
+        "apiGroup": STR,
+        "kind": STR,
+        "name": STR,
+        "namespace": STR,
+    },
 }
 
 # Kinds whose rules live in modules of their own.
-KIND_RULES: dict[str, KindRules] = {**configkinds.RULES}
+KIND_RULES: dict[str, KindRules] = {**configkinds.RULES, **snapshotkinds.RULES}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     **{kind: rules.schema for kind, rules in KIND_RULES.items()},
@@ -385,6 +393,7 @@ def apply_defaults(rt: R.ResourceType, obj: dict[str, Any], creating: bool) -> N
     elif rt is R.PVCS:
         spec = obj.setdefault("spec", {})
         _default_pvc_spec(spec)
+        snapshotkinds.pvc_normalize_data_sources(spec)
         if creating:
             spec.setdefault("storageClassName", "standard")
             obj["status"] = {"phase": "Pending"}
@@ -552,7 +561,7 @@ def _validate_pvc_spec(path: str, spec: Any) -> list[dict[str, str]]:
     requests = (spec.get("resources") or {}).get("requests") or {}
     if "storage" not in requests:
         causes.append(req(f"{path}.resources[storage]"))
-    return causes
+    return causes + snapshotkinds.pvc_data_source_causes(path, spec)
 
 
 def _validate_workload(rt: R.ResourceType, obj: dict[str, Any]) -> list[dict[str, str]]:

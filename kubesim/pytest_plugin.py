@@ -30,6 +30,7 @@ FAST = {
     "tick": 0.5,
     "hpa_interval": 0.02,
     "observe_delay": 0.03,
+    "snapshot_delay": 0.05,
 }
 DEMO_PODS = 12  # 3 postgres + 2 web in prod and in staging, 2 coredns
 

@@ -38,6 +38,9 @@ class ResourceType:
     verbs: tuple[str, ...] = tuple(ALL_VERBS)
     subresources: tuple[str, ...] = ("status",)
     has_generation: bool = False
+    # Served from a CustomResourceDefinition: list items keep kind and apiVersion, every
+    # non-metadata change bumps the generation, strategic merge patch is 415.
+    custom: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -148,6 +151,42 @@ HPAS = ResourceType(
     categories=("all",),
     has_generation=False,
 )
+SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
+# The external-snapshotter's CRDs (client/config/crd): v1 is the only served version.
+VOLUMESNAPSHOTS = ResourceType(
+    "volumesnapshots",
+    "volumesnapshot",
+    "VolumeSnapshot",
+    SNAPSHOT_GROUP,
+    "v1",
+    namespaced=True,
+    short_names=("vs",),
+    has_generation=True,
+    custom=True,
+)
+VOLUMESNAPSHOTCLASSES = ResourceType(
+    "volumesnapshotclasses",
+    "volumesnapshotclass",
+    "VolumeSnapshotClass",
+    SNAPSHOT_GROUP,
+    "v1",
+    namespaced=False,
+    short_names=("vsclass", "vsclasses"),
+    subresources=(),
+    has_generation=True,
+    custom=True,
+)
+VOLUMESNAPSHOTCONTENTS = ResourceType(
+    "volumesnapshotcontents",
+    "volumesnapshotcontent",
+    "VolumeSnapshotContent",
+    SNAPSHOT_GROUP,
+    "v1",
+    namespaced=False,
+    short_names=("vsc", "vscs"),
+    has_generation=True,
+    custom=True,
+)
 
 TYPES: tuple[ResourceType, ...] = (
     NAMESPACES,
@@ -159,6 +198,9 @@ TYPES: tuple[ResourceType, ...] = (
     DEPLOYMENTS,
     STATEFULSETS,
     HPAS,
+    VOLUMESNAPSHOTS,
+    VOLUMESNAPSHOTCLASSES,
+    VOLUMESNAPSHOTCONTENTS,
 )
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {
     (t.group, t.version, t.plural): t for t in TYPES
@@ -167,7 +209,11 @@ BY_KIND: dict[tuple[str, str], ResourceType] = {(t.api_version, t.kind): t for t
 BY_PLURAL: dict[str, ResourceType] = {t.plural: t for t in TYPES}
 
 # Groups as /apis lists them: (group, versions, preferred).
-GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (("apps", ("v1",)), ("autoscaling", ("v2",)))
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("apps", ("v1",)),
+    ("autoscaling", ("v2",)),
+    (SNAPSHOT_GROUP, ("v1",)),
+)
 
 
 def lookup(group: str, version: str, plural: str) -> ResourceType | None:

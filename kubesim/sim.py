@@ -22,6 +22,7 @@ from .patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from .requestlog import RequestLog
 from .selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
 from .server import KubeHTTPServer, json_body
+from .snapshots import Restore
 from .store import Store
 from .util import clone, rfc3339
 
@@ -136,6 +137,7 @@ class KubeSim:
         tick: float = 1.0,
         hpa_interval: float = 1.0,
         observe_delay: float = 0.0,
+        snapshot_delay: float = 1.0,
         bookmark_interval: float = 1.0,
         history_size: int = 20000,
         request_log_size: int = 100_000,
@@ -158,6 +160,7 @@ class KubeSim:
         self.controllers = Controllers(
             self.store, self.api, self.knobs, error_log_size=error_log_size
         )
+        self.controllers.snapshots.delay = snapshot_delay
         self.faults = Faults()
         self.requests = RequestLog(request_log_size)
         self.stopping = threading.Event()
@@ -386,9 +389,11 @@ class KubeSim:
         termination_delay: float | None = None,
         tick: float | None = None,
         observe_delay: float | None = None,
+        snapshot_delay: float | None = None,
     ) -> None:
-        """Change how long pods take to become Ready and to terminate, and how long the
-        workload controllers take to notice a spec change."""
+        """Change how long pods take to become Ready and to terminate, how long the
+        workload controllers take to notice a spec change and the CSI driver to cut a
+        snapshot."""
         if ready_delay is not None:
             self.knobs.ready_delay = ready_delay
         if termination_delay is not None:
@@ -397,6 +402,8 @@ class KubeSim:
             self.knobs.tick = tick
         if observe_delay is not None:
             self.knobs.observe_delay = observe_delay
+        if snapshot_delay is not None:
+            self.controllers.snapshots.delay = snapshot_delay
         self.controllers.kick()
 
     def pod_never_ready(self, namespace: str, name: str, never: bool = True) -> None:
@@ -405,6 +412,17 @@ class KubeSim:
             self.knobs.never_ready.add((namespace, name))
         else:
             self.knobs.never_ready.discard((namespace, name))
+        self.controllers.kick()
+
+    def pods_never_ready(self, namespace: str, selector: str, never: bool = True) -> None:
+        """Every pod of `namespace` matching the label `selector` (now or when created) stays
+        Running but not Ready, for pods whose names are not known in advance (a
+        Deployment's); False undoes it. A malformed selector is an ApiError (400)."""
+        if never:
+            reqs = parse_label_selector(selector)
+            self.knobs.never_ready_selectors[(namespace, selector)] = reqs
+        else:
+            self.knobs.never_ready_selectors.pop((namespace, selector), None)
         self.controllers.kick()
 
     def stuck_finalizer(self, namespace: str, name: str, stuck: bool = True) -> None:
@@ -422,6 +440,28 @@ class KubeSim:
         else:
             self.knobs.slow_termination[(namespace, name)] = seconds
         self.controllers.kick()
+
+    def fail_snapshot(
+        self, namespace: str, name: str, message: str | None = None, fail: bool = True
+    ) -> None:
+        """The CSI driver fails to cut that VolumeSnapshot (now or when created): its status
+        gets the error and readyToUse false, as the snapshotter reports a CreateSnapshot
+        error; `fail=False` undoes it and the retried snapshot becomes ready."""
+        failing = self.controllers.snapshots.failing
+        if fail:
+            failing[(namespace, name)] = message or "kubesim: snapshot creation failed"
+        else:
+            failing.pop((namespace, name), None)
+        self.controllers.kick()
+
+    def restored_from(self, namespace: str, claim: str) -> Restore | None:
+        """Where a claim provisioned from a VolumeSnapshot got its data (snapshot, content,
+        snapshotted claim), or None. Not in the API: a real cluster keeps only the claim's
+        `spec.dataSource`, which kubesim keeps too."""
+        pvc = self.get("persistentvolumeclaims", namespace, claim)
+        if pvc is None:
+            return None
+        return self.controllers.snapshots.restores.get(pvc["metadata"]["uid"])
 
     # --- admin endpoint --------------------------------------------------------------------------
 
@@ -488,11 +528,12 @@ class KubeSim:
                 "termination_delay": self.knobs.termination_delay,
                 "tick": self.knobs.tick,
                 "observe_delay": self.knobs.observe_delay,
+                "snapshot_delay": self.controllers.snapshots.delay,
             }
         if (
             method in ("POST", "DELETE")
             and len(parts) == 4
-            and parts[0] in ("pods", "persistentvolumeclaims")
+            and parts[0] in ("pods", "persistentvolumeclaims", "volumesnapshots")
         ):
             _, ns, name, knob = parts
             on = method == "POST"
@@ -500,6 +541,8 @@ class KubeSim:
                 self.pod_never_ready(ns, name, on)
             elif (parts[0], knob) == ("persistentvolumeclaims", "stuck-finalizer"):
                 self.stuck_finalizer(ns, name, on)
+            elif (parts[0], knob) == ("volumesnapshots", "fail"):
+                self.fail_snapshot(ns, name, (data or {}).get("message"), on)
             elif (parts[0], knob) == ("pods", "slow-termination"):
                 self.slow_termination(
                     ns, name, float((data or {}).get("seconds", 0)) if on else None

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import resources as R
 from .selectors import format_label_selector
+from .snapshotkinds import PRINTER_COLUMNS
 from .util import human_duration, parse_rfc3339
 
 Row = list[Any]
@@ -348,6 +349,39 @@ _LAYOUTS: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any]], Row]]
         _hpa_row,
     ),
 }
+
+
+def _printer_cell(obj: dict[str, Any], typ: str, path: tuple[str, ...]) -> Any:
+    """A cell of an additionalPrinterColumn: nil where the path finds nothing, a date as
+    its age (the CRD table convertor's cellForJSONValue)."""
+    value: Any = obj
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+        return None
+    if typ == "date":
+        try:
+            return human_duration(time.time() - parse_rfc3339(value))
+        except (TypeError, ValueError):
+            return None
+    if typ == "string":
+        return value if isinstance(value, str) else str(value)
+    return value
+
+
+def _printer_layout(plural: str) -> tuple[list[dict[str, Any]], Callable[..., Row]]:
+    columns = PRINTER_COLUMNS[plural]
+    defs = [_NAME] + [_col(name, desc, typ=typ) for name, typ, _, desc in columns]
+
+    def row(obj: dict[str, Any]) -> Row:
+        return [obj["metadata"]["name"]] + [
+            _printer_cell(obj, typ, path) for _, typ, path, _ in columns
+        ]
+
+    return defs, row
+
+
+_LAYOUTS.update({plural: _printer_layout(plural) for plural in PRINTER_COLUMNS})
 
 
 def _row_object(obj: dict[str, Any], include: str | None) -> dict[str, Any] | None:
