@@ -19,23 +19,37 @@ import uuid
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from . import requestinfo, tables
-from .api import Response, WatchPlan
+from .api import Api, Response, WatchPlan
 from .errors import ApiError, expired, generic, internal
-from .faults import TOO_MANY_REQUESTS_TEXT, FaultRule
-from .requestlog import RequestRecord
+from .faults import TOO_MANY_REQUESTS_TEXT, FaultRule, Faults
+from .requestlog import RequestLog, RequestRecord
 from .selectors import fields_match, labels_match
-from .store import Event
+from .store import Event, Store
 from .util import dumps
-
-if TYPE_CHECKING:
-    from .sim import KubeSim
 
 log = logging.getLogger("kubesim.server")
 ADMIN_PREFIX = "/_kubesim"
+
+
+class Served(Protocol):
+    """What the HTTP layer serves: the API over its store, the faults to inject, the log
+    to record in, and the admin endpoint. `KubeSim` is one; the server does not import
+    it, since the simulator builds on the server and not the other way round."""
+
+    api: Api
+    store: Store
+    faults: Faults
+    requests: RequestLog
+    stopping: threading.Event
+    bookmark_interval: float
+
+    def admin(
+        self, method: str, sub: str, query: dict[str, list[str]], body: bytes
+    ) -> tuple[int, Any]: ...
 
 
 class KubeHTTPServer(ThreadingHTTPServer):
@@ -45,7 +59,7 @@ class KubeHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], sim: KubeSim) -> None:
+    def __init__(self, address: tuple[str, int], sim: Served) -> None:
         self.sim = sim
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
