@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds before the controllers act on a spec change (status lags meanwhile)",
     )
     parser.add_argument(
+        "--snapshot-delay",
+        type=float,
+        default=1.0,
+        help="seconds the CSI driver takes to cut a VolumeSnapshot",
+    )
+    parser.add_argument(
         "--request-log-size",
         type=int,
         default=100_000,
@@ -70,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             termination_delay=args.termination_delay,
             tick=args.tick,
             observe_delay=args.observe_delay,
+            snapshot_delay=args.snapshot_delay,
             request_log_size=args.request_log_size,
             kubeconfig_path=args.kubeconfig,
             load=args.load,
