@@ -1,6 +1,7 @@
-"""The cluster's moving parts: StatefulSet, Deployment and HPA controllers, the garbage and
-namespace collectors, the PV binder and PVC-protection controller, a scheduler, a kubelet,
-and (for the clusters that opt in) Patroni's pod labelling (`patroni.py`).
+"""The cluster's moving parts: StatefulSet and Deployment controllers (their rollouts in
+`statefulsets.py` and `deployments.py`), the HPA controller, the garbage and namespace
+collectors, the PV binder and PVC-protection controller, a scheduler, a kubelet, and (for the
+clusters that opt in) Patroni's pod labelling (`patroni.py`).
 
 They run in one thread that wakes when the store changes, when a timer is due (readiness,
 termination, HPA interval), when a test or a knob asks for a pass, and otherwise only every
@@ -18,7 +19,6 @@ terminating pods, pvc-protection released only when no scheduled pod references 
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import threading
 import time
@@ -30,19 +30,24 @@ from typing import Any
 from . import patroni, snapshots
 from . import resources as R
 from .api import FOREGROUND, ORPHAN, PVC_PROTECTION, Api, DeleteOptions, _gone_when_free
+from .deployments import DeploymentController, rs_uid
 from .errors import ApiError
+from .podutil import (
+    TEMPLATE_HASH_LABEL,
+    is_ready,
+    obj_key,
+    set_condition,
+    terminating,
+)
+from .selectors import Requirement, labels_match
+from .statefulsets import StatefulSetController
 from .store import Store
-from .util import clone, parse_rfc3339, random_suffix, rfc3339, template_hash
+from .util import clone, rfc3339, template_hash
 
 log = logging.getLogger("kubesim.controllers")
 
 NODE_NAME = "kubesim-node"
 HOST_IP = "10.89.0.2"
-POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
-POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
-REVISION_LABEL = "controller-revision-hash"
-TEMPLATE_HASH_LABEL = "pod-template-hash"
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 
 
 @dataclass
@@ -58,86 +63,11 @@ class Knobs:
     # next request still sees observedGeneration < generation. 0: at the next pass.
     observe_delay: float = 0.0
     never_ready: set[tuple[str, str]] = field(default_factory=set)
+    # (namespace, label selector) -> its parsed requirements: the pods it matches never
+    # become Ready (for pods whose names are not known in advance, a Deployment's).
+    never_ready_selectors: dict[tuple[str, str], list[Requirement]] = field(default_factory=dict)
     stuck_finalizers: set[tuple[str, str]] = field(default_factory=set)
     slow_termination: dict[tuple[str, str], float] = field(default_factory=dict)
-
-
-def _key(obj: dict[str, Any]) -> tuple[str, str]:
-    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
-
-
-def _terminating(obj: dict[str, Any]) -> bool:
-    return bool(obj["metadata"].get("deletionTimestamp"))
-
-
-def _cond(obj: dict[str, Any], ctype: str) -> dict[str, Any] | None:
-    for c in (obj.get("status") or {}).get("conditions") or []:
-        if c.get("type") == ctype:
-            return c
-    return None
-
-
-def is_ready(pod: dict[str, Any]) -> bool:
-    """Running and with condition Ready=True (podutil.IsPodReady plus the phase check)."""
-    c = _cond(pod, "Ready")
-    return (
-        (pod.get("status") or {}).get("phase") == "Running"
-        and bool(c)
-        and c.get("status") == "True"
-    )
-
-
-def _controller_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
-    for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref
-    return None
-
-
-def _set_condition(
-    conditions: list[dict[str, Any]],
-    ctype: str,
-    status: str,
-    reason: str = "",
-    message: str = "",
-    probe: bool = True,
-) -> list[dict[str, Any]]:
-    """Conditions with `ctype` set; lastTransitionTime moves only when the status changes."""
-    out = []
-    found = False
-    for c in conditions:
-        if c.get("type") == ctype:
-            found = True
-            if (
-                c.get("status") == status
-                and c.get("reason", "") == reason
-                and c.get("message", "") == message
-            ):
-                out.append(c)
-                continue
-            new = {"type": ctype, "status": status}
-            if probe:
-                new["lastProbeTime"] = None
-            same = c.get("status") == status
-            new["lastTransitionTime"] = c.get("lastTransitionTime") if same else rfc3339()
-            if reason:
-                new["reason"] = reason
-            if message:
-                new["message"] = message
-            out.append(new)
-        else:
-            out.append(c)
-    if not found:
-        new = {"type": ctype, "status": status}
-        if probe:
-            new["lastProbeTime"] = None
-        new["lastTransitionTime"] = rfc3339()
-        if reason:
-            new["reason"] = reason
-        if message:
-            new["message"] = message
-        out.append(new)
-    return out
 
 
 class ErrorLog(collections.deque[str]):
@@ -149,14 +79,7 @@ class ErrorLog(collections.deque[str]):
         return super().__getitem__(index)
 
 
-@functools.lru_cache(maxsize=4096)
-def rs_uid(deployment_uid: str, pod_hash: str) -> str:
-    """The uid of a Deployment's (unserved) ReplicaSet for one template hash: deterministic,
-    so pods can be traced back to their Deployment without storing ReplicaSets."""
-    return str(uuid.uuid5(uuid.UUID(deployment_uid), pod_hash))
-
-
-class Controllers:
+class Controllers(StatefulSetController, DeploymentController):
     """All controllers, driven by one thread."""
 
     def __init__(self, store: Store, api: Api, knobs: Knobs, error_log_size: int = 1000) -> None:
@@ -169,7 +92,11 @@ class Controllers:
         self._scheduled_at: dict[str, float] = {}
         self._terminate_at: dict[str, float] = {}
         self._hpa_next: dict[str, float] = {}
+        # Deployment uid -> (the template hash it rolls out, its revision number).
         self._deploy_revision: dict[str, tuple[str, int]] = {}
+        # StatefulSet uid -> {revision: template}: its current and update revisions, as
+        # ControllerRevisions keep them (a member below the partition is made from the first).
+        self._sts_templates: dict[str, dict[str, Any]] = {}
         self._hashes: dict[tuple[str, int, int], str] = {}
         # uid -> the workload's versions as the controllers first saw them, oldest first:
         # (generation, when seen, the stored object). See `_view` and Knobs.observe_delay.
@@ -328,7 +255,7 @@ class Controllers:
         """Run one controller step; a failure is recorded once and stops only that step."""
         where = ""
         if obj is not None:
-            ns, name = _key(obj)
+            ns, name = obj_key(obj)
             where = f"{ns}/{name}" if ns else name
         try:
             fn(*args)
@@ -394,7 +321,7 @@ class Controllers:
             return None
 
     def _delete(self, rt: R.ResourceType, obj: dict[str, Any], grace: int | None = None) -> None:
-        if _terminating(obj) and grace is None:
+        if terminating(obj) and grace is None:
             return
         try:
             self.api._delete_locked(rt, obj, DeleteOptions(grace=grace))
@@ -405,7 +332,7 @@ class Controllers:
 
     def _namespaces(self) -> None:
         for ns in self.store.list("namespaces"):
-            if not _terminating(ns):
+            if not terminating(ns):
                 continue
             name = ns["metadata"]["name"]
             remaining = 0
@@ -478,7 +405,7 @@ class Controllers:
         for owner_rt in (R.STATEFULSETS, R.DEPLOYMENTS):
             for owner in self.store.list(owner_rt.plural):
                 fins = owner["metadata"].get("finalizers") or []
-                if not _terminating(owner) or not (FOREGROUND in fins or ORPHAN in fins):
+                if not terminating(owner) or not (FOREGROUND in fins or ORPHAN in fins):
                     continue
                 deps = self._dependents(owner_rt, owner)
                 if ORPHAN in fins:
@@ -509,7 +436,7 @@ class Controllers:
         for rt in R.TYPES:
             for obj in self.store.list(rt.plural):
                 refs = obj["metadata"].get("ownerReferences") or []
-                if not refs or _terminating(obj):
+                if not refs or terminating(obj):
                     continue
                 ns = obj["metadata"].get("namespace", "")
                 states = [self._owner_state(ns, ref, obj) for ref in refs]
@@ -547,7 +474,7 @@ class Controllers:
         conds = list(status.get("conditions") or [])
         if target is None:
             target_res = f"{rt.plural}.{rt.group}" if rt else ref.get("kind", "")
-            conds = _set_condition(
+            conds = set_condition(
                 conds,
                 "AbleToScale",
                 "False",
@@ -563,7 +490,7 @@ class Controllers:
         min_r, max_r = int(spec.get("minReplicas") or 1), int(spec.get("maxReplicas") or 1)
         desired = current
         if current == 0:
-            conds = _set_condition(
+            conds = set_condition(
                 conds,
                 "ScalingActive",
                 "False",
@@ -573,7 +500,7 @@ class Controllers:
             )
         else:
             desired = min(max(current, min_r), max_r)
-            conds = _set_condition(
+            conds = set_condition(
                 conds,
                 "AbleToScale",
                 "True",
@@ -583,7 +510,7 @@ class Controllers:
                 else "recommended size matches current size",
                 probe=False,
             )
-            conds = _set_condition(
+            conds = set_condition(
                 conds,
                 "ScalingActive",
                 "False",
@@ -594,7 +521,7 @@ class Controllers:
                 probe=False,
             )
             limited = desired != current
-            conds = _set_condition(
+            conds = set_condition(
                 conds,
                 "ScalingLimited",
                 "True" if limited else "False",
@@ -626,15 +553,7 @@ class Controllers:
         }
         self._save(R.HPAS, hpa, new)
 
-    # --- StatefulSet ------------------------------------------------------------------------
-
-    @staticmethod
-    def _ordinal(sts_name: str, pod: dict[str, Any]) -> int | None:
-        name = pod["metadata"]["name"]
-        prefix = sts_name + "-"
-        if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
-            return None
-        return int(name[len(prefix) :])
+    # --- workloads: what the controllers know of them ---
 
     def _view(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """The workload as its controller knows it: with the newest spec (and generation)
@@ -681,386 +600,15 @@ class Controllers:
         }
 
     def _forget_versions(self) -> None:
-        """Drop what `_view` remembers of workloads that are gone."""
-        if len(self._versions) < 256:
+        """Drop what `_view` and the workload controllers remember of workloads that are gone."""
+        tables = (self._versions, self._sts_templates, self._deploy_revision)
+        if max(len(t) for t in tables) < 256:
             return
         live = {o["metadata"]["uid"] for o in self.store.list("statefulsets")}
         live |= {o["metadata"]["uid"] for o in self.store.list("deployments")}
-        for uid in [u for u in self._versions if u not in live]:
-            del self._versions[uid]
-
-    def _statefulset(self, current: dict[str, Any]) -> None:
-        if _terminating(current):
-            return
-        sts = self._view(current)
-        if sts is None:
-            return  # the controller has not heard of this StatefulSet yet
-        meta, spec = sts["metadata"], sts.get("spec") or {}
-        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
-        start = int((spec.get("ordinals") or {}).get("start") or 0)
-        monotonic = spec.get("podManagementPolicy", "OrderedReady") != "Parallel"
-        revision = f"{name}-{self._template_hash(sts)}"
-        pods: dict[int, dict[str, Any]] = {}
-        for pod in self.store.list("pods", ns):
-            ref = _controller_ref(pod)
-            if ref and ref.get("uid") == uid:
-                ordinal = self._ordinal(name, pod)
-                if ordinal is not None:
-                    pods[ordinal] = pod
-        wanted = range(start, start + replicas)
-        healthy = True
-        for i in wanted:
-            pod = pods.get(i)
-            if pod is None:
-                self._sts_create_pod(sts, i, revision)
-                healthy = False
-                if monotonic:
-                    break
-                continue
-            phase = (pod.get("status") or {}).get("phase")
-            if phase in ("Failed", "Succeeded") and not _terminating(pod):
-                self._delete(R.PODS, pod)  # replaced once gone, as the real controller does
-                healthy = False
-                if monotonic:
-                    break
-                continue
-            if _terminating(pod) or not is_ready(pod):
-                healthy = False
-                if monotonic:
-                    break
-        condemned = sorted((i for i in pods if i not in wanted), reverse=True)
-        if monotonic:
-            if healthy:
-                for i in condemned:
-                    pod = pods[i]
-                    if not _terminating(pod):
-                        self._delete(R.PODS, pod)
-                    break  # one at a time, highest ordinal first; wait until it is gone
-        else:
-            for i in condemned:
-                self._delete(R.PODS, pods[i])
-        if healthy and not condemned:
-            self._sts_rolling_update(sts, pods, wanted, revision)
-        self._sts_status(sts, revision)
-
-    def _sts_rolling_update(
-        self, sts: dict[str, Any], pods: dict[int, dict[str, Any]], wanted: range, revision: str
-    ) -> None:
-        strategy = (sts.get("spec") or {}).get("updateStrategy") or {}
-        if strategy.get("type") == "OnDelete":
-            return
-        partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
-        for i in sorted(wanted, reverse=True):
-            pod = pods.get(i)
-            if i < partition or pod is None:
-                continue
-            if (pod["metadata"].get("labels") or {}).get(REVISION_LABEL) != revision:
-                self._delete(R.PODS, pod)
-                return  # one pod at a time, from the highest ordinal
-
-    def _sts_create_pod(self, sts: dict[str, Any], ordinal: int, revision: str) -> None:
-        meta, spec = sts["metadata"], sts.get("spec") or {}
-        ns, name = meta["namespace"], meta["name"]
-        pod_name = f"{name}-{ordinal}"
-        template = clone(spec.get("template") or {})
-        tmeta = template.get("metadata") or {}
-        claim_volumes = []
-        blocked = False  # a claim could not be created or is being deleted: no pod yet
-        retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
-        for tpl in spec.get("volumeClaimTemplates") or []:
-            tname = tpl["metadata"]["name"]
-            claim = f"{tname}-{name}-{ordinal}"
-            existing = self.store.get("persistentvolumeclaims", ns, claim)
-            if existing is None:
-                labels = dict((tpl.get("metadata") or {}).get("labels") or {})
-                labels.update((spec.get("selector") or {}).get("matchLabels") or {})
-                pvc: dict[str, Any] = {
-                    "apiVersion": "v1",
-                    "kind": "PersistentVolumeClaim",
-                    "metadata": {"name": claim, "namespace": ns, "labels": labels},
-                    "spec": clone(tpl.get("spec") or {}),
-                }
-                if (tpl.get("metadata") or {}).get("annotations"):
-                    pvc["metadata"]["annotations"] = dict(tpl["metadata"]["annotations"])
-                if retention.get("whenDeleted") == "Delete":
-                    pvc["metadata"]["ownerReferences"] = [
-                        {
-                            "apiVersion": "apps/v1",
-                            "kind": "StatefulSet",
-                            "name": name,
-                            "uid": meta["uid"],
-                            "controller": True,
-                            "blockOwnerDeletion": True,
-                        }
-                    ]
-                if self._create(R.PVCS, ns, pvc) is None:
-                    blocked = True
-                    continue
-            elif _terminating(existing):
-                # As createPersistentVolumeClaims: "pvc ... is being deleted" is an error, the
-                # other claims are still created, the pod is not, and the set is retried.
-                log.debug("pvc %s/%s is being deleted; not creating pod %s", ns, claim, pod_name)
-                blocked = True
-                continue
-            claim_volumes.append({"name": tname, "persistentVolumeClaim": {"claimName": claim}})
-        if blocked:
-            return
-        labels = dict(tmeta.get("labels") or {})
-        labels[REVISION_LABEL] = revision
-        labels[POD_NAME_LABEL] = pod_name
-        labels[POD_INDEX_LABEL] = str(ordinal)
-        pod_spec = template.get("spec") or {}
-        volumes = [
-            v
-            for v in pod_spec.get("volumes") or []
-            if v.get("name") not in {c["name"] for c in claim_volumes}
-        ]
-        pod_spec["volumes"] = claim_volumes + volumes
-        if not pod_spec["volumes"]:
-            del pod_spec["volumes"]
-        pod_spec["hostname"] = pod_name
-        if spec.get("serviceName"):
-            pod_spec["subdomain"] = spec["serviceName"]
-        pod_meta: dict[str, Any] = {
-            "name": pod_name,
-            "generateName": f"{name}-",
-            "namespace": ns,
-            "labels": labels,
-            "ownerReferences": [
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "StatefulSet",
-                    "name": name,
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        }
-        if tmeta.get("annotations"):
-            pod_meta["annotations"] = dict(tmeta["annotations"])
-        self._create(
-            R.PODS, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec}
-        )
-
-    def _sts_status(self, sts: dict[str, Any], revision: str) -> None:
-        meta = sts["metadata"]
-        pods = [
-            p
-            for p in self.store.list("pods", meta["namespace"])
-            if (_controller_ref(p) or {}).get("uid") == meta["uid"]
-        ]
-        old_status = sts.get("status") or {}
-        live = [p for p in pods if not _terminating(p)]
-        replicas = int((sts.get("spec") or {}).get("replicas") or 0)
-        updated_live = [
-            p for p in live if (p["metadata"].get("labels") or {}).get(REVISION_LABEL) == revision
-        ]
-        current_rev = old_status.get("currentRevision") or revision
-        if len(updated_live) == replicas and len(live) == replicas:
-            current_rev = revision
-        ready = sum(1 for p in pods if is_ready(p))
-        status: dict[str, Any] = {
-            "observedGeneration": meta.get("generation", 1),
-            "replicas": len(pods),
-            "readyReplicas": ready,
-            "currentReplicas": sum(
-                1
-                for p in live
-                if (p["metadata"].get("labels") or {}).get(REVISION_LABEL) == current_rev
-            ),
-            "updatedReplicas": len(updated_live),
-            "currentRevision": current_rev,
-            "updateRevision": revision,
-            "collisionCount": 0,
-            "availableReplicas": ready,
-        }
-        for key in ("readyReplicas", "currentReplicas", "updatedReplicas"):  # omitempty in Go
-            if not status[key]:
-                del status[key]
-        if status != old_status:
-            self._save_status(R.STATEFULSETS, sts, status)
-
-    # --- Deployment -------------------------------------------------------------------------
-
-    def _deployment(self, current: dict[str, Any]) -> None:
-        if _terminating(current):
-            return
-        dep = self._view(current)
-        if dep is None:
-            return  # the controller has not heard of this Deployment yet
-        meta, spec = dep["metadata"], dep.get("spec") or {}
-        ns, uid = meta["namespace"], meta["uid"]
-        replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
-        collision = int((dep.get("status") or {}).get("collisionCount") or 0)
-        pod_hash = self._template_hash(dep, collision)
-        pods = [
-            p
-            for p in self.store.list("pods", ns)
-            if (ref := _controller_ref(p))
-            and ref.get("kind") == "ReplicaSet"
-            and self._owned_by(ns, ref, p, uid)
-        ]
-        active = [
-            p
-            for p in pods
-            if not _terminating(p)
-            and (p.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
-        ]
-        new_pods = [
-            p
-            for p in active
-            if (p["metadata"].get("labels") or {}).get(TEMPLATE_HASH_LABEL) == pod_hash
-        ]
-        old_pods = [p for p in active if p not in new_pods]
-        strategy = spec.get("strategy") or {}
-        max_surge, max_unavailable = _rolling_bounds(strategy, replicas)
-        if not spec.get("paused"):
-            if strategy.get("type") == "Recreate" and old_pods:
-                for p in old_pods:
-                    self._delete(R.PODS, p)
-            elif strategy.get("type") == "Recreate" and any(
-                (p["metadata"].get("labels") or {}).get(TEMPLATE_HASH_LABEL) != pod_hash
-                for p in pods
-            ):
-                pass  # wait until the old pods are gone
-            else:
-                room = replicas + (max_surge if old_pods else 0) - len(active)
-                missing = max(0, min(replicas - len(new_pods), room))
-                for _ in range(missing):
-                    self._deploy_create_pod(dep, pod_hash)
-                excess = len(new_pods) - replicas
-                if excess > 0:
-                    for p in _deletion_order(new_pods)[:excess]:
-                        self._delete(R.PODS, p)
-                if old_pods:
-                    available = sum(1 for p in active if is_ready(p))
-                    min_available = replicas - max_unavailable
-                    removable = max(0, available - min_available) + sum(
-                        1 for p in old_pods if not is_ready(p)
-                    )
-                    if removable > 0:
-                        for p in _deletion_order(old_pods)[:removable]:
-                            self._delete(R.PODS, p)
-        self._deploy_status(dep, pod_hash, max_unavailable)
-
-    def _deploy_create_pod(self, dep: dict[str, Any], pod_hash: str) -> None:
-        meta, spec = dep["metadata"], dep.get("spec") or {}
-        template = clone(spec.get("template") or {})
-        tmeta = template.get("metadata") or {}
-        rs_name = f"{meta['name']}-{pod_hash}"
-        labels = dict(tmeta.get("labels") or {})
-        labels[TEMPLATE_HASH_LABEL] = pod_hash
-        pod_meta: dict[str, Any] = {
-            "name": f"{rs_name}-{random_suffix()}",
-            "generateName": f"{rs_name}-",
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "ownerReferences": [
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "ReplicaSet",
-                    "name": rs_name,
-                    "uid": rs_uid(meta["uid"], pod_hash),
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        }
-        if tmeta.get("annotations"):
-            pod_meta["annotations"] = dict(tmeta["annotations"])
-        self._create(
-            R.PODS,
-            meta["namespace"],
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": pod_meta,
-                "spec": template.get("spec") or {},
-            },
-        )
-
-    def _deploy_status(self, dep: dict[str, Any], pod_hash: str, max_unavailable: int) -> None:
-        meta, spec = dep["metadata"], dep.get("spec") or {}
-        ns = meta["namespace"]
-        pods = [
-            p
-            for p in self.store.list("pods", ns)
-            if (ref := _controller_ref(p))
-            and ref.get("kind") == "ReplicaSet"
-            and self._owned_by(ns, ref, p, meta["uid"])
-        ]
-        active = [p for p in pods if not _terminating(p)]
-        replicas = int(spec.get("replicas") or 0)
-        updated = [
-            p
-            for p in active
-            if (p["metadata"].get("labels") or {}).get(TEMPLATE_HASH_LABEL) == pod_hash
-        ]
-        ready = sum(1 for p in active if is_ready(p))
-        old = dep.get("status") or {}
-        conds = clone(old.get("conditions") or [])
-        available_ok = ready >= replicas - max_unavailable
-        conds = _set_condition(
-            conds,
-            "Available",
-            "True" if available_ok else "False",
-            "MinimumReplicasAvailable" if available_ok else "MinimumReplicasUnavailable",
-            "Deployment has minimum availability."
-            if available_ok
-            else "Deployment does not have minimum availability.",
-            probe=False,
-        )
-        complete = len(updated) == replicas and len(active) == replicas and ready == replicas
-        rs_name = f"{meta['name']}-{pod_hash}"
-        conds = _set_condition(
-            conds,
-            "Progressing",
-            "True",
-            "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
-            f'ReplicaSet "{rs_name}" has successfully progressed.'
-            if complete
-            else f'ReplicaSet "{rs_name}" is progressing.',
-            probe=False,
-        )
-        for c in conds:
-            c.setdefault("lastUpdateTime", c["lastTransitionTime"])
-            if c is not None and "lastProbeTime" in c:
-                del c["lastProbeTime"]
-        conds = [_deploy_condition_order(c) for c in conds]
-        status: dict[str, Any] = {
-            "observedGeneration": meta.get("generation", 1),
-            "replicas": len(active),
-            "updatedReplicas": len(updated),
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-            "unavailableReplicas": max(0, replicas - ready),
-            "conditions": sorted(conds, key=lambda c: c["type"] != "Available"),
-        }
-        for key in (
-            "replicas",
-            "updatedReplicas",
-            "readyReplicas",
-            "availableReplicas",
-            "unavailableReplicas",
-        ):
-            if not status[key]:
-                del status[key]
-        uid = meta["uid"]
-        last_hash, revision = self._deploy_revision.get(uid, ("", 0))
-        if last_hash != pod_hash:
-            revision = (
-                max(revision, int((meta.get("annotations") or {}).get(REVISION_ANNOTATION) or 0))
-                + 1
-            )
-            if not last_hash and (meta.get("annotations") or {}).get(REVISION_ANNOTATION):
-                revision -= 1  # first sight after a restart of the controller: keep the number
-            self._deploy_revision[uid] = (pod_hash, revision)
-        if status != old or (meta.get("annotations") or {}).get(REVISION_ANNOTATION) != str(
-            revision
-        ):
-            self._save_status(R.DEPLOYMENTS, dep, status, {REVISION_ANNOTATION: str(revision)})
+        for table in tables:
+            for uid in [u for u in table if u not in live]:
+                del table[uid]
 
     # --- volumes ----------------------------------------------------------------------------
 
@@ -1076,11 +624,11 @@ class Controllers:
     def _pvc(self, pvc: dict[str, Any]) -> None:
         """PVC protection (release the finalizer of a free Terminating claim) and the binder."""
         meta = pvc["metadata"]
-        if _terminating(pvc):
+        if terminating(pvc):
             fins = meta.get("finalizers") or []
             releasable = (
                 PVC_PROTECTION in fins
-                and _key(pvc) not in self.knobs.stuck_finalizers
+                and obj_key(pvc) not in self.knobs.stuck_finalizers
                 and not self._claim_in_use(meta["namespace"], meta["name"])
             )
             if releasable:
@@ -1117,7 +665,7 @@ class Controllers:
             pvc = self.store.get("persistentvolumeclaims", ns, claim)
             if pvc is None:
                 return f'persistentvolumeclaim "{claim}" not found'
-            if _terminating(pvc):
+            if terminating(pvc):
                 return f'persistentvolumeclaim "{claim}" is being deleted'
             if (pvc.get("status") or {}).get("phase") != "Bound":
                 return "pod has unbound immediate PersistentVolumeClaims"
@@ -1125,13 +673,13 @@ class Controllers:
 
     def _schedule_pod(self, pod: dict[str, Any]) -> None:
         spec = pod.get("spec") or {}
-        if spec.get("nodeName") or _terminating(pod):
+        if spec.get("nodeName") or terminating(pod):
             return
         new = clone(pod)
         status = new.setdefault("status", {})
         reason = self._unschedulable_reason(pod)
         if reason:
-            status["conditions"] = _set_condition(
+            status["conditions"] = set_condition(
                 list(status.get("conditions") or []),
                 "PodScheduled",
                 "False",
@@ -1141,7 +689,7 @@ class Controllers:
             )
         else:
             new["spec"]["nodeName"] = NODE_NAME
-            status["conditions"] = _set_condition(
+            status["conditions"] = set_condition(
                 list(status.get("conditions") or []), "PodScheduled", "True"
             )
             self._scheduled_at[pod["metadata"]["uid"]] = time.monotonic()
@@ -1155,7 +703,7 @@ class Controllers:
             live_uids.add(uid)
             if not (pod.get("spec") or {}).get("nodeName"):
                 continue
-            if _terminating(pod):
+            if terminating(pod):
                 self._guarded("kubelet", pod, self._kubelet_terminate, pod, now)
             else:
                 self._guarded("kubelet", pod, self._kubelet_run, pod, now)
@@ -1166,7 +714,7 @@ class Controllers:
     def _kubelet_terminate(self, pod: dict[str, Any], now: float) -> None:
         uid = pod["metadata"]["uid"]
         grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
-        delay = self.knobs.slow_termination.get(_key(pod), self.knobs.termination_delay)
+        delay = self.knobs.slow_termination.get(obj_key(pod), self.knobs.termination_delay)
         due = self._terminate_at.setdefault(uid, now + min(delay, grace))
         if now < due:
             self._due(due)
@@ -1182,7 +730,7 @@ class Controllers:
                 else status.get("phase", "Failed")
             )
             for ctype in ("Ready", "ContainersReady"):
-                status["conditions"] = _set_condition(
+                status["conditions"] = set_condition(
                     list(status.get("conditions") or []), ctype, "False", "PodCompleted"
                 )
             for cs in status.get("containerStatuses") or []:
@@ -1209,7 +757,10 @@ class Controllers:
             return
         run_at = sched + self.knobs.ready_delay / 2
         ready_at = sched + self.knobs.ready_delay
-        want_ready = _key(pod) not in self.knobs.never_ready
+        want_ready = obj_key(pod) not in self.knobs.never_ready and not any(
+            ns == pod["metadata"]["namespace"] and labels_match(reqs, pod["metadata"].get("labels"))
+            for (ns, _), reqs in self.knobs.never_ready_selectors.items()
+        )
         if phase == "Running" and want_ready and is_ready(pod):
             return  # the common steady state: nothing to do, nothing to copy
         new = clone(pod)
@@ -1228,18 +779,18 @@ class Controllers:
             cs["ready"] = ready
         conds = list(nstatus.get("conditions") or [])
         if ready:
-            conds = _set_condition(conds, "ContainersReady", "True")
-            conds = _set_condition(conds, "Ready", "True")
+            conds = set_condition(conds, "ContainersReady", "True")
+            conds = set_condition(conds, "Ready", "True")
         else:
             unready = "[" + " ".join(c.get("name", "") for c in containers) + "]"
-            conds = _set_condition(
+            conds = set_condition(
                 conds,
                 "ContainersReady",
                 "False",
                 "ContainersNotReady",
                 f"containers with unready status: {unready}",
             )
-            conds = _set_condition(
+            conds = set_condition(
                 conds,
                 "Ready",
                 "False",
@@ -1263,8 +814,8 @@ class Controllers:
         status["podIPs"] = [{"ip": ip}]
         status["startTime"] = now_ts
         conds = list(status.get("conditions") or [])
-        conds = _set_condition(conds, "PodReadyToStartContainers", "True")
-        conds = _set_condition(conds, "Initialized", "True")
+        conds = set_condition(conds, "PodReadyToStartContainers", "True")
+        conds = set_condition(conds, "Initialized", "True")
         status["conditions"] = conds
         status["containerStatuses"] = [
             {
@@ -1298,54 +849,6 @@ def _pod_condition_order(conds: list[dict[str, Any]]) -> list[dict[str, Any]]:
             _POD_CONDITION_ORDER.index(c["type"]) if c["type"] in _POD_CONDITION_ORDER else 99
         ),
     )
-
-
-def _deploy_condition_order(c: dict[str, Any]) -> dict[str, Any]:
-    order = ["type", "status", "lastUpdateTime", "lastTransitionTime", "reason", "message"]
-    return {k: c[k] for k in order if k in c}
-
-
-def _resolve(value: Any, total: int, round_up: bool) -> int:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.endswith("%"):
-        pct = int(value[:-1])
-        exact = total * pct / 100
-        return int(-(-exact // 1)) if round_up else int(exact)
-    return int(value or 0)
-
-
-def _rolling_bounds(strategy: dict[str, Any], replicas: int) -> tuple[int, int]:
-    """maxSurge and maxUnavailable as absolute numbers (deploymentutil.ResolveFenceposts)."""
-    if strategy.get("type") == "Recreate":
-        return 0, replicas
-    ru = strategy.get("rollingUpdate") or {}
-    surge = _resolve(ru.get("maxSurge", "25%"), replicas, True)
-    unavailable = _resolve(ru.get("maxUnavailable", "25%"), replicas, False)
-    if surge == 0 and unavailable == 0:
-        unavailable = 1
-    return surge, unavailable
-
-
-def _deletion_order(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Which pods a ReplicaSet removes first (controller.ActivePods ordering)."""
-    rank = {"Pending": 0, "Unknown": 1, "Running": 2}
-
-    def key(p: dict[str, Any]) -> tuple[Any, ...]:
-        return (
-            bool((p.get("spec") or {}).get("nodeName")),
-            rank.get((p.get("status") or {}).get("phase", "Pending"), 1),
-            is_ready(p),
-            # newer pods go first
-            -_created(p),
-        )
-
-    return sorted(pods, key=key)
-
-
-def _created(p: dict[str, Any]) -> float:
-    ts = p["metadata"].get("creationTimestamp")
-    return parse_rfc3339(ts) if ts else 0.0
 
 
 __all__ = ["Controllers", "Knobs", "is_ready"]
