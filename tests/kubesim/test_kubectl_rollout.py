@@ -71,3 +71,67 @@ def test_rollout_status_waits_for_the_spec_update_to_be_observed(kubectl, kubesi
     kubesim.set_delays(observe_delay=0)
     out = kubectl("rollout", "status", "deployment/web", "--timeout=60s").stdout
     assert out.splitlines()[-1] == 'deployment "web" successfully rolled out'
+
+
+def test_rollout_restart_then_status_replaces_every_statefulset_pod_on_its_claims(
+    kubectl, kubesim, ready_statefulset
+):
+    ready_statefulset(replicas=3)
+    old = {p["metadata"]["uid"] for p in kubesim.list("pods", "default", "app=pg")}
+    claims = {c["metadata"]["uid"] for c in kubesim.list("pvc", "default")}
+    assert kubectl("rollout", "restart", "statefulset/pg").stdout.strip() == (
+        "statefulset.apps/pg restarted"
+    )
+    out = kubectl("rollout", "status", "statefulset/pg", "--timeout=60s").stdout
+    assert out.splitlines()[-1] == "partitioned roll out complete: 3 new pods have been updated..."
+    pods = kubesim.list("pods", "default", "app=pg")
+    assert [p["metadata"]["name"] for p in pods] == ["pg-0", "pg-1", "pg-2"]
+    assert not {p["metadata"]["uid"] for p in pods} & old
+    assert {c["metadata"]["uid"] for c in kubesim.list("pvc", "default")} == claims
+
+
+def test_statefulset_rollout_status_waits_while_a_replacement_is_not_ready(
+    kubectl, kubesim, ready_statefulset
+):
+    ready_statefulset(replicas=3)
+    kubesim.pods_never_ready("default", "track=broken")
+    kubectl(
+        "patch", "sts/pg", "-p", '{"spec":{"template":{"metadata":{"labels":{"track":"broken"}}}}}'
+    )
+    proc = kubectl("rollout", "status", "statefulset/pg", "--timeout=2s", check=False)
+    assert proc.returncode == 1
+    assert "Waiting for 1 pods to be ready..." in proc.stdout
+    assert "timed out waiting for the condition" in proc.stderr
+    kubesim.pods_never_ready("default", "track=broken", never=False)
+    out = kubectl("rollout", "status", "statefulset/pg", "--timeout=60s").stdout
+    assert out.splitlines()[-1] == "partitioned roll out complete: 3 new pods have been updated..."
+
+
+def test_statefulset_rollout_status_reports_a_partitioned_rollout_done(
+    kubectl, kubesim, ready_statefulset
+):
+    ready_statefulset(replicas=3)
+    kubectl(
+        "patch", "sts/pg", "-p", '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":1}}}}'
+    )
+    kubectl("rollout", "restart", "statefulset/pg")
+    out = kubectl("rollout", "status", "statefulset/pg", "--timeout=60s").stdout
+    assert out.splitlines()[-1] == "partitioned roll out complete: 2 new pods have been updated..."
+    sts = kubesim.get("sts", "default", "pg")
+    assert sts["status"]["currentRevision"] != sts["status"]["updateRevision"]
+    pg0 = kubesim.get("pods", "default", "pg-0")
+    assert pg0["metadata"]["labels"]["controller-revision-hash"] == sts["status"]["currentRevision"]
+
+
+def test_statefulset_rollout_status_refuses_on_delete(kubectl, kubesim, ready_statefulset):
+    ready_statefulset(replicas=1)
+    kubectl(
+        "patch",
+        "sts/pg",
+        "--type=merge",
+        "-p",
+        '{"spec":{"updateStrategy":{"type":"OnDelete","rollingUpdate":null}}}',
+    )
+    proc = kubectl("rollout", "status", "statefulset/pg", "--timeout=5s", check=False)
+    assert proc.returncode == 1
+    assert "rollout status is only available for RollingUpdate strategy type" in proc.stderr
