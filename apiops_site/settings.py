@@ -150,7 +150,7 @@ APIOPS = {
     # one tick may poll before handing the worker back (0: one check per tick), how often the
     # pump rescues stranded jobs, and how many interruptions a step survives.
     "JOB_WAIT_TIMEOUT": _env_float("OPS_JOB_WAIT_TIMEOUT", 600.0, minimum=1.0),
-    "JOB_LEASE_SECONDS": _env_float("OPS_JOB_LEASE_SECONDS", 30.0, minimum=1.0),
+    "JOB_LEASE_SECONDS": _env_float("OPS_JOB_LEASE_SECONDS", 10.0, minimum=1.0),
     "JOB_POLL_INTERVAL": _env_float("OPS_JOB_POLL_INTERVAL", 1.0, minimum=0.5),
     "JOB_TICK_BUDGET": _env_float("OPS_JOB_TICK_BUDGET", 0.0),
     "JOB_PUMP_INTERVAL": _env_float("OPS_JOB_PUMP_INTERVAL", 5.0, minimum=0.5),
@@ -180,6 +180,10 @@ Q_CLUSTER = {
     "poll": _env_float("OPS_Q_POLL", 0.2, minimum=0.05),
     "save_limit": 1000,
     "label": "Task queue",
+    # Workers are never recycled (never 2**62 tasks): jobs.worker replaces the whole cluster as
+    # soon as one of its processes leaves it, because a killed one can leave a queue lock held
+    # (django-q2 #23), so a recycled worker would restart the cluster every `recycle` tasks.
+    "recycle": 2**62,
 }
 if Q_CLUSTER["timeout"] >= Q_CLUSTER["retry"]:
     raise ImproperlyConfigured("OPS_Q_TIMEOUT must be under OPS_Q_RETRY: tasks would run twice")

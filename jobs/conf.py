@@ -15,7 +15,9 @@ class JobSettings:
 
     #: How long a wait step may take from its first entry before it fails (seconds).
     wait_timeout: float
-    #: How long a claimed job stays ours without a heartbeat (seconds).
+    #: How long a claimed job stays ours without a heartbeat (seconds). A tick heartbeats every
+    #: third of it; a killed worker's job is taken over once it lapses, so it bounds recovery
+    #: (10 s: a job resumes within about 15 s of a SIGKILL, with the 5 s pump).
     lease_seconds: float
     #: Pause between two checks of a waiting step; 0.5 s keeps a wait at <= 2 requests/s.
     poll_interval: float
@@ -34,7 +36,7 @@ class JobSettings:
 
 DEFAULTS = {
     "JOB_WAIT_TIMEOUT": 600.0,
-    "JOB_LEASE_SECONDS": 30.0,
+    "JOB_LEASE_SECONDS": 10.0,
     "JOB_POLL_INTERVAL": 1.0,
     "JOB_TICK_BUDGET": 0.0,
     "JOB_PUMP_INTERVAL": 5.0,

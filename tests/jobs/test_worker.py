@@ -110,50 +110,74 @@ class Cluster:
             time.sleep(0.05)
 
 
-@pytest.fixture
-def qcluster(pg_cluster, tmp_path) -> Iterator[Cluster]:
-    """``manage.py qcluster`` with two workers, short leases and a fast pump."""
-    env = {
+#: The worker's environment for these tests: short leases, polls and pump interval.
+FAST = {
+    "OPS_JOB_LEASE_SECONDS": "2",
+    "OPS_JOB_POLL_INTERVAL": "0.5",
+    "OPS_JOB_PUMP_INTERVAL": "1",
+    "OPS_JOB_WAIT_TIMEOUT": "60",
+    "OPS_Q_WORKERS": "2",
+    "OPS_Q_POLL": "0.05",
+    "OPS_K8S_BACKOFF": "0.01",
+    "OPS_K8S_RETRY_MAX_WAIT": "0.1",
+}
+SUPERVISED = ("-m", "jobs.worker")  # as make run and the k8s worker start it
+BARE = ("manage.py", "qcluster")  # django-q2 alone
+
+
+@contextlib.contextmanager
+def running_cluster(
+    kubeconfig: str,
+    log: Path,
+    *,
+    argv: tuple[str, ...] = SUPERVISED,
+    env: dict[str, str] | None = None,
+    stop_timeout: float = 20.0,
+) -> Iterator[Cluster]:
+    """A qcluster on the test database, stopped as a supervisor stops a service: SIGTERM to its
+    process group, which must end it within ``stop_timeout`` (whatever is left is killed)."""
+    full_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "apiops_site.settings",
         "OPS_DB_URL": child_db_url(),
-        "OPS_KUBECONFIG": pg_cluster.kubeconfig_path,
+        "OPS_KUBECONFIG": kubeconfig,
         "OPS_ALLOWED_NAMESPACES": "prod,staging",
-        "OPS_JOB_LEASE_SECONDS": "2",
-        "OPS_JOB_POLL_INTERVAL": "0.5",
-        "OPS_JOB_PUMP_INTERVAL": "1",
-        "OPS_JOB_WAIT_TIMEOUT": "60",
-        "OPS_Q_WORKERS": "2",
-        "OPS_Q_POLL": "0.05",
-        "OPS_K8S_BACKOFF": "0.01",
-        "OPS_K8S_RETRY_MAX_WAIT": "0.1",
+        **(FAST if env is None else env),
     }
-    log = tmp_path / "qcluster.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jobs.worker"],
+            [sys.executable, *argv],
             cwd=settings.BASE_DIR,
-            env=env,
+            env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     cluster = Cluster(proc, log)
+    everything: set[int] = set()
     try:
         cluster.wait_for_output("running.")
+        everything = descendants(proc.pid)
         yield cluster
     finally:
-        everything = descendants(proc.pid) | {proc.pid}
+        everything |= descendants(proc.pid) | {proc.pid}
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)  # as a supervisor stops a service
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=stop_timeout)
         finally:
-            for pid in everything:  # whatever is left, if the stop failed
+            for pid in everything | descendants(proc.pid):  # whatever is left
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture
+def qcluster(pg_cluster, tmp_path) -> Iterator[Cluster]:
+    """``python -m jobs.worker`` with two workers, short leases and a fast pump."""
+    with running_cluster(pg_cluster.kubeconfig_path, tmp_path / "qcluster.log") as cluster:
+        yield cluster
 
 
 def wait_until(predicate, timeout: float, what: str, cluster: Cluster):
