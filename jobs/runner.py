@@ -36,8 +36,9 @@ from django.db.models.functions import Now
 
 from jobs.conf import JobSettings, job_settings
 from jobs.models import ACTIVE_STATUSES, STOPPED_STATUSES, Job, JobStatus, JobStep
-from jobs.registry import Done, Wait, get_job_type
+from jobs.registry import get_job_type
 from jobs.selectors import acting_key_refusal
+from jobs.steps import Done, Wait
 from ops import audit
 from ops.actors import ORIGIN_API, ORIGIN_CLI
 
@@ -138,8 +139,9 @@ RETURNING cancel_requested
 """
 
 
-class StepContext:
-    """What a step function sees: the job's parameters, who it acts for, its own saved state.
+class TickContext:
+    """The :class:`jobs.steps.StepContext` a tick gives its step: the job's parameters, who it
+    acts for, its own saved state, and the engine's services (checkpoint, evidence...).
 
     ``actor``, ``source_ip`` and ``actor_namespaces`` are those of whoever the job acts for
     now: the requester, or the last one who retried it.
@@ -315,7 +317,7 @@ def _drive(job_id: str, owner: str, cfg: JobSettings) -> str:
         entered = _enter_next_step(job_id, owner, cfg, done)
         if isinstance(entered, str):
             return entered
-        ctx = StepContext(job=entered.job, step=entered.step, owner=owner, cfg=cfg)
+        ctx = TickContext(job=entered.job, step=entered.step, owner=owner, cfg=cfg)
         outcome = _run_step(ctx, entered, cfg, started)
         if isinstance(outcome, str):
             return outcome
@@ -388,7 +390,7 @@ def _enter_next_step(
 
 
 def _run_step(
-    ctx: StepContext, entered: _Entered, cfg: JobSettings, started: float
+    ctx: TickContext, entered: _Entered, cfg: JobSettings, started: float
 ) -> _StepDone | str:
     """Run one step until it is done (returned, to be recorded with the next entry), or has
     failed or been handed on (returns the tick's outcome)."""
@@ -454,7 +456,7 @@ def error_code(exc: BaseException) -> str:
 
 
 def _fail(
-    ctx: StepContext,
+    ctx: TickContext,
     step: JobStep,
     detail: str,
     *,
@@ -576,7 +578,7 @@ def cancel_if_unclaimed(job: Job) -> bool:
     return True
 
 
-def _hand_on(ctx: StepContext, entered: _Entered, detail: str, cfg: JobSettings) -> None:
+def _hand_on(ctx: TickContext, entered: _Entered, detail: str, cfg: JobSettings) -> None:
     """Release the lease, note what we wait for, and wake the job again after a pause."""
     from jobs.dispatch import enqueue_tick_on_commit
 

@@ -64,6 +64,15 @@ def pump_status(using: str = "default") -> PumpStatus:
     return PumpStatus(last_run_at, max(0.0, (db_now - last_run_at).total_seconds()))
 
 
+def pump_info() -> dict:
+    """``/health/ready``'s ``info.jobs_pump``: when the pump last ran and how long ago
+    (information for operators, never a reason to be unready; the worker's own liveness
+    probe acts on it). Raises django.db.Error when the database cannot be read."""
+    pump = pump_status()
+    age = None if pump.age_seconds is None else round(pump.age_seconds, 1)
+    return {"last_run_at": pump.last_run_at, "age_seconds": age}
+
+
 def acting_key_refusal(name: str | None, origin: str | None) -> str | None:
     """Why a job may no longer act for ``name`` (its API key revoked, expired or gone), or None.
 

@@ -2,69 +2,11 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.inputs import input_schema
 from jobs.models import Job, JobStep
-from jobs.types.pg_guards import STRATEGIES
-from ops.serializers import StrictSerializer
-
-
-class _AsSent(serializers.Field):
-    """Passes a JSON value through untouched: the service checks it with the one set of rules
-    (so a string "3" or a bool is refused there, not coerced here)."""
-
-    def to_internal_value(self, data):
-        return data
-
-    def to_representation(self, value):
-        return value
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class _Name(_AsSent):
-    pass
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class _Int(_AsSent):
-    pass
-
-
-@extend_schema_field(OpenApiTypes.BOOL)
-class _Bool(_AsSent):
-    pass
-
-
-@extend_schema_field({"type": "string", "enum": list(STRATEGIES)})
-class _Strategy(_AsSent):
-    pass
-
-
-class PgRebuildSerializer(StrictSerializer):
-    """Body of ``POST /ops/jobs/pg-rebuild``."""
-
-    namespace = _Name(help_text="Namespace of the StatefulSet (DNS-1123 label).")
-    statefulset = _Name(help_text="Name of the StatefulSet (DNS-1123 subdomain).")
-    ordinal = _Int(help_text="Replica to rebuild (>= 0): pod <statefulset>-<ordinal>.")
-    target_replicas = _Int(help_text="Replicas to scale back to (>= 1, > ordinal).")
-    strategy = _Strategy(
-        required=False,
-        help_text=(
-            "scale-to-zero (default: every pod goes down, the claims are deleted, the set "
-            "scales back) or in-place (only the target replica goes down; the set keeps its "
-            "replicas, so target_replicas must equal them)."
-        ),
-    )
-    allow_outage = _Bool(
-        required=False,
-        help_text="Allow scale-to-zero on a set that holds a primary (a full database outage).",
-    )
-    allow_scale_down = _Bool(
-        required=False,
-        help_text="Allow target_replicas below the set's replicas when the job is accepted.",
-    )
+from jobs.registry import JobType
 
 
 class JobCreatedSerializer(serializers.Serializer):
@@ -113,3 +55,33 @@ class JobSerializer(serializers.ModelSerializer):
             "steps",
         ]
         read_only_fields = fields
+
+
+class JobTypeSerializer(serializers.Serializer):
+    """One job type: its name, what it does, its steps (by plan) and its input's JSON Schema."""
+
+    type = serializers.CharField()
+    description = serializers.CharField()
+    target_kind = serializers.CharField()
+    steps = serializers.ListField(child=serializers.CharField())
+    plans = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    input = serializers.JSONField()
+
+
+class JobTypesSerializer(serializers.Serializer):
+    """Answer of ``GET /ops/jobs/types``."""
+
+    types = JobTypeSerializer(many=True)
+
+
+def describe_job_type(kind: JobType) -> dict:
+    """The ``GET /ops/jobs/types`` entry of a type (``steps``: its default plan's)."""
+    plans = kind.plan_names()
+    return {
+        "type": kind.name,
+        "description": kind.description,
+        "target_kind": kind.target_kind,
+        "steps": [s.name for s in kind.steps],
+        "plans": plans if kind.plans is not None else {},
+        "input": input_schema(kind.input) if kind.input is not None else {"type": "object"},
+    }

@@ -10,26 +10,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs.dispatch import enqueue_tick_on_commit
 from jobs.models import ACTIVE_STATUSES, STOPPED_STATUSES, Job, JobStatus, JobStep, make_job_id
-from jobs.registry import UnknownJobType, get_job_type
+from jobs.registry import JobType, UnknownJobType, get_job_type, job_type_names
 from jobs.runner import cancel_if_unclaimed
 from jobs.selectors import jobs_visible_to
-from jobs.types.pg_guards import STRATEGIES, STRATEGY_SCALE_TO_ZERO
 from ops import policy
 from ops.actors import Actor
 from ops.audit import Target, attempt, record, record_error
 from ops.errors import InvalidInput, NamespaceDenied, OpsError
 from ops.models import OpsLogStatus
-from ops.validation import name_problem, namespace_problem
 
 ONE_ACTIVE_PER_TARGET = "ops_job_one_active_per_target"
-PG_REBUILD = "pg-rebuild"
-KIND_STATEFULSET = "statefulset"
 KIND_JOB = "job"
 ACTION_CANCEL = "cancel"
 ACTION_RETRY = "retry"
@@ -58,6 +53,7 @@ def job_start(
     params: dict,
     target_namespace: str,
     target_name: str,
+    target_kind: str | None = None,
     job_id: str | None = None,
     created_at: datetime | None = None,
     result: dict | None = None,
@@ -70,6 +66,7 @@ def job_start(
     partial unique index's, not a prior SELECT: two concurrent requests cannot both pass it.
     """
     kind = get_job_type(job_type)
+    target_kind = target_kind or kind.target_kind
     created_at = created_at or timezone.now()
     try:
         with transaction.atomic():
@@ -83,7 +80,7 @@ def job_start(
                 source_ip=actor.source_ip,
                 actor_namespaces=list(actor.namespaces) if actor.namespaces else None,
                 **_acting_fields(actor),
-                target_kind=kind.target_kind,
+                target_kind=target_kind,
                 target_namespace=target_namespace,
                 target_name=target_name,
                 next_run_at=created_at,
@@ -100,7 +97,7 @@ def job_start(
             raise
         holder = (
             Job.objects.filter(
-                target_kind=kind.target_kind,
+                target_kind=target_kind,
                 target_namespace=target_namespace,
                 target_name=target_name,
                 status__in=ACTIVE_STATUSES,
@@ -109,103 +106,90 @@ def job_start(
             .first()
         )
         raise JobTargetBusy(
-            f"{kind.target_kind} {target_namespace}/{target_name} is already being worked on "
+            f"{target_kind} {target_namespace}/{target_name} is already being worked on "
             f"by active job {holder or '(which has just finished: try again)'}."
         ) from exc
     return job
 
 
-def _pg_rebuild_problems(params: dict) -> dict[str, list[str]]:
-    """The input rules of a rebuild (the serializer checks them too; the CLI relies on these)."""
-    ordinal, target_replicas = params["ordinal"], params["target_replicas"]
-    problems: dict[str, str | None] = {
-        "namespace": namespace_problem(params["namespace"]),
-        "statefulset": name_problem(params["statefulset"]),
-    }
-    for field, value, minimum in (("ordinal", ordinal, 0), ("target_replicas", target_replicas, 1)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems[field] = "Must be an integer (not a string, bool, float or null)."
-        elif value < minimum:
-            problems[field] = f"Must be at least {minimum}."
-    maximum = settings.APIOPS["MAX_REPLICAS"]
-    if not problems.get("target_replicas") and target_replicas > maximum:
-        problems["target_replicas"] = f"Must be at most {maximum}."
-    valid_numbers = not problems.get("ordinal") and not problems.get("target_replicas")
-    if valid_numbers and target_replicas <= ordinal:
-        problems["target_replicas"] = (
-            f"Must be greater than ordinal ({ordinal}): pod {ordinal} must come back."
-        )
-    if params["strategy"] not in STRATEGIES:
-        problems["strategy"] = f"Must be one of: {', '.join(STRATEGIES)}."
-    for flag in ("allow_outage", "allow_scale_down"):
-        if not isinstance(params[flag], bool):
-            problems[flag] = "Must be true or false."
-    return {field: [msg] for field, msg in problems.items() if msg}
+class JobTypeNotFound(OpsError):
+    """404: no job type of that name."""
+
+    status_code = 404
+    default_detail = "No such job type."
+    default_code = "not_found"
 
 
-def pg_rebuild_start(
-    *,
-    actor: Actor,
-    namespace: str,
-    statefulset: str,
-    ordinal: int,
-    target_replicas: int,
-    strategy: str = STRATEGY_SCALE_TO_ZERO,
-    allow_outage: bool = False,
-    allow_scale_down: bool = False,
-) -> Job:
-    """Start rebuilding replica ``ordinal`` of a PostgreSQL StatefulSet (202 on success).
+def job_request(*, actor: Actor, job_type: str, data: object) -> Job:
+    """Start a job of any type, as ``POST /ops/jobs/{type}`` asks (202 on success).
 
-    Everything that can be refused is checked before the job exists: input rules (400),
-    namespace policy (403), the StatefulSet exists (404) and has volumeClaimTemplates (400),
-    the rebuild's guards against the live cluster (409 ``primary_guard``, ``primary_in_set``,
-    ``operator_owned``, ``no_such_replica``, ``would_scale_down``...), no other active job on
-    it (409, from the database).
+    Everything that can be refused is checked before the job exists, each refusal audited:
+    the type exists (404), its input (400, field errors from the type's serializer), the
+    namespace policy (403), the type's checks against the live cluster (its ``preflight``:
+    404 no such object, 409 a guard...), no other active job on the target (409, from the
+    database). Then, audit first: the pending row (naming the job id) is written before the
+    job exists, so no audit means no job and no tick, with or without a surrounding request
+    transaction; the row then gets the outcome.
     """
-    params = {
-        "namespace": namespace,
-        "statefulset": statefulset,
-        "ordinal": ordinal,
-        "target_replicas": target_replicas,
-        "strategy": strategy,
-        "allow_outage": allow_outage,
-        "allow_scale_down": allow_scale_down,
-    }
-    target = Target(PG_REBUILD, KIND_STATEFULSET, str(namespace), str(statefulset), params)
-    errors = _pg_rebuild_problems(params)
-    if errors:
-        error = InvalidInput(errors)
+    try:
+        kind = get_job_type(job_type)
+    except UnknownJobType:
+        error = JobTypeNotFound(
+            f"No job type {str(job_type)[:100]!r}; the types are: {', '.join(job_type_names())}."
+        )
+        target = Target(str(job_type)[:100], KIND_JOB, _field(data, "namespace"), "", data)
+        record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
+        raise error from None
+    body = kind.input(data=data)
+    if not body.is_valid():
+        error = InvalidInput(body.error_lists())
+        target = request_target(kind, data)
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
         raise error
-    reason = policy.namespace_refusal(actor, namespace)
+    params = dict(body.validated_data)
+    on = kind.target(params)
+    target = Target(kind.name, on.audit_kind, on.namespace, on.name, params)
+    reason = policy.namespace_refusal(actor, on.namespace)
     if reason:
         error = NamespaceDenied(reason)
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.DENIED)
         raise error
-    kind = get_job_type(PG_REBUILD)
     try:
         result = kind.preflight(params) if kind.preflight else {}
     except OpsError as error:
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
         raise
     created_at = timezone.now()
-    job_id = make_job_id(created_at, PG_REBUILD)
-    # Audit first, as for any operation: the pending row (naming the job id) is written before
-    # the job exists, so no audit means no job and no tick, with or without a surrounding
-    # request transaction. The row then gets the outcome: success (202) or the 409 of a busy
-    # target. If only that last write fails, the job stands and its row stays "pending".
+    job_id = make_job_id(created_at, kind.name)
+    # If only the last write of the row fails, the job stands and its row stays "pending".
     with attempt(actor=actor, target=target, job_id=job_id, success_http_status=202):
         job = job_start(
             actor=actor,
-            job_type=PG_REBUILD,
+            job_type=kind.name,
             params=params,
-            target_namespace=namespace,
-            target_name=statefulset,
+            target_namespace=on.namespace,
+            target_name=on.name,
+            target_kind=on.kind,
             job_id=job_id,
             created_at=created_at,
             result=result,
         )
     return job
+
+
+def _field(data: object, name: str, limit: int = 63) -> str:
+    value = data.get(name, "") if isinstance(data, dict) else ""
+    return str(value)[:limit]
+
+
+def request_target(kind: JobType, data: object) -> Target:
+    """The audit target of a request whose input was refused: what it names, as sent."""
+    try:
+        on = kind.target(data if isinstance(data, dict) else {})
+        namespace, name, audit_kind = str(on.namespace)[:63], str(on.name)[:253], on.audit_kind
+    except (KeyError, TypeError, ValueError, AttributeError):
+        namespace, name, audit_kind = _field(data, "namespace"), "", kind.target_kind.lower()
+    return Target(kind.name, audit_kind, namespace, name, data)
 
 
 class JobNotActive(OpsError):

@@ -5,47 +5,59 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from jobs import services
 from jobs.filters import JobFilter
 from jobs.models import Job
 from jobs.pagination import JobCursorPagination
+from jobs.registry import get_job_type, job_types
 from jobs.selectors import jobs_visible_to
-from jobs.serializers import JobCreatedSerializer, JobSerializer, PgRebuildSerializer
+from jobs.serializers import (
+    JobCreatedSerializer,
+    JobSerializer,
+    JobTypesSerializer,
+    describe_job_type,
+)
 from ops.audit import Target
 from ops.authentication import actor_for
 from ops.serializers import EmptySerializer
 from ops.views import OperationViewSet
 
 
-class PgRebuildViewSet(OperationViewSet):
-    """``POST /ops/jobs/pg-rebuild``: start rebuilding one replica of a PostgreSQL StatefulSet."""
+class JobStartViewSet(OperationViewSet):
+    """``POST /ops/jobs/{type}``: start a job of a registered type (one route per type)."""
 
-    kind = services.KIND_STATEFULSET
-    action_name = services.PG_REBUILD
+    kind = services.KIND_JOB
+    job_type: str = ""
 
     def get_serializer(self, *args, **kwargs):
-        return PgRebuildSerializer(*args, **kwargs)
+        return get_job_type(self.job_type).input(*args, **kwargs)
+
+    @property
+    def action_name(self) -> str:  # the audit rows' action: the type's name
+        return self.job_type
 
     def audit_target(self) -> Target:
-        """The target named in the body (this path has none), for the row of a refusal."""
-        body = self._body_for_audit()
-        fields = body if isinstance(body, dict) else {}
-        return Target(
-            action=self.action_name,
-            resource_kind=self.kind,
-            namespace=str(fields.get("namespace", ""))[:63],
-            resource_name=str(fields.get("statefulset", ""))[:253],
-            request_body=body,
-        )
+        """What the body names (this path names no object), for the row of a refusal."""
+        return services.request_target(get_job_type(self.job_type), self._body_for_audit())
 
-    @extend_schema(request=PgRebuildSerializer, responses={202: JobCreatedSerializer})
+    @extend_schema(responses={202: JobCreatedSerializer})
     def create(self, request) -> Response:
-        """Validate, check the target, record the job with its steps pending; 202 + job id."""
-        body = PgRebuildSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        job = services.pg_rebuild_start(actor=actor_for(request), **body.validated_data)
+        """Check the request (input, namespace, the type's checks against the cluster, a free
+        target), record the job with its steps pending; 202 with its id."""
+        job = services.job_request(
+            actor=actor_for(request), job_type=self.job_type, data=request.data
+        )
         return Response({"job_id": job.job_id}, status=status.HTTP_202_ACCEPTED)
+
+
+class JobTypesView(APIView):
+    """``GET /ops/jobs/types``: every job type, its steps and the JSON Schema of its input."""
+
+    @extend_schema(responses={200: JobTypesSerializer})
+    def get(self, request) -> Response:
+        return Response({"types": [describe_job_type(t) for t in job_types()]})
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -68,6 +80,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def retrieve(self, request, *args, **kwargs) -> Response:
         """``GET /ops/jobs/{job_id}``: the job and its steps, in order (404 when unknown)."""
         return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(exclude=True)
+    def unknown_type(self, request, job_id: str) -> Response:
+        """``POST /ops/jobs/{name}`` for a name no type has: 404, audited."""
+        services.job_request(actor=actor_for(request), job_type=job_id, data=request.data)
+        raise AssertionError("an unknown job type was started")  # job_request raised
 
 
 class JobActionViewSet(OperationViewSet):

@@ -30,6 +30,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from ops.cli import fmt_time
+from ops.extensions import audit_values
 from ops.models import KEY_PREFIX, ApiKey, OpsLog
 from ops.pagination import capped_count
 from ops.selectors import audit_rows
@@ -114,27 +115,19 @@ _VALUE_FILTER_FIELDS = ("action", "resource_kind", "namespace", "actor")
 
 def _known_values(field_path: str) -> set[str]:
     """Values the code writes into ``field_path``, offered even when no recent row has them."""
-    from jobs import services as job_services  # jobs builds on ops, not the other way round
     from ops import services
 
     if field_path == "namespace":
         return set(settings.APIOPS["ALLOWED_NAMESPACES"])
     if field_path == "action":
-        return {
-            services.ACTION_SCALE,
-            services.ACTION_DELETE,
-            job_services.PG_REBUILD,
-            job_services.ACTION_CANCEL,
-            job_services.ACTION_RETRY,
-        }
+        return {services.ACTION_SCALE, services.ACTION_DELETE} | audit_values("action")
     if field_path == "resource_kind":
         return {
             services.KIND_DEPLOYMENT,
             services.KIND_STATEFULSET,
             services.KIND_POD,
             services.KIND_PVC,
-            job_services.KIND_JOB,
-        }
+        } | audit_values("resource_kind")
     return set()  # actor: key names and OS users, known only from the rows
 
 

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 
 from ops import k8s
 from ops.audit import audit_alias
+from ops.extensions import readiness_info
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,15 @@ def check_database() -> str | None:
     return None
 
 
+def _info(name: str, provider) -> dict:
+    """One registered piece of readiness information; a database error is shown, not raised."""
+    try:
+        return provider()
+    except DatabaseError as e:
+        logger.warning("readiness: cannot read %s: %s", name, e)
+        return {"error": f"unavailable ({type(e).__name__})"}
+
+
 def check_kubernetes() -> str | None:
     """None when the Kubernetes API answers ``GET /version``, else the error."""
     try:
@@ -50,21 +60,6 @@ def check_kubernetes() -> str | None:
     except k8s.K8sError as e:
         return str(e)[:300]
     return None
-
-
-def jobs_pump_info() -> dict:
-    """When the jobs pump last ran and how long ago: information for operators, never a
-    reason to be unready (the web pod serves requests whatever the worker's state; the worker's
-    own liveness probe, ``manage.py jobs_health``, acts on it)."""
-    from jobs.selectors import pump_status  # jobs builds on ops, not the other way round
-
-    try:
-        pump = pump_status()
-    except DatabaseError as e:
-        logger.warning("readiness: cannot read the jobs pump's last run: %s", e)
-        return {"error": f"unavailable ({type(e).__name__})"}
-    age = None if pump.age_seconds is None else round(pump.age_seconds, 1)
-    return {"last_run_at": pump.last_run_at, "age_seconds": age}
 
 
 @transaction.non_atomic_requests
@@ -93,14 +88,17 @@ def ready(request) -> Response:
     """
     checks = {"database": check_database(), "kubernetes": check_kubernetes()}
     failed = [name for name, error in checks.items() if error]
-    pump = {"error": "database unavailable"} if checks["database"] else jobs_pump_info()
+    info = {
+        name: {"error": "database unavailable"} if checks["database"] else _info(name, provider)
+        for name, provider in readiness_info().items()
+    }
     body = {
         "status": "unavailable" if failed else "ok",
         "checks": {
             name: ({"ok": False, "error": error} if error else {"ok": True})
             for name, error in checks.items()
         },
-        "info": {"jobs_pump": pump},
+        "info": info,
     }
     if failed:
         body["detail"] = f"not ready: {', '.join(failed)}"

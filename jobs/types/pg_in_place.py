@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 
-from jobs.registry import Done, StepDef, Wait
-from jobs.runner import StepContext
+from jobs.steps import Done, StepContext, StepDef, Wait
 from jobs.types.pg_guards import (
     AT_REQUEST,
     STRATEGY_IN_PLACE,

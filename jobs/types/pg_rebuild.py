@@ -25,11 +25,15 @@ Evidence (old and new claim and pod uids, how long the target was down) goes to 
 
 from __future__ import annotations
 
+from rest_framework import serializers
+
+from jobs.inputs import BoolField, IntField, JobInput, NameField, NamespaceField
 from jobs.models import Job, JobStep
-from jobs.registry import JobType, StepDef, register
+from jobs.registry import JobTarget, JobType, register
 from jobs.types import pg_in_place, pg_scale_to_zero
 from jobs.types.pg_guards import (
     AT_REQUEST,
+    STRATEGIES,
     STRATEGY_IN_PLACE,
     STRATEGY_SCALE_TO_ZERO,
     check,
@@ -43,13 +47,55 @@ FIRST_STEP = pg_scale_to_zero.FIRST_STEP
 PLANS = {STRATEGY_SCALE_TO_ZERO: pg_scale_to_zero, STRATEGY_IN_PLACE: pg_in_place}
 
 
+class PgRebuildInput(JobInput):
+    """Body of ``POST /ops/jobs/pg-rebuild``."""
+
+    namespace = NamespaceField(help_text="Namespace of the StatefulSet (DNS-1123 label).")
+    statefulset = NameField(help_text="Name of the StatefulSet (DNS-1123 subdomain).")
+    ordinal = IntField(
+        minimum=0, help_text="Replica to rebuild (>= 0): pod <statefulset>-<ordinal>."
+    )
+    target_replicas = IntField(
+        minimum=1,
+        maximum="MAX_REPLICAS",
+        help_text="Replicas to scale back to (>= 1, > ordinal; in-place: the set's replicas).",
+    )
+    strategy = serializers.ChoiceField(
+        choices=STRATEGIES,
+        default=STRATEGY_SCALE_TO_ZERO,
+        help_text=(
+            "scale-to-zero (default: every pod goes down, the claims are deleted, the set "
+            "scales back) or in-place (only the target replica goes down)."
+        ),
+    )
+    allow_outage = BoolField(
+        default=False,
+        help_text="Allow scale-to-zero on a set that holds a primary (a full database outage).",
+    )
+    allow_scale_down = BoolField(
+        default=False,
+        help_text="Allow target_replicas below the set's replicas when the job is accepted.",
+    )
+
+    def validate(self, data: dict) -> dict:
+        ordinal, target = data["ordinal"], data["target_replicas"]
+        if target <= ordinal:
+            raise serializers.ValidationError(
+                {
+                    "target_replicas": [
+                        f"Must be greater than ordinal ({ordinal}): pod {ordinal} must come back."
+                    ]
+                }
+            )
+        return data
+
+
+def target(params: dict) -> JobTarget:
+    return JobTarget("StatefulSet", params["namespace"], params["statefulset"])
+
+
 def strategy(params: dict) -> str:
     return params.get("strategy") or STRATEGY_SCALE_TO_ZERO
-
-
-def plan(params: dict) -> tuple[StepDef, ...]:
-    """The steps of the strategy ``params`` ask for."""
-    return PLANS[strategy(params)].STEPS
 
 
 def preflight(params: dict) -> dict:
@@ -139,10 +185,17 @@ def _claims_note(job: Job) -> str:
 PG_REBUILD = register(
     JobType(
         name=NAME,
+        description=(
+            "Rebuild one replica of a PostgreSQL StatefulSet on new, empty volumes: in place "
+            "(only that replica down) or the seed's scale to 0 and back; never the primary."
+        ),
+        input=PgRebuildInput,
+        target=target,
         target_kind="StatefulSet",
         steps=pg_scale_to_zero.STEPS,
+        plans={name: module.STEPS for name, module in PLANS.items()},
+        plan_key=strategy,
         aftermath=aftermath,
-        plan=plan,
         resume_check=resume_check,
         preflight=preflight,
     )

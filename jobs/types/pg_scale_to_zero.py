@@ -18,8 +18,7 @@ exists, and the primary signals (the leader record speaks with every pod down) s
 
 from __future__ import annotations
 
-from jobs.registry import Done, StepDef, Wait
-from jobs.runner import StepContext
+from jobs.steps import Done, StepContext, StepDef, Wait
 from jobs.types.pg_guards import (
     AT_REQUEST,
     STRATEGY_SCALE_TO_ZERO,

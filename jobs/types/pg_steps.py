@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from jobs.runner import StepContext
+from jobs.steps import StepContext
 from jobs.types.pg_guards import Observed, RebuildRefused, check, observe, target_pod
 from ops import k8s, services
 from ops.actors import ORIGIN_JOB, Actor

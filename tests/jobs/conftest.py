@@ -12,8 +12,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from jobs.models import Job, JobStatus, JobStep, make_job_id
-from jobs.registry import Done, JobType, StepDef, Wait, register, unregister
-from jobs.runner import StepContext, run_tick
+from jobs.registry import JobType, register, unregister
+from jobs.runner import run_tick
+from jobs.steps import Done, StepContext, StepDef, Wait
 from ops import k8s
 from tests.ops.conftest import apiops, dead_audit_db  # noqa: F401 - shared fixtures
 

@@ -15,7 +15,7 @@ from django.db import connections
 from django_q.models import OrmQ
 
 from jobs.models import Job, JobStatus
-from jobs.services import pg_rebuild_start
+from jobs.services import job_request
 from ops.actors import Actor
 from ops.errors import AuditUnavailable
 
@@ -65,9 +65,7 @@ def test_a_start_outside_any_transaction_without_audit_leaves_no_job_and_no_tick
     actor = Actor(name="cli:alice", source_ip="local", origin="cli")
 
     with pytest.raises(AuditUnavailable):
-        pg_rebuild_start(
-            actor=actor, namespace="prod", statefulset="postgres", ordinal=0, target_replicas=3
-        )
+        job_request(actor=actor, job_type="pg-rebuild", data=BODY)
 
     assert not Job.objects.exists()
     assert not OrmQ.objects.exists()
