@@ -9,7 +9,11 @@
    ``var/dev-api-key``).
 
 Each child runs in its own process group; Ctrl-C or SIGTERM stops every group (TERM, then KILL
-after a grace period), and if any child dies the others are stopped too.
+after a grace period), and then every process seen below a child that is still running (an
+orphan, such as the django-q2 cluster of a worker wrapper that was killed, leaves its group's
+reach). A child marked ``restart`` (the worker) is started again when it exits, unless it keeps
+dying soon after its start; any other child's exit stops everything. ``make run`` is a child
+subreaper, so nothing it started can be re-parented out of its sight.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobs import proctree
+
 REPO = Path(__file__).resolve().parent.parent
 VAR = REPO / "var"
 PY = sys.executable
@@ -36,6 +42,10 @@ SIM_KUBECONFIG = VAR / "kubesim.kubeconfig"
 DEV_KEY_FILE = VAR / "dev-api-key"
 # The longest grace a child gets (gunicorn's graceful timeout): a stop ends well within 10 s.
 STOP_GRACE = 5.0
+# A restartable child that exits sooner than this after its start failed to start...
+RESTART_WINDOW = 60.0
+# ... and after this many such exits in a row, make run gives up and stops everything.
+RESTART_LIMIT = 3
 
 
 @dataclass
@@ -46,13 +56,34 @@ class Spec:
     argv: list[str]
     ready_text: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: Start it again when it exits (instead of stopping everything).
+    restart: bool = False
+
+
+@dataclass
+class Child:
+    """A started Spec: its process, the environment it got, and what was seen below it."""
+
+    spec: Spec
+    proc: subprocess.Popen
+    env: dict[str, str]
+    started: float = field(default_factory=time.monotonic)
+    #: Every process seen below it (by pid and start time), to end those it leaves behind.
+    family: dict[tuple[int, int], proctree.Proc] = field(default_factory=dict)
 
 
 # Further long-running processes started beside the web server: the django-q2 cluster that
-# runs the jobs' ticks and pump (its size: OPS_Q_WORKERS), through a wrapper that lets a
-# SIGTERM to its process group stop it cleanly (see jobs/worker.py).
+# runs the jobs' ticks and pump (its size: OPS_Q_WORKERS), through its supervisor, which
+# replaces a cluster that lost a process or whose pump stopped for a minute, and lets a SIGTERM
+# to its process group stop it (see jobs/worker.py). If the supervisor itself dies, make run
+# starts it again.
 EXTRA_PROCESSES: list[Spec] = [
-    Spec("worker", [PY, "-m", "jobs.worker"], ready_text="running."),
+    Spec(
+        "worker",
+        [PY, "-m", "jobs.worker", "--liveness-max-age", "60"],
+        ready_text="running.",
+        restart=True,
+    ),
 ]
 
 
@@ -64,16 +95,19 @@ def _die_with_parent() -> None:
 
 
 class Supervisor:
-    """Starts children in their own process groups and stops them all together."""
+    """Starts children in their own process groups, restarts those marked so, and stops them
+    all together, with whatever they left running."""
 
     def __init__(self) -> None:
-        self.children: list[tuple[Spec, subprocess.Popen]] = []
+        self.children: list[Child] = []
         self.stopping = threading.Event()
+        #: Set when this process is a child subreaper: adopted orphans must be reaped here.
+        self.adopts = False
 
     def start(
         self, spec: Spec, env: dict[str, str], ready_timeout: float = 120.0
     ) -> subprocess.Popen:
-        """Start ``spec``; when it has a ready line, wait for it (or for its death)."""
+        """Start ``spec``; when it has a ready line, wait for it (or for its death, or a stop)."""
         proc = subprocess.Popen(  # noqa: S603 - argv built here, no shell
             spec.argv,
             cwd=REPO,
@@ -85,7 +119,7 @@ class Supervisor:
             text=True,
             bufsize=1,
         )
-        self.children.append((spec, proc))
+        self.children.append(Child(spec, proc, env))
         ready = threading.Event()
         threading.Thread(
             target=self._pump, args=(spec, proc, ready), daemon=True, name=f"log-{spec.name}"
@@ -98,6 +132,9 @@ class Supervisor:
                 raise SystemExit(f"{spec.name} exited with {proc.returncode} before it was ready")
             if time.monotonic() > deadline:
                 raise SystemExit(f"{spec.name} was not ready within {ready_timeout:.0f} s")
+            if self.stopping.is_set():
+                break
+        self.track()
         return proc
 
     def _pump(self, spec: Spec, proc: subprocess.Popen, ready: threading.Event) -> None:
@@ -107,32 +144,68 @@ class Supervisor:
             if spec.ready_text and spec.ready_text in line:
                 ready.set()
 
+    def track(self) -> None:
+        """Note the processes now below each child, so that orphans can be found later."""
+        table = proctree.processes()
+        for child in self.children:
+            for proc in proctree.descendants(child.proc.pid, table):
+                child.family.setdefault((proc.pid, proc.start), proc)
+
     def wait(self) -> int:
-        """Block until a stop signal or a child's exit; returns the exit status to use."""
+        """Block until a stop signal (0) or the exit of a child that is not restarted (1)."""
+        failures: dict[str, int] = {}
         while not self.stopping.is_set():
-            for spec, proc in self.children:
-                if proc.poll() is not None:
-                    print(
-                        f"apiops: {spec.name} exited with {proc.returncode}; stopping", flush=True
-                    )
+            self.track()
+            for child in list(self.children):
+                if child.proc.poll() is None:
+                    continue
+                name, code = child.spec.name, child.proc.returncode
+                quick = time.monotonic() - child.started < RESTART_WINDOW
+                failures[name] = failures.get(name, 0) + 1 if quick else 1
+                if not child.spec.restart or failures[name] > RESTART_LIMIT:
+                    print(f"apiops: {name} exited with {code}; stopping", flush=True)
                     return 1
+                print(f"apiops: {name} exited with {code}; starting it again", flush=True)
+                self._end_leftovers(child)
+                self.children.remove(child)
+                try:
+                    self.start(child.spec, child.env)
+                except SystemExit as e:  # it failed again: the next round counts it
+                    print(f"apiops: {e}", flush=True)
+            if self.adopts:
+                proctree.reap_adopted(own=[child.proc.pid for child in self.children])
             self.stopping.wait(0.5)
         return 0
 
+    def _end_leftovers(self, child: Child) -> None:
+        left = proctree.still_running(child.family.values())
+        if left:
+            print(
+                f"apiops: killing {len(left)} process(es) {child.spec.name} left behind",
+                flush=True,
+            )
+            proctree.kill(left)
+
     def stop_all(self) -> None:
-        """TERM every child's process group, then KILL what is left after the grace period."""
-        for _, proc in reversed(self.children):
+        """TERM every child's process group, KILL what is left after the grace period, then
+        every process seen below a child that still runs (orphans in groups of their own)."""
+        self.track()
+        for child in reversed(self.children):
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(child.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
-        for _, proc in self.children:
+        for child in self.children:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
-        for _, proc in self.children:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+        for child in self.children:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(child.proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(2)
+                child.proc.wait(2)
+        for child in self.children:
+            self._end_leftovers(child)
+        if self.adopts:
+            proctree.reap_adopted(own=[child.proc.pid for child in self.children])
 
 
 def free_port() -> int:
@@ -223,6 +296,9 @@ def main() -> int:
             started_db = server.started_here
             print(f"apiops: embedded PostgreSQL on {server.socket_dir}", flush=True)
         subprocess.run([PY, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env, check=True)  # noqa: S603
+        # From here on, a process orphaned below a child is re-parented to us, not to init
+        # (after the database: its server daemonizes and must outlive a stop of its starter).
+        sup.adopts = proctree.become_subreaper()
 
         if not env.get("OPS_KUBECONFIG"):
             sim_port = free_port()
