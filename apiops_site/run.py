@@ -74,13 +74,14 @@ class Child:
 
 # Further long-running processes started beside the web server: the django-q2 cluster that
 # runs the jobs' ticks and pump (its size: OPS_Q_WORKERS), through its supervisor, which
-# replaces a cluster that lost a process or whose pump stopped for a minute, and lets a SIGTERM
+# replaces a cluster that lost a process or whose pump stopped for 2 minutes (the minute
+# schedule revives a merely broken pump chain within about 90 s), and lets a SIGTERM
 # to its process group stop it (see jobs/worker.py). If the supervisor itself dies, make run
 # starts it again.
 EXTRA_PROCESSES: list[Spec] = [
     Spec(
         "worker",
-        [PY, "-m", "jobs.worker", "--liveness-max-age", "60"],
+        [PY, "-m", "jobs.worker", "--liveness-max-age", "120"],
         ready_text="running.",
         restart=True,
     ),

@@ -267,14 +267,30 @@ def _workload_problems(docs: list[Doc]) -> list[str]:
         if probe_hosts and probe_hosts[0] not in hosts:
             problems.append(f"apiops: {probe} Host {probe_hosts[0]} is not in OPS_ALLOWED_HOSTS")
     worker = names["apiops-worker"]["spec"]["template"]["spec"]["containers"][0]
-    if worker.get("command") != ["python", "manage.py", "qcluster"]:
-        problems.append(f"apiops-worker: command is {worker.get('command')}, not qcluster")
+    command = worker.get("command") or []
+    if command[:3] != ["python", "-m", "jobs.worker"]:
+        problems.append(f"apiops-worker: command is {command}, not the jobs.worker supervisor")
+    elif _option(command, "--stop-grace", 3.0) >= pod_grace(names["apiops-worker"]):
+        problems.append(
+            "apiops-worker: --stop-grace is not under terminationGracePeriodSeconds: the "
+            "kubelet would kill the cluster before its supervisor does"
+        )
     liveness = worker.get("livenessProbe", {}).get("exec", {}).get("command", [])
     if liveness[:3] != ["python", "manage.py", "jobs_health"]:
         problems.append("apiops-worker: livenessProbe does not run manage.py jobs_health")
     if len(images) != 1:
         problems.append(f"API, migrations and worker should run one image, found {sorted(images)}")
     return problems
+
+
+def _option(command: list[str], name: str, default: float) -> float:
+    """The value of ``name VALUE`` in ``command``, or ``default``."""
+    return float(command[command.index(name) + 1]) if name in command else default
+
+
+def pod_grace(deployment: Doc) -> float:
+    """A Deployment's terminationGracePeriodSeconds (Kubernetes' default: 30)."""
+    return float(deployment["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30))
 
 
 def _vault_problems(name: str, annotations: dict[str, str]) -> list[str]:

@@ -215,6 +215,14 @@ def _no_worker_liveness(docs):
     del _worker_container(docs)["livenessProbe"]
 
 
+def _worker_is_bare_qcluster(docs):
+    _worker_container(docs)["command"] = ["python", "manage.py", "qcluster"]
+
+
+def _worker_stop_grace_too_long(docs):
+    _worker_container(docs)["command"] = ["python", "-m", "jobs.worker", "--stop-grace", "90"]
+
+
 def _secret_env(docs):
     _api_container(docs).setdefault("env", []).append(
         {"name": "OPS_API_KEY", "valueFrom": {"secretKeyRef": {"name": "x", "key": "k"}}}
@@ -240,6 +248,8 @@ BREAKAGES: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
     "node port": (_node_port, "type NodePort"),
     "kubernetes secret in env": (_secret_env, "reads a Kubernetes Secret"),
     "no worker liveness probe": (_no_worker_liveness, "jobs_health"),
+    "worker without its supervisor": (_worker_is_bare_qcluster, "jobs.worker supervisor"),
+    "worker stop grace too long": (_worker_stop_grace_too_long, "--stop-grace"),
 }
 
 

@@ -1,12 +1,14 @@
 """``manage.py jobs_health [--max-age SECONDS]``: is the job worker alive? For an exec
 livenessProbe on the worker.
 
-A django-q2 cluster can stall without exiting (django-q2 #23: a killed idle worker can freeze
-the whole cluster), so "the process runs" says nothing. What a healthy worker does visibly is
-run the pump every ``OPS_JOB_PUMP_INTERVAL`` seconds (the minute schedule revives it when its
-chain breaks), stamping ``ops_job_pump.last_run_at``. This command exits 0 when that stamp is
-younger than ``--max-age``; otherwise it prints one line saying why and exits non-zero, so
-the kubelet restarts the worker after a few failed probes.
+A django-q2 cluster can stall without exiting, so "the process runs" says nothing. Its
+supervisor (``jobs/worker.py``) replaces a cluster that lost a process (django-q2 #23: a killed
+idle worker freezes the whole cluster); this catches the stalls without a death. What a healthy
+worker does visibly is run the pump every ``OPS_JOB_PUMP_INTERVAL`` seconds (the minute
+schedule revives it when its chain breaks), stamping ``ops_job_pump.last_run_at``. This
+command exits 0 when that stamp is younger than ``--max-age``; otherwise it prints one line
+saying why and exits non-zero, so the kubelet (or the supervisor's ``--liveness-max-age``)
+restarts the worker.
 """
 
 from __future__ import annotations
