@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 
+from jobs import q_admin  # noqa: F401 - django-q2's admin pages, made read-only
 from jobs.models import Job, JobStep
 from jobs.selectors import with_progress
 from ops.admin import ReadOnlyAdminMixin
