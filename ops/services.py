@@ -40,6 +40,7 @@ __all__ = [
     "pod_delete",
     "pvc_delete",
     "statefulset_scale",
+    "workload_restart",
 ]
 
 KIND_DEPLOYMENT = "deployment"
@@ -48,6 +49,7 @@ KIND_POD = "pod"
 KIND_PVC = "persistentvolumeclaim"
 ACTION_SCALE = "scale"
 ACTION_DELETE = "delete"
+ACTION_RESTART = "restart"
 
 
 @dataclass(frozen=True)
@@ -260,3 +262,32 @@ def pvc_delete(
     return _delete(
         kind=KIND_PVC, actor=actor, namespace=namespace, name=name, job_id=job_id, uid=uid
     )
+
+
+def workload_restart(
+    *,
+    actor: Actor,
+    kind: str,
+    namespace: str,
+    name: str,
+    restarted_at: str,
+    job_id: str | None = None,
+) -> k8s.WorkloadInfo:
+    """Restart every pod of a Deployment or StatefulSet as ``kubectl rollout restart`` does:
+    the pod template's ``kubectl.kubernetes.io/restartedAt`` set to ``restarted_at``."""
+    target = Target(ACTION_RESTART, kind, namespace, name, {"restartedAt": restarted_at})
+    _refuse_invalid(
+        actor=actor,
+        target=target,
+        job_id=job_id,
+        problems={"namespace": namespace_problem(namespace), "name": name_problem(name)},
+    )
+    _refuse_denied(actor=actor, target=target, job_id=job_id)
+    _refuse_held(actor=actor, target=target, job_id=job_id)
+    with attempt(actor=actor, target=target, job_id=job_id):
+        try:
+            return k8s.workload_restart(
+                kind=kind, namespace=namespace, name=name, restarted_at=restarted_at
+            )
+        except k8s.K8sError as e:
+            raise from_k8s(e) from e

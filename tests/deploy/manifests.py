@@ -41,6 +41,9 @@ EXPECTED_RULES = {
     ("apps", "deployments/scale", "get"),
     ("apps", "deployments/scale", "patch"),
     ("apps", "statefulsets", "get"),
+    ("apps", "statefulsets", "patch"),  # rollout-restart
+    ("apps", "deployments", "get"),
+    ("apps", "deployments", "patch"),
     ("", "pods", "get"),
     ("", "pods", "list"),
     ("", "pods", "delete"),

@@ -87,6 +87,13 @@ def exercise_everything(api) -> None:
         finished = run_job_to_the_end(job.json()["job_id"])
         assert finished.status == "success", [(s.name, s.detail) for s in finished.steps.all()]
 
+    for kind, name in (("deployment", "web"), ("statefulset", "postgres")):
+        body = {"namespace": "staging", "kind": kind, "name": name}
+        job = api.post("/ops/jobs/rollout-restart", body, format="json")
+        assert job.status_code == 202, job.content
+        finished = run_job_to_the_end(job.json()["job_id"])
+        assert finished.status == "success", [(s.name, s.detail) for s in finished.steps.all()]
+
     calls = [
         ("post", "/ops/namespaces/prod/deployments/web/scale", {"replicas": 3}),
         ("post", "/ops/namespaces/staging/statefulsets/postgres/scale", {"replicas": 3}),
