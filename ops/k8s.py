@@ -141,6 +141,10 @@ class StatefulSetInfo:
     controller_owner: str | None = None
     #: Labels of the pod template (every pod of the set carries them).
     template_labels: dict[str, str] = field(default_factory=dict)
+    #: Each volumeClaimTemplate by name, as a claim body: ``{"labels": ..., "spec": ...}``
+    #: (the labels the StatefulSet controller gives its claims: the template's and the
+    #: selector's), for a claim made in the controller's place (a restore).
+    claim_template_bodies: dict[str, dict] = field(default_factory=dict)
 
     def pvc_names(self, ordinal: int) -> list[str]:
         """The claim names of pod ``<name>-<ordinal>``: ``<template>-<sts>-<ordinal>``."""
@@ -545,6 +549,16 @@ def statefulset_read(*, namespace: str, name: str) -> StatefulSetInfo:
     templates = tuple(t.metadata.name for t in (spec.volume_claim_templates or []) if t.metadata)
     owner = next((o for o in (meta.owner_references or []) if o.controller), None)
     template_meta = spec.template.metadata if spec.template else None
+    serialize = api_client().sanitize_for_serialization
+    match_labels = dict((spec.selector.match_labels or {}) if spec.selector else {})
+    bodies = {
+        t.metadata.name: {
+            "labels": {**match_labels, **(t.metadata.labels or {})},
+            "spec": serialize(t.spec) if t.spec else {},
+        }
+        for t in (spec.volume_claim_templates or [])
+        if t.metadata
+    }
     return StatefulSetInfo(
         namespace=meta.namespace,
         name=meta.name,
@@ -561,6 +575,7 @@ def statefulset_read(*, namespace: str, name: str) -> StatefulSetInfo:
         resource_version=meta.resource_version or "",
         controller_owner=f"{owner.kind} {owner.api_version} {owner.name}" if owner else None,
         template_labels=dict((template_meta.labels or {}) if template_meta else {}),
+        claim_template_bodies=bodies,
     )
 
 
@@ -834,7 +849,7 @@ class SnapshotInfo:
     content_name: str | None
     creation_time: str | None
     error: str | None
-    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 def _snapshot_info(obj: dict) -> SnapshotInfo:
@@ -851,7 +866,7 @@ def _snapshot_info(obj: dict) -> SnapshotInfo:
         content_name=status.get("boundVolumeSnapshotContentName"),
         creation_time=status.get("creationTime"),
         error=error,
-        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
     )
 
 
@@ -882,7 +897,7 @@ def snapshot_create(
     name: str,
     claim: str,
     class_name: str | None,
-    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> SnapshotInfo:
     """POST a VolumeSnapshot of ``claim`` (the cluster's default class when ``class_name`` is
     None). Not retried after a lost answer: a second create of the same name is a 409, which
@@ -890,7 +905,7 @@ def snapshot_create(
     body = {
         "apiVersion": f"{SNAPSHOT_GROUP}/{SNAPSHOT_VERSION}",
         "kind": "VolumeSnapshot",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
         "spec": {"source": {"persistentVolumeClaimName": claim}},
     }
     if class_name:

@@ -51,6 +51,8 @@ EXPECTED_RULES = {
     ("", "persistentvolumeclaims", "delete"),
     ("", "configmaps", "get"),  # Patroni's leader record: pg-rebuild's primary guard
     ("", "endpoints", "get"),
+    ("snapshot.storage.k8s.io", "volumesnapshots", "get"),  # pg-backup
+    ("snapshot.storage.k8s.io", "volumesnapshots", "create"),
 }
 
 Doc = dict[str, Any]
