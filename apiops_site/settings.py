@@ -155,6 +155,8 @@ APIOPS = {
     "JOB_TICK_BUDGET": _env_float("OPS_JOB_TICK_BUDGET", 0.0),
     "JOB_PUMP_INTERVAL": _env_float("OPS_JOB_PUMP_INTERVAL", 5.0, minimum=0.5),
     "JOB_MAX_INTERRUPTIONS": _env_int("OPS_JOB_MAX_INTERRUPTIONS", 3),
+    # VolumeSnapshotClass of pg-backup's snapshots; None: the cluster's default class.
+    "SNAPSHOT_CLASS": env.str("OPS_SNAPSHOT_CLASS", default="").strip() or None,
     # After how long the pump closes an audit row left "pending" (its process died between
     # the row and the outcome) as "outcome unknown".
     "AUDIT_PENDING_MAX_AGE": _env_float("OPS_AUDIT_PENDING_MAX_AGE", 900.0, minimum=60.0),

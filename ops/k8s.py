@@ -141,6 +141,10 @@ class StatefulSetInfo:
     controller_owner: str | None = None
     #: Labels of the pod template (every pod of the set carries them).
     template_labels: dict[str, str] = field(default_factory=dict)
+    #: Each volumeClaimTemplate by name, as a claim body: ``{"labels": ..., "spec": ...}``
+    #: (the labels the StatefulSet controller gives its claims: the template's and the
+    #: selector's), for a claim made in the controller's place (a restore).
+    claim_template_bodies: dict[str, dict] = field(default_factory=dict)
 
     def pvc_names(self, ordinal: int) -> list[str]:
         """The claim names of pod ``<name>-<ordinal>``: ``<template>-<sts>-<ordinal>``."""
@@ -545,6 +549,16 @@ def statefulset_read(*, namespace: str, name: str) -> StatefulSetInfo:
     templates = tuple(t.metadata.name for t in (spec.volume_claim_templates or []) if t.metadata)
     owner = next((o for o in (meta.owner_references or []) if o.controller), None)
     template_meta = spec.template.metadata if spec.template else None
+    serialize = api_client().sanitize_for_serialization
+    match_labels = dict((spec.selector.match_labels or {}) if spec.selector else {})
+    bodies = {
+        t.metadata.name: {
+            "labels": {**match_labels, **(t.metadata.labels or {})},
+            "spec": serialize(t.spec) if t.spec else {},
+        }
+        for t in (spec.volume_claim_templates or [])
+        if t.metadata
+    }
     return StatefulSetInfo(
         namespace=meta.namespace,
         name=meta.name,
@@ -561,6 +575,7 @@ def statefulset_read(*, namespace: str, name: str) -> StatefulSetInfo:
         resource_version=meta.resource_version or "",
         controller_owner=f"{owner.kind} {owner.api_version} {owner.name}" if owner else None,
         template_labels=dict((template_meta.labels or {}) if template_meta else {}),
+        claim_template_bodies=bodies,
     )
 
 
@@ -712,3 +727,229 @@ def warm_up() -> None:
     import while it holds a job's lease.
     """
     _ = (client.CoreV1Api, client.AppsV1Api)
+
+
+# --- workloads (rollouts) ---------------------------------------------------------------------
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One status condition of a workload."""
+
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkloadInfo:
+    """What a rollout needs of a Deployment or StatefulSet: its spec, progress and revisions,
+    as ``kubectl rollout status`` reads them."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    generation: int
+    observed_generation: int
+    replicas: int  # spec.replicas (absent: 1, the API server's default for both kinds)
+    label_selector: str
+    status_replicas: int
+    updated_replicas: int
+    ready_replicas: int
+    available_replicas: int
+    update_strategy: str  # RollingUpdate, Recreate (Deployment), OnDelete (StatefulSet)
+    partition: int  # StatefulSet RollingUpdate partition (0 otherwise)
+    current_revision: str
+    update_revision: str
+    conditions: tuple[Condition, ...]
+    restarted_at: str | None  # the template annotation kubectl rollout restart sets
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+
+def _workload_api(kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    _check_kind(kind)
+    api = _apps()
+    if kind == DEPLOYMENT:
+        return api.read_namespaced_deployment, api.patch_namespaced_deployment
+    return api.read_namespaced_stateful_set, api.patch_namespaced_stateful_set
+
+
+def _workload_info(kind: str, obj: Any) -> WorkloadInfo:
+    spec, status, meta = obj.spec, obj.status, obj.metadata
+    strategy = spec.strategy if kind == DEPLOYMENT else spec.update_strategy
+    rolling = getattr(strategy, "rolling_update", None) if strategy else None
+    template_meta = spec.template.metadata if spec.template else None
+    annotations = (template_meta.annotations or {}) if template_meta else {}
+    return WorkloadInfo(
+        kind=kind,
+        namespace=meta.namespace,
+        name=meta.name,
+        uid=meta.uid or "",
+        resource_version=meta.resource_version or "",
+        generation=meta.generation or 0,
+        observed_generation=(status.observed_generation or 0) if status else 0,
+        replicas=spec.replicas if spec.replicas is not None else 1,
+        label_selector=_label_selector(spec.selector),
+        status_replicas=(status.replicas or 0) if status else 0,
+        updated_replicas=(status.updated_replicas or 0) if status else 0,
+        ready_replicas=(status.ready_replicas or 0) if status else 0,
+        available_replicas=(status.available_replicas or 0) if status else 0,
+        update_strategy=(strategy.type if strategy and strategy.type else "RollingUpdate"),
+        partition=(getattr(rolling, "partition", None) or 0) if rolling else 0,
+        current_revision=(getattr(status, "current_revision", None) or "") if status else "",
+        update_revision=(getattr(status, "update_revision", None) or "") if status else "",
+        conditions=tuple(
+            Condition(c.type, c.status, c.reason or "", c.message or "")
+            for c in ((status.conditions or []) if status else [])
+        ),
+        restarted_at=annotations.get(RESTARTED_AT),
+    )
+
+
+def workload_read(*, kind: str, namespace: str, name: str) -> WorkloadInfo:
+    """GET a Deployment or StatefulSet: spec, progress, revisions, conditions."""
+    read, _ = _workload_api(kind)
+    return _workload_info(kind, _call(f"read {kind} {namespace}/{name}", read, name, namespace))
+
+
+def workload_restart(*, kind: str, namespace: str, name: str, restarted_at: str) -> WorkloadInfo:
+    """Set the pod template's ``kubectl.kubernetes.io/restartedAt`` annotation, as
+    ``kubectl rollout restart`` does (a strategic merge patch): the controller then replaces
+    every pod. Setting a given value is idempotent, so the PATCH is retried like a read."""
+    _, patch = _workload_api(kind)
+    body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}}
+    obj = _call(f"restart {kind} {namespace}/{name}", patch, name, namespace, body)
+    return _workload_info(kind, obj)
+
+
+# --- volume snapshots -------------------------------------------------------------------------
+
+SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
+SNAPSHOT_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A ``VolumeSnapshot`` (``snapshot.storage.k8s.io/v1``)."""
+
+    namespace: str
+    name: str
+    uid: str
+    source_claim: str | None
+    class_name: str | None
+    ready: bool
+    restore_size: str | None
+    content_name: str | None
+    creation_time: str | None
+    error: str | None
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def _snapshot_info(obj: dict) -> SnapshotInfo:
+    meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status") or {}
+    error = (status.get("error") or {}).get("message")
+    return SnapshotInfo(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        source_claim=(spec.get("source") or {}).get("persistentVolumeClaimName"),
+        class_name=spec.get("volumeSnapshotClassName"),
+        ready=status.get("readyToUse") is True,
+        restore_size=status.get("restoreSize"),
+        content_name=status.get("boundVolumeSnapshotContentName"),
+        creation_time=status.get("creationTime"),
+        error=error,
+        annotations=dict(meta.get("annotations") or {}),
+    )
+
+
+def _custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client())
+
+
+def snapshot_read(*, namespace: str, name: str) -> SnapshotInfo | None:
+    """GET a VolumeSnapshot; None when it does not exist."""
+    try:
+        obj = _call(
+            f"read volumesnapshot {namespace}/{name}",
+            _custom().get_namespaced_custom_object,
+            SNAPSHOT_GROUP,
+            SNAPSHOT_VERSION,
+            namespace,
+            "volumesnapshots",
+            name,
+        )
+    except K8sNotFound:
+        return None
+    return _snapshot_info(obj)
+
+
+def snapshot_create(
+    *,
+    namespace: str,
+    name: str,
+    claim: str,
+    class_name: str | None,
+    annotations: dict[str, str] | None = None,
+) -> SnapshotInfo:
+    """POST a VolumeSnapshot of ``claim`` (the cluster's default class when ``class_name`` is
+    None). Not retried after a lost answer: a second create of the same name is a 409, which
+    the caller (who chose the name) reads as "already made"."""
+    body = {
+        "apiVersion": f"{SNAPSHOT_GROUP}/{SNAPSHOT_VERSION}",
+        "kind": "VolumeSnapshot",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
+        "spec": {"source": {"persistentVolumeClaimName": claim}},
+    }
+    if class_name:
+        body["spec"]["volumeSnapshotClassName"] = class_name
+    obj = _call(
+        f"create volumesnapshot {namespace}/{name}",
+        _custom().create_namespaced_custom_object,
+        SNAPSHOT_GROUP,
+        SNAPSHOT_VERSION,
+        namespace,
+        "volumesnapshots",
+        body,
+        retries=0,
+    )
+    return _snapshot_info(obj)
+
+
+def pvc_create_from_snapshot(
+    *, namespace: str, name: str, template: dict, snapshot: str
+) -> PvcInfo:
+    """POST a claim ``name`` shaped by ``template`` (a volumeClaimTemplate's spec and labels)
+    whose ``dataSource`` is the VolumeSnapshot ``snapshot``. Not retried after a lost answer
+    (409 AlreadyExists tells the caller it was made)."""
+    spec = dict(template.get("spec") or {})
+    spec["dataSource"] = {"apiGroup": SNAPSHOT_GROUP, "kind": "VolumeSnapshot", "name": snapshot}
+    body = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace, "labels": template.get("labels") or {}},
+        "spec": spec,
+    }
+    pvc = _call(
+        f"create persistentvolumeclaim {namespace}/{name}",
+        _core().create_namespaced_persistent_volume_claim,
+        namespace,
+        body,
+        retries=0,
+    )
+    meta = pvc.metadata
+    return PvcInfo(
+        namespace=meta.namespace,
+        name=meta.name,
+        uid=meta.uid or "",
+        phase=(pvc.status.phase or "") if pvc.status else "",
+        terminating=meta.deletion_timestamp is not None,
+        finalizers=tuple(meta.finalizers or ()),
+    )

@@ -38,8 +38,11 @@ __all__ = [
     "ScaleResult",
     "deployment_scale",
     "pod_delete",
+    "pvc_create_from_snapshot",
     "pvc_delete",
+    "snapshot_create",
     "statefulset_scale",
+    "workload_restart",
 ]
 
 KIND_DEPLOYMENT = "deployment"
@@ -48,6 +51,9 @@ KIND_POD = "pod"
 KIND_PVC = "persistentvolumeclaim"
 ACTION_SCALE = "scale"
 ACTION_DELETE = "delete"
+ACTION_RESTART = "restart"
+ACTION_CREATE = "create"
+KIND_SNAPSHOT = "volumesnapshot"
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ def _refuse_denied(*, actor: Actor, target: Target, job_id: str | None) -> None:
 
 def _held_targets(kind: str, name: str) -> tuple[str, list[str]]:
     """The kind and candidate names of what a job would hold for an operation on this object."""
+    if kind == KIND_SNAPSHOT:
+        return holds.KIND_STATEFULSET, []  # a snapshot is nobody's target
     if kind == KIND_POD:
         return holds.KIND_STATEFULSET, holds.statefulsets_of_pod(name)
     if kind == KIND_PVC:
@@ -260,3 +268,103 @@ def pvc_delete(
     return _delete(
         kind=KIND_PVC, actor=actor, namespace=namespace, name=name, job_id=job_id, uid=uid
     )
+
+
+def workload_restart(
+    *,
+    actor: Actor,
+    kind: str,
+    namespace: str,
+    name: str,
+    restarted_at: str,
+    job_id: str | None = None,
+) -> k8s.WorkloadInfo:
+    """Restart every pod of a Deployment or StatefulSet as ``kubectl rollout restart`` does:
+    the pod template's ``kubectl.kubernetes.io/restartedAt`` set to ``restarted_at``."""
+    target = Target(ACTION_RESTART, kind, namespace, name, {"restartedAt": restarted_at})
+    _refuse_invalid(
+        actor=actor,
+        target=target,
+        job_id=job_id,
+        problems={"namespace": namespace_problem(namespace), "name": name_problem(name)},
+    )
+    _refuse_denied(actor=actor, target=target, job_id=job_id)
+    _refuse_held(actor=actor, target=target, job_id=job_id)
+    with attempt(actor=actor, target=target, job_id=job_id):
+        try:
+            return k8s.workload_restart(
+                kind=kind, namespace=namespace, name=name, restarted_at=restarted_at
+            )
+        except k8s.K8sError as e:
+            raise from_k8s(e) from e
+
+
+def snapshot_create(
+    *,
+    actor: Actor,
+    namespace: str,
+    name: str,
+    claim: str,
+    class_name: str | None,
+    annotations: dict[str, str] | None = None,
+    job_id: str | None = None,
+) -> k8s.SnapshotInfo:
+    """Take a VolumeSnapshot ``name`` of the claim ``claim`` (the default class when
+    ``class_name`` is None); 409 if one of that name exists."""
+    body = {"source": claim, "class": class_name}
+    target = Target(ACTION_CREATE, KIND_SNAPSHOT, namespace, name, body)
+    _refuse_invalid(
+        actor=actor,
+        target=target,
+        job_id=job_id,
+        problems={
+            "namespace": namespace_problem(namespace),
+            "name": name_problem(name),
+            "claim": name_problem(claim),
+        },
+    )
+    _refuse_denied(actor=actor, target=target, job_id=job_id)
+    with attempt(actor=actor, target=target, job_id=job_id):
+        try:
+            return k8s.snapshot_create(
+                namespace=namespace,
+                name=name,
+                claim=claim,
+                class_name=class_name,
+                annotations=annotations,
+            )
+        except k8s.K8sError as e:
+            raise from_k8s(e) from e
+
+
+def pvc_create_from_snapshot(
+    *,
+    actor: Actor,
+    namespace: str,
+    name: str,
+    template: dict,
+    snapshot: str,
+    job_id: str | None = None,
+) -> k8s.PvcInfo:
+    """Create the claim ``name`` (shaped by a volumeClaimTemplate) restored from the
+    VolumeSnapshot ``snapshot``; 409 if a claim of that name exists."""
+    target = Target(ACTION_CREATE, KIND_PVC, namespace, name, {"dataSource": snapshot})
+    _refuse_invalid(
+        actor=actor,
+        target=target,
+        job_id=job_id,
+        problems={
+            "namespace": namespace_problem(namespace),
+            "name": name_problem(name),
+            "snapshot": name_problem(snapshot),
+        },
+    )
+    _refuse_denied(actor=actor, target=target, job_id=job_id)
+    _refuse_held(actor=actor, target=target, job_id=job_id)
+    with attempt(actor=actor, target=target, job_id=job_id):
+        try:
+            return k8s.pvc_create_from_snapshot(
+                namespace=namespace, name=name, template=template, snapshot=snapshot
+            )
+        except k8s.K8sError as e:
+            raise from_k8s(e) from e

@@ -41,6 +41,9 @@ EXPECTED_RULES = {
     ("apps", "deployments/scale", "get"),
     ("apps", "deployments/scale", "patch"),
     ("apps", "statefulsets", "get"),
+    ("apps", "statefulsets", "patch"),  # rollout-restart
+    ("apps", "deployments", "get"),
+    ("apps", "deployments", "patch"),
     ("", "pods", "get"),
     ("", "pods", "list"),
     ("", "pods", "delete"),
@@ -48,6 +51,8 @@ EXPECTED_RULES = {
     ("", "persistentvolumeclaims", "delete"),
     ("", "configmaps", "get"),  # Patroni's leader record: pg-rebuild's primary guard
     ("", "endpoints", "get"),
+    ("snapshot.storage.k8s.io", "volumesnapshots", "get"),  # pg-backup
+    ("snapshot.storage.k8s.io", "volumesnapshots", "create"),
 }
 
 Doc = dict[str, Any]

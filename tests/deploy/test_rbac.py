@@ -87,6 +87,17 @@ def exercise_everything(api) -> None:
         finished = run_job_to_the_end(job.json()["job_id"])
         assert finished.status == "success", [(s.name, s.detail) for s in finished.steps.all()]
 
+    other_jobs = [
+        ("rollout-restart", {"namespace": "staging", "kind": "deployment", "name": "web"}),
+        ("rollout-restart", {"namespace": "staging", "kind": "statefulset", "name": "postgres"}),
+        ("pg-backup", {"namespace": "prod", "statefulset": "postgres"}),
+    ]
+    for job_type, body in other_jobs:
+        job = api.post(f"/ops/jobs/{job_type}", body, format="json")
+        assert job.status_code == 202, job.content
+        finished = run_job_to_the_end(job.json()["job_id"])
+        assert finished.status == "success", [(s.name, s.detail) for s in finished.steps.all()]
+
     calls = [
         ("post", "/ops/namespaces/prod/deployments/web/scale", {"replicas": 3}),
         ("post", "/ops/namespaces/staging/statefulsets/postgres/scale", {"replicas": 3}),
