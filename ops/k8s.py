@@ -176,6 +176,8 @@ class PvcInfo:
     phase: str
     terminating: bool
     finalizers: tuple[str, ...]
+    #: The VolumeSnapshot the claim was restored from (``spec.dataSource``), if any.
+    data_source: str | None = None
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -650,7 +652,12 @@ def pvc_read(*, namespace: str, name: str) -> PvcInfo | None:
         )
     except K8sNotFound:
         return None
+    return _pvc_info(pvc)
+
+
+def _pvc_info(pvc: Any) -> PvcInfo:
     meta = pvc.metadata
+    source = pvc.spec.data_source if pvc.spec else None
     return PvcInfo(
         namespace=meta.namespace,
         name=meta.name,
@@ -658,6 +665,7 @@ def pvc_read(*, namespace: str, name: str) -> PvcInfo | None:
         phase=(pvc.status.phase or "") if pvc.status else "",
         terminating=meta.deletion_timestamp is not None,
         finalizers=tuple(meta.finalizers or ()),
+        data_source=source.name if source is not None and source.kind == "VolumeSnapshot" else None,
     )
 
 
@@ -944,12 +952,4 @@ def pvc_create_from_snapshot(
         body,
         retries=0,
     )
-    meta = pvc.metadata
-    return PvcInfo(
-        namespace=meta.namespace,
-        name=meta.name,
-        uid=meta.uid or "",
-        phase=(pvc.status.phase or "") if pvc.status else "",
-        terminating=meta.deletion_timestamp is not None,
-        finalizers=tuple(meta.finalizers or ()),
-    )
+    return _pvc_info(pvc)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from jobs.types.pg_roles import Roles, read_roles
 from ops import k8s
-from ops.errors import OpsError, from_k8s
+from ops.errors import ObjectNotFound, OpsError, from_k8s
 
 STRATEGY_SCALE_TO_ZERO = "scale-to-zero"
 STRATEGY_IN_PLACE = "in-place"
@@ -221,3 +221,25 @@ def check(obs: Observed, params: dict, guards: Iterable[str], job: dict | None =
         refusal = GUARDS[name](obs, params, job or {})
         if refusal is not None:
             raise refusal
+
+
+class SnapshotNotReady(RebuildRefused):
+    default_code = "snapshot_not_ready"
+    default_detail = "The snapshot is not ready to use."
+
+
+def snapshot_ready(namespace: str, name: str) -> k8s.SnapshotInfo:
+    """The VolumeSnapshot ``name`` of ``namespace``, ready to use; else 404 / 409."""
+    try:
+        snap = k8s.snapshot_read(namespace=namespace, name=name)
+    except k8s.K8sError as e:
+        raise from_k8s(e) from e
+    if snap is None:
+        raise ObjectNotFound(
+            f"VolumeSnapshot {namespace}/{name} (from_snapshot) not found: a claim can be "
+            "restored only from a snapshot in its own namespace."
+        )
+    if not snap.ready:
+        why = f": {snap.error}" if snap.error else ""
+        raise SnapshotNotReady(f"VolumeSnapshot {namespace}/{name} is not ready to use{why}.")
+    return snap

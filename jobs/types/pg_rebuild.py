@@ -30,7 +30,7 @@ from rest_framework import serializers
 from jobs.inputs import BoolField, IntField, JobInput, NameField, NamespaceField
 from jobs.models import Job, JobStep
 from jobs.registry import JobTarget, JobType, register
-from jobs.types import pg_in_place, pg_scale_to_zero
+from jobs.types import pg_in_place, pg_restore, pg_scale_to_zero
 from jobs.types.pg_guards import (
     AT_REQUEST,
     STRATEGIES,
@@ -44,7 +44,20 @@ from ops.errors import InvalidInput, OpsError
 
 NAME = "pg-rebuild"
 FIRST_STEP = pg_scale_to_zero.FIRST_STEP
-PLANS = {STRATEGY_SCALE_TO_ZERO: pg_scale_to_zero, STRATEGY_IN_PLACE: pg_in_place}
+RESTORE = "+from_snapshot"
+#: The steps of each plan, by strategy (and restore), and the guards a retry checks at each.
+PLANS = {
+    STRATEGY_SCALE_TO_ZERO: pg_scale_to_zero.STEPS,
+    STRATEGY_IN_PLACE: pg_in_place.STEPS,
+    STRATEGY_SCALE_TO_ZERO + RESTORE: pg_restore.SCALE_TO_ZERO_STEPS,
+    STRATEGY_IN_PLACE + RESTORE: pg_restore.IN_PLACE_STEPS,
+}
+RESUME_GUARDS = {
+    STRATEGY_SCALE_TO_ZERO: pg_scale_to_zero.RESUME_GUARDS,
+    STRATEGY_IN_PLACE: pg_in_place.RESUME_GUARDS,
+    STRATEGY_SCALE_TO_ZERO + RESTORE: pg_restore.RESUME_GUARDS_SCALE_TO_ZERO,
+    STRATEGY_IN_PLACE + RESTORE: pg_restore.RESUME_GUARDS_IN_PLACE,
+}
 
 
 class PgRebuildInput(JobInput):
@@ -76,6 +89,13 @@ class PgRebuildInput(JobInput):
         default=False,
         help_text="Allow target_replicas below the set's replicas when the job is accepted.",
     )
+    from_snapshot = NameField(
+        required=False,
+        help_text=(
+            "Restore: the replica's new claim is made from this VolumeSnapshot (same "
+            "namespace, ready to use); in-place only on the highest ordinal."
+        ),
+    )
 
     def validate(self, data: dict) -> dict:
         ordinal, target = data["ordinal"], data["target_replicas"]
@@ -98,6 +118,11 @@ def strategy(params: dict) -> str:
     return params.get("strategy") or STRATEGY_SCALE_TO_ZERO
 
 
+def plan_key(params: dict) -> str:
+    """The plan of a job: its strategy, restoring from a snapshot or not."""
+    return strategy(params) + (RESTORE if params.get("from_snapshot") else "")
+
+
 def preflight(params: dict) -> dict:
     """The checks of a request, against the live cluster; returns what the job records.
 
@@ -109,7 +134,10 @@ def preflight(params: dict) -> dict:
     if not obs.sts.claim_templates:
         raise _invalid_no_templates(namespace, name)
     check(obs, params, AT_REQUEST[strategy(params)])
-    return {"replicas_at_request": obs.sts.replicas, "patroni_scopes": list(obs.roles.scopes)}
+    result = {"replicas_at_request": obs.sts.replicas, "patroni_scopes": list(obs.roles.scopes)}
+    if params.get("from_snapshot"):
+        result.update(pg_restore.preflight(obs, params))
+    return result
 
 
 def _invalid_no_templates(namespace: str, name: str) -> OpsError:
@@ -125,7 +153,7 @@ def _invalid_no_templates(namespace: str, name: str) -> OpsError:
 
 def resume_check(job: Job, step_name: str) -> None:
     """The guards of the step a retry would resume at, against the live cluster now."""
-    names = PLANS[strategy(job.params)].RESUME_GUARDS.get(step_name, ("operator_owned",))
+    names = RESUME_GUARDS[plan_key(job.params)].get(step_name, ("operator_owned",))
     obs = observe(
         namespace=job.params["namespace"],
         name=job.params["statefulset"],
@@ -193,8 +221,8 @@ PG_REBUILD = register(
         target=target,
         target_kind="StatefulSet",
         steps=pg_scale_to_zero.STEPS,
-        plans={name: module.STEPS for name, module in PLANS.items()},
-        plan_key=strategy,
+        plans=PLANS,
+        plan_key=plan_key,
         aftermath=aftermath,
         resume_check=resume_check,
         preflight=preflight,

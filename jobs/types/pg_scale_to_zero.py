@@ -24,6 +24,7 @@ from jobs.types.pg_guards import (
     STRATEGY_SCALE_TO_ZERO,
     TargetChanged,
     check,
+    snapshot_ready,
     target_pod,
 )
 from jobs.types.pg_steps import (
@@ -133,6 +134,8 @@ def delete_pvc(ctx: StepContext) -> Done | Wait:
                 "not deleting it"
             )
         if not pvc.terminating:
+            if ctx.params.get("from_snapshot"):  # a restore: never delete without its source
+                snapshot_ready(ns(ctx), ctx.params["from_snapshot"])
             guarded(ctx, CLAIM_DELETE_GUARDS)
             _record_old_claim(ctx, name, pvc.uid)
             delete_claim_pinned(ctx, pvc)

@@ -49,6 +49,7 @@ EXPECTED_RULES = {
     ("", "pods", "delete"),
     ("", "persistentvolumeclaims", "get"),
     ("", "persistentvolumeclaims", "delete"),
+    ("", "persistentvolumeclaims", "create"),  # a restore from a snapshot
     ("", "configmaps", "get"),  # Patroni's leader record: pg-rebuild's primary guard
     ("", "endpoints", "get"),
     ("snapshot.storage.k8s.io", "volumesnapshots", "get"),  # pg-backup

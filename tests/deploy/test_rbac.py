@@ -97,6 +97,16 @@ def exercise_everything(api) -> None:
         assert job.status_code == 202, job.content
         finished = run_job_to_the_end(job.json()["job_id"])
         assert finished.status == "success", [(s.name, s.detail) for s in finished.steps.all()]
+    # A restore of the highest ordinal (a replica) from the snapshot just taken.
+    restore = {**rebuild, "ordinal": 2, "strategy": "in-place"}
+    job = api.post(
+        "/ops/jobs/pg-rebuild",
+        {**restore, "from_snapshot": finished.result["snapshot"]},
+        format="json",
+    )
+    assert job.status_code == 202, job.content
+    finished = run_job_to_the_end(job.json()["job_id"])
+    assert finished.status == "success", [(s.name, s.detail) for s in finished.steps.all()]
 
     calls = [
         ("post", "/ops/namespaces/prod/deployments/web/scale", {"replicas": 3}),
