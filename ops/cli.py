@@ -8,6 +8,7 @@ branch on, never a traceback.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import CommandError
 from django.utils import timezone
+from rest_framework.utils.encoders import JSONEncoder
 
 from ops.actors import Actor
 from ops.errors import OpsError
@@ -143,3 +145,19 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> st
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def add_output_option(parser) -> None:
+    """``-o table|json`` on a listing command (json: the API's own JSON, a list)."""
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "json"),
+        default="table",
+        help="table (default) or json: the API's JSON for each item, as one list",
+    )
+
+
+def write_json(stdout, items: list) -> None:
+    """Write ``items`` as indented JSON (timestamps as the API renders them)."""
+    stdout.write(json.dumps(items, cls=JSONEncoder, indent=2, ensure_ascii=False))

@@ -9,7 +9,16 @@ from jobs.cli import job_target, progress
 from jobs.filters import JobFilter
 from jobs.models import JobStatus
 from jobs.selectors import jobs_visible_to, with_progress
-from ops.cli import EXIT_INVALID, cli_actor, fmt_duration, fmt_time, format_table
+from jobs.serializers import JobSerializer
+from ops.cli import (
+    EXIT_INVALID,
+    add_output_option,
+    cli_actor,
+    fmt_duration,
+    fmt_time,
+    format_table,
+    write_json,
+)
 
 HEADERS = ["job", "type", "target", "status", "steps", "created (UTC)", "took", "actor"]
 
@@ -29,8 +38,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--limit", type=int, default=20, help="at most this many jobs (default 20)"
         )
+        add_output_option(parser)
 
-    def handle(self, *args, status: list[str] | None, limit: int, **options):
+    def handle(self, *args, status: list[str] | None, limit: int, output: str, **options):
         if limit < 1:
             raise CommandError("--limit must be at least 1", returncode=EXIT_INVALID)
         data = {key: options[key] for key in ("type", "namespace") if options[key] is not None}
@@ -41,6 +51,10 @@ class Command(BaseCommand):
         jobs = found.qs
         if status:
             jobs = jobs.filter(status__in=status)
+        if output == "json":
+            items = JobSerializer(jobs.prefetch_related("steps")[:limit], many=True).data
+            write_json(self.stdout, items)
+            return
         page = list(with_progress(jobs.prefetch_related(None))[: limit + 1])
         if not page:
             self.stdout.write("no jobs match")

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.cli import EXIT_INVALID, fmt_time, format_table, parse_since, shorten
+from ops.cli import (
+    EXIT_INVALID,
+    add_output_option,
+    fmt_time,
+    format_table,
+    parse_since,
+    shorten,
+    write_json,
+)
 from ops.filters import OpsLogFilter
 from ops.models import OpsLogStatus
 from ops.selectors import audit_rows
+from ops.serializers import OpsLogSerializer
 
 HEADERS = ["time (UTC)", "actor", "source", "action", "kind", "object", "status", "error"]
 
@@ -29,6 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--action", help="only this action: scale, delete, pg-rebuild")
         parser.add_argument("--status", choices=OpsLogStatus.values, help="only this outcome")
         parser.add_argument("--job", dest="job_id", help="only the rows of this job")
+        add_output_option(parser)
         parser.add_argument(
             "--limit", type=int, default=50, help="at most this many rows (default 50)"
         )
@@ -55,6 +65,9 @@ class Command(BaseCommand):
             )
             raise CommandError(problems, returncode=EXIT_INVALID)
         page = list(found.qs[: limit + 1])
+        if options["output"] == "json":
+            write_json(self.stdout, OpsLogSerializer(page[:limit], many=True).data)
+            return
         if not page:
             self.stdout.write("no audit rows match")
             return
