@@ -254,15 +254,19 @@ def test_a_worker_killed_in_each_step_is_replaced_without_a_second_write(
 ):
     before = uids(web, "app=web")
     if step == "wait_rollout":
-        web.faults.add(delay=1.0, **fault)
+        # Every read of the Deployment from now on is slow: a tick in the step stays there.
         job_id = start(api, kind="deployment", name="web")
+        slow = web.faults.add(delay=1.0, method=fault["method"], path=fault["path"])
         owner = wait_until(lambda: tick_inside(job_id, step), 60, f"a tick in {step}", qcluster)
+        wait_until(lambda: tick_inside(job_id, step) == owner, 5, "the tick still there", qcluster)
     else:
         delayed = web.faults.add(delay=1.5, **fault)
         job_id = start(api, kind="deployment", name="web")
         wait_until(lambda: delayed.fired == 1, 60, "the restart PATCH", qcluster)
         owner = tick_inside(job_id, step)
     kill_worker_of(owner, qcluster)
+    if step == "wait_rollout":
+        web.faults.remove(slow)
 
     job = wait_until(
         lambda: (j := Job.objects.get(job_id=job_id)) and not j.is_active and j,
