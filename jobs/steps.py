@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ops.actors import ORIGIN_JOB, Actor
+
 if TYPE_CHECKING:
     from ops.audit import Target
 
@@ -78,6 +80,17 @@ class StepContext(Protocol):
 
     def past_deadline(self) -> bool:
         """True when this check is the step's last before its timeout."""
+
+
+def job_actor(ctx: StepContext) -> Actor:
+    """Who a step's mutations act for: whoever the job acts for now (the requester, or the
+    last one who retried it), with their address and namespace scope, origin ``job``."""
+    return Actor(
+        name=ctx.actor or "job",
+        source_ip=ctx.source_ip,
+        namespaces=ctx.actor_namespaces,
+        origin=ORIGIN_JOB,
+    )
 
 
 @dataclass(frozen=True)

@@ -20,37 +20,24 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from jobs.errors import JobRefused
 from jobs.inputs import IntField, JobInput, NameField, NamespaceField
 from jobs.registry import JobTarget, JobType, register
-from jobs.steps import Done, StepContext, StepDef, Wait
+from jobs.steps import Done, StepContext, StepDef, Wait, job_actor
 from jobs.types.pg_guards import (
-    NoSuchReplica,
     Observed,
-    RebuildRefused,
     check,
     observe,
     target_pod,
 )
 from jobs.types.pg_roles import REPLICA, UNKNOWN
 from ops import k8s, services
-from ops.actors import ORIGIN_JOB, Actor
 from ops.audit import Target
-from ops.errors import InvalidInput, ObjectConflict, OpsError, from_k8s
+from ops.errors import InvalidInput, ObjectConflict, from_k8s
 
 NAME = "pg-backup"
 JOB_ANNOTATION = "apiops.dev/job-id"
 SOURCE_GUARDS = ("no_such_replica", "primary_guard")
-
-
-class NoReplica(RebuildRefused):
-    default_code = "no_replica"
-    default_detail = "No replica to take the snapshot from."
-
-
-class SnapshotFailed(OpsError):
-    status_code = 409
-    default_code = "snapshot_failed"
-    default_detail = "The snapshot failed."
 
 
 class PgBackupInput(JobInput):
@@ -100,19 +87,13 @@ def _choose(obs: Observed, params: dict) -> str:
             if obs.roles.role(pod.name) == wanted:
                 return pod.name
     if not obs.pods:
-        raise NoSuchReplica(f"{obs.where} has no pods: no replica to snapshot.")
-    raise NoReplica(
+        raise JobRefused(
+            f"{obs.where} has no pods: no replica to snapshot.", code="no_such_replica"
+        )
+    raise JobRefused(
         f"{obs.where} has no Ready replica to snapshot (primaries: "
-        f"{', '.join(obs.roles.primaries()) or 'none'}); a primary is never the source."
-    )
-
-
-def job_actor(ctx: StepContext) -> Actor:
-    return Actor(
-        name=ctx.actor or "job",
-        source_ip=ctx.source_ip,
-        namespaces=ctx.actor_namespaces,
-        origin=ORIGIN_JOB,
+        f"{', '.join(obs.roles.primaries()) or 'none'}); a primary is never the source.",
+        code="no_replica",
     )
 
 
@@ -128,7 +109,10 @@ def choose_source(ctx: StepContext) -> Done:
     except k8s.K8sError as e:
         raise from_k8s(e) from e
     if pvc is None or pvc.terminating:
-        raise NoReplica(f"claim {claim} of {pod} is {'gone' if pvc is None else 'Terminating'}")
+        raise JobRefused(
+            f"claim {claim} of {pod} is {'gone' if pvc is None else 'Terminating'}",
+            code="no_replica",
+        )
     ctx.state.update(source_pod=pod, source_claim=claim)
     ctx.record_result(source_pod=pod, source_claim=claim, source_claim_uid=pvc.uid)
     return Done(f"{claim} of {pod} ({obs.roles.describe(pod)})")
@@ -182,7 +166,7 @@ def wait_snapshot_ready(ctx: StepContext) -> Done | Wait:
     name = ctx.earlier_state("create_snapshot")["snapshot"]
     snap = _read_snapshot(p["namespace"], name)
     if snap is None:
-        raise SnapshotFailed(f"VolumeSnapshot {p['namespace']}/{name} is gone")
+        raise JobRefused(f"VolumeSnapshot {p['namespace']}/{name} is gone", code="snapshot_failed")
     if snap.ready:
         ctx.record_result(
             restore_size=snap.restore_size,
@@ -191,7 +175,9 @@ def wait_snapshot_ready(ctx: StepContext) -> Done | Wait:
         )
         return Done(f"VolumeSnapshot {name} ready to use ({snap.restore_size or 'size unknown'})")
     if snap.error:
-        raise SnapshotFailed(f"VolumeSnapshot {p['namespace']}/{name}: {snap.error}")
+        raise JobRefused(
+            f"VolumeSnapshot {p['namespace']}/{name}: {snap.error}", code="snapshot_failed"
+        )
     return Wait(f"VolumeSnapshot {name} not ready yet")
 
 

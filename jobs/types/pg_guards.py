@@ -12,66 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from jobs.errors import JobRefused
 from jobs.types.pg_roles import Roles, read_roles
 from ops import k8s
-from ops.errors import ObjectNotFound, OpsError, from_k8s
+from ops.errors import ObjectNotFound, from_k8s
 
 STRATEGY_SCALE_TO_ZERO = "scale-to-zero"
 STRATEGY_IN_PLACE = "in-place"
 STRATEGIES = (STRATEGY_SCALE_TO_ZERO, STRATEGY_IN_PLACE)
-
-
-class RebuildRefused(OpsError):
-    """409: going on would do harm; the detail says why and what to do instead."""
-
-    status_code = 409
-    default_code = "rebuild_refused"
-    default_detail = "The rebuild cannot go on."
-
-
-class PrimaryGuard(RebuildRefused):
-    default_code = "primary_guard"
-    default_detail = "The replica to rebuild is, or may be, the primary."
-
-
-class PrimaryInSet(RebuildRefused):
-    default_code = "primary_in_set"
-    default_detail = "Scale-to-zero would take down a set that holds a primary."
-
-
-class OperatorOwned(RebuildRefused):
-    default_code = "operator_owned"
-    default_detail = "The StatefulSet is managed by an operator."
-
-
-class NoSuchReplica(RebuildRefused):
-    default_code = "no_such_replica"
-    default_detail = "No such replica."
-
-
-class WouldScaleDown(RebuildRefused):
-    default_code = "would_scale_down"
-    default_detail = "target_replicas is below the set's replicas."
-
-
-class PodsNotDown(RebuildRefused):
-    default_code = "pods_not_down"
-    default_detail = "Pods of the set still exist."
-
-
-class ReplicasMismatch(RebuildRefused):
-    default_code = "replicas_mismatch"
-    default_detail = "An in-place rebuild keeps the set's replicas."
-
-
-class TargetChanged(RebuildRefused):
-    default_code = "target_changed"
-    default_detail = "The replica's claim was replaced under the job."
-
-
-class ClaimInUse(RebuildRefused):
-    default_code = "claim_in_use"
-    default_detail = "A pod other than the one being rebuilt uses the claim."
 
 
 @dataclass(frozen=True)
@@ -110,81 +58,88 @@ def target_pod(params: dict) -> str:
 
 # --- the guards ---------------------------------------------------------------------------------
 
-Guard = Callable[[Observed, dict, dict], RebuildRefused | None]
+Guard = Callable[[Observed, dict, dict], JobRefused | None]
 
 
-def operator_owned(obs: Observed, params: dict, job: dict) -> RebuildRefused | None:
+def operator_owned(obs: Observed, params: dict, job: dict) -> JobRefused | None:
     owner = obs.sts.controller_owner
     if owner is None:
         return None
-    return OperatorOwned(
+    return JobRefused(
         f"{obs.where} is controlled by {owner} (a controller ownerReference): that operator "
         "would undo or fight a rebuild made behind its back. Rebuild the replica with the "
-        "operator's own tooling."
+        "operator's own tooling.",
+        code="operator_owned",
     )
 
 
-def no_such_replica(obs: Observed, params: dict, job: dict) -> RebuildRefused | None:
+def no_such_replica(obs: Observed, params: dict, job: dict) -> JobRefused | None:
     ordinal, replicas = params["ordinal"], obs.sts.replicas
     if ordinal < replicas:
         return None
     have = f"ordinals 0..{replicas - 1}" if replicas else "no replicas"
-    return NoSuchReplica(
-        f"{obs.where} has {replicas} replicas ({have}): there is no replica {ordinal} to rebuild."
+    return JobRefused(
+        f"{obs.where} has {replicas} replicas ({have}): there is no replica {ordinal} to rebuild.",
+        code="no_such_replica",
     )
 
 
-def primary_guard(obs: Observed, params: dict, job: dict) -> RebuildRefused | None:
+def primary_guard(obs: Observed, params: dict, job: dict) -> JobRefused | None:
     pod = target_pod(params)
     if not obs.roles.is_primary(pod):
         return None
-    return PrimaryGuard(
+    return JobRefused(
         f"{pod} is {obs.roles.role(pod)} ({'; '.join(map(str, obs.roles.signals[pod]))}): "
         "a primary is never rebuilt. Switch over to another member first (e.g. patronictl "
-        "switchover), then rebuild this one as a replica."
+        "switchover), then rebuild this one as a replica.",
+        code="primary_guard",
     )
 
 
-def primary_in_set(obs: Observed, params: dict, job: dict) -> RebuildRefused | None:
+def primary_in_set(obs: Observed, params: dict, job: dict) -> JobRefused | None:
     primaries = obs.roles.primaries()
     if params.get("allow_outage") or not primaries:
         return None
-    return PrimaryInSet(
+    return JobRefused(
         f"{obs.where} holds a primary ({', '.join(primaries)}): scale-to-zero stops every "
         'pod, a full database outage. Use "strategy": "in-place" (only the replica goes '
-        'down), or say "allow_outage": true.'
+        'down), or say "allow_outage": true.',
+        code="primary_in_set",
     )
 
 
-def would_scale_down(obs: Observed, params: dict, job: dict) -> RebuildRefused | None:
+def would_scale_down(obs: Observed, params: dict, job: dict) -> JobRefused | None:
     accepted = job.get("replicas_at_request", obs.sts.replicas)
     target = params["target_replicas"]
     if params.get("allow_scale_down") or target >= accepted:
         return None
-    return WouldScaleDown(
+    return JobRefused(
         f"{obs.where} had {accepted} replicas when the rebuild was requested; scaling back "
         f"to {target} would remove {accepted - target} of them. Ask for target_replicas "
-        f'{accepted}, or say "allow_scale_down": true.'
+        f'{accepted}, or say "allow_scale_down": true.',
+        code="would_scale_down",
     )
 
 
-def pods_not_down(obs: Observed, params: dict, job: dict) -> RebuildRefused | None:
+def pods_not_down(obs: Observed, params: dict, job: dict) -> JobRefused | None:
     if not obs.pods:
         return None
     names = ", ".join(sorted(p.name for p in obs.pods))
-    return PodsNotDown(
+    return JobRefused(
         f"{obs.where} has pods ({names}; replicas {obs.sts.replicas}): deleting a claim now "
         "could pull it from under a running database. Scale-to-zero deletes claims only "
-        "with no pod of the set left."
+        "with no pod of the set left.",
+        code="pods_not_down",
     )
 
 
-def replicas_mismatch(obs: Observed, params: dict, job: dict) -> RebuildRefused | None:
+def replicas_mismatch(obs: Observed, params: dict, job: dict) -> JobRefused | None:
     if params["target_replicas"] == obs.sts.replicas:
         return None
-    return ReplicasMismatch(
+    return JobRefused(
         f"An in-place rebuild never scales: {obs.where} has {obs.sts.replicas} replicas, "
-        f"target_replicas must be {obs.sts.replicas} (not {params['target_replicas']})."
+        f"target_replicas must be {obs.sts.replicas} (not {params['target_replicas']}).",
+        code="replicas_mismatch",
     )
 
 
@@ -223,11 +178,6 @@ def check(obs: Observed, params: dict, guards: Iterable[str], job: dict | None =
             raise refusal
 
 
-class SnapshotNotReady(RebuildRefused):
-    default_code = "snapshot_not_ready"
-    default_detail = "The snapshot is not ready to use."
-
-
 def snapshot_ready(namespace: str, name: str) -> k8s.SnapshotInfo:
     """The VolumeSnapshot ``name`` of ``namespace``, ready to use; else 404 / 409."""
     try:
@@ -241,5 +191,8 @@ def snapshot_ready(namespace: str, name: str) -> k8s.SnapshotInfo:
         )
     if not snap.ready:
         why = f": {snap.error}" if snap.error else ""
-        raise SnapshotNotReady(f"VolumeSnapshot {namespace}/{name} is not ready to use{why}.")
+        raise JobRefused(
+            f"VolumeSnapshot {namespace}/{name} is not ready to use{why}.",
+            code="snapshot_not_ready",
+        )
     return snap

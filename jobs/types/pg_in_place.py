@@ -16,20 +16,19 @@ from __future__ import annotations
 
 from contextlib import suppress
 
+from jobs.errors import JobRefused
 from jobs.steps import Done, StepContext, StepDef, Wait
 from jobs.types.pg_guards import (
     AT_REQUEST,
     STRATEGY_IN_PLACE,
-    ClaimInUse,
-    TargetChanged,
+    Observed,
     target_pod,
 )
 from jobs.types.pg_steps import (
     claim_uids,
     claims_of,
-    close_claim_if_resumed,
     db_time,
-    delete_claim_pinned,
+    delete_checked_claims,
     guarded,
     job_actor,
     new_evidence,
@@ -70,33 +69,21 @@ def delete_pvc(ctx: StepContext) -> Done:
     """Delete the target's claims (they stay Terminating while its pod runs), each only while
     the target's own pod is the only one using it, after the guards."""
     name = target_pod(ctx.params)
-    old = ctx.job_result().get("old_claim_uids") or {}
-    done = []
-    for claim in claims_of(ctx, "check_target"):
-        pvc = read_pvc(ctx, claim)
-        close_claim_if_resumed(ctx, claim, pvc)
-        if pvc is None or pvc.terminating:
-            done.append(f"{claim} {'gone' if pvc is None else 'Terminating'}")
-            continue
-        if old.get(claim) and pvc.uid != old[claim]:
-            raise TargetChanged(
-                f"claim {claim} is not the one checked (uid {old[claim]}, now {pvc.uid}): "
-                "it was replaced since; not deleting it"
-            )
-        obs = guarded(ctx, DELETE_GUARDS)
-        users = [p for p in obs.pods if claim in p.claim_names]
-        strangers = [p.name for p in users if p.name != name]
+
+    def only_the_target_uses(claim: str, obs: Observed) -> None:
+        strangers = [p.name for p in obs.pods if claim in p.claim_names and p.name != name]
         if strangers:
-            raise ClaimInUse(
+            raise JobRefused(
                 f"claim {claim} is used by {', '.join(strangers)}, not only by {name}: "
-                "not deleting it"
+                "not deleting it",
+                code="claim_in_use",
             )
         # The pod that will be deleted next: the target as it is now (set only once).
         pod = obs.pod(name)
         ctx.state.setdefault("doomed_pod_uid", pod.uid if pod else None)
-        delete_claim_pinned(ctx, pvc)
-        done.append(f"{claim} (uid {pvc.uid}) deleted, Terminating while {name} uses it")
-    return Done("; ".join(done))
+
+    done = delete_checked_claims(ctx, DELETE_GUARDS, only_the_target_uses)
+    return Done("; ".join(done) + f" (Terminating while {name} uses them)")
 
 
 def delete_pod(ctx: StepContext) -> Done:

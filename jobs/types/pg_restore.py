@@ -18,21 +18,17 @@ from __future__ import annotations
 
 import re
 
+from jobs.errors import JobRefused
 from jobs.steps import Done, StepContext, StepDef, Wait
 from jobs.types import pg_in_place, pg_scale_to_zero
 from jobs.types.pg_guards import (
     Observed,
-    PodsNotDown,
-    RebuildRefused,
-    TargetChanged,
     snapshot_ready,
     target_pod,
 )
 from jobs.types.pg_steps import (
-    claims_of,
-    close_claim_if_resumed,
     close_scale_if_resumed,
-    delete_claim_pinned,
+    delete_checked_claims,
     guarded,
     job_actor,
     ns,
@@ -46,11 +42,6 @@ from ops.audit import Target
 from ops.errors import ObjectConflict
 
 TARGET_GUARDS = ("operator_owned", "primary_guard")
-
-
-class RestoreNeedsHighestOrdinal(RebuildRefused):
-    default_code = "restore_needs_highest_ordinal"
-    default_detail = "An in-place restore works only on the set's highest ordinal."
 
 
 def restore_template(sts: k8s.StatefulSetInfo, snap: k8s.SnapshotInfo) -> str:
@@ -68,12 +59,13 @@ def preflight(obs: Observed, params: dict) -> dict:
     """The restore's own checks at the request (after the rebuild's guards)."""
     snap = snapshot_ready(params["namespace"], params["from_snapshot"])
     if params.get("strategy") == "in-place" and params["ordinal"] != obs.sts.replicas - 1:
-        raise RestoreNeedsHighestOrdinal(
+        raise JobRefused(
             f"{obs.where} has {obs.sts.replicas} replicas: an in-place restore takes the "
             f"highest ordinal ({obs.sts.replicas - 1}) out by scaling down by one, so its claim "
             f"can be made from the snapshot before any pod could use an empty one. Ordinal "
             f"{params['ordinal']} needs the scale-to-zero strategy (with allow_outage if the "
-            "set holds a primary)."
+            "set holds a primary).",
+            code="restore_needs_highest_ordinal",
         )
     return {"restore_template": restore_template(obs.sts, snap), "from_snapshot_uid": snap.uid}
 
@@ -96,17 +88,19 @@ def restore_pvc(ctx: StepContext) -> Done | Wait:
             return Done(f"{name} (uid {pvc.uid}) restored from VolumeSnapshot {snapshot}")
         if pvc.terminating:
             return Wait(f"claim {name} still Terminating")
-        raise TargetChanged(
+        raise JobRefused(
             f"claim {name} (uid {pvc.uid}) exists and was not made from {snapshot} by this "
-            "job: not restoring over it"
+            "job: not restoring over it",
+            code="target_changed",
         )
     snapshot_ready(ns(ctx), snapshot)
     sts = read_sts(ctx)
     pod = read_pod(ctx, target_pod(ctx.params))
     if pod is not None or sts.replicas > ctx.params["ordinal"]:
-        raise PodsNotDown(
+        raise JobRefused(
             f"{target_pod(ctx.params)} may run (replicas {sts.replicas}): creating {name} now "
-            "could race the StatefulSet controller"
+            "could race the StatefulSet controller",
+            code="pods_not_down",
         )
     resumed = ctx.state.get("creating", False)
     ctx.state["creating"] = True
@@ -143,9 +137,10 @@ def scale_down_one(ctx: StepContext) -> Done | Wait:
         close_scale_if_resumed(ctx, ordinal)
         return Done(f"at {ordinal} replicas: {target_pod(ctx.params)} goes")
     if obs.sts.replicas != ordinal + 1:
-        raise RestoreNeedsHighestOrdinal(
+        raise JobRefused(
             f"{obs.where} now has {obs.sts.replicas} replicas: {target_pod(ctx.params)} is no "
-            "longer its highest ordinal"
+            "longer its highest ordinal",
+            code="restore_needs_highest_ordinal",
         )
     if not scale_pinned(ctx, ordinal, obs):
         return Wait("the StatefulSet changed between the check and the scale; checking again")
@@ -166,22 +161,15 @@ def delete_pvc(ctx: StepContext) -> Done:
     snapshot still ready."""
     name = target_pod(ctx.params)
     snapshot_ready(ns(ctx), ctx.params["from_snapshot"])
-    old = ctx.job_result().get("old_claim_uids") or {}
-    done = []
-    for claim in claims_of(ctx, "check_target"):
-        pvc = read_pvc(ctx, claim)
-        close_claim_if_resumed(ctx, claim, pvc)
-        if pvc is None or pvc.terminating:
-            done.append(f"{claim} {'gone' if pvc is None else 'Terminating'}")
-            continue
-        if old.get(claim) and pvc.uid != old[claim]:
-            raise TargetChanged(f"claim {claim} was replaced since the check; not deleting it")
-        obs = guarded(ctx, TARGET_GUARDS)
+
+    def target_still_down(claim: str, obs: Observed) -> None:
         if obs.pod(name) is not None or obs.sts.replicas > ctx.params["ordinal"]:
-            raise PodsNotDown(f"{name} is back (replicas {obs.sts.replicas}): not deleting {claim}")
-        delete_claim_pinned(ctx, pvc)
-        done.append(f"{claim} (uid {pvc.uid}) deleted")
-    return Done("; ".join(done))
+            raise JobRefused(
+                f"{name} is back (replicas {obs.sts.replicas}): not deleting {claim}",
+                code="pods_not_down",
+            )
+
+    return Done("; ".join(delete_checked_claims(ctx, TARGET_GUARDS, target_still_down)))
 
 
 def scale_back(ctx: StepContext) -> Done | Wait:

@@ -18,11 +18,11 @@ exists, and the primary signals (the leader record speaks with every pod down) s
 
 from __future__ import annotations
 
+from jobs.errors import JobRefused
 from jobs.steps import Done, StepContext, StepDef, Wait
 from jobs.types.pg_guards import (
     AT_REQUEST,
     STRATEGY_SCALE_TO_ZERO,
-    TargetChanged,
     check,
     snapshot_ready,
     target_pod,
@@ -127,11 +127,12 @@ def delete_pvc(ctx: StepContext) -> Done | Wait:
             pinned.setdefault(name, None)
             continue  # gone from the API: what this step waits for
         if pinned.setdefault(name, pvc.uid) != pvc.uid:
-            raise TargetChanged(
+            raise JobRefused(
                 f"claim {name} was recreated (uid {pvc.uid}) by someone else; not deleting it again"
                 if pinned[name]
                 else f"claim {name} appeared (uid {pvc.uid}) after this step found it gone; "
-                "not deleting it"
+                "not deleting it",
+                code="target_changed",
             )
         if not pvc.terminating:
             if ctx.params.get("from_snapshot"):  # a restore: never delete without its source

@@ -15,24 +15,20 @@ run on them, and the audited mutations pinned with Kubernetes preconditions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from jobs.steps import StepContext
-from jobs.types.pg_guards import Observed, RebuildRefused, check, observe, target_pod
+from jobs.errors import JobRefused
+from jobs.steps import StepContext, job_actor
+from jobs.types.pg_guards import (
+    Observed,
+    check,
+    observe,
+    target_pod,
+)
 from ops import k8s, services
-from ops.actors import ORIGIN_JOB, Actor
 from ops.audit import Target
 from ops.errors import ObjectConflict, ObjectNotFound, TargetHeldByJob, from_k8s
-
-
-def job_actor(ctx: StepContext) -> Actor:
-    """The requester, acting through a job: same name, address and namespace scope."""
-    return Actor(
-        name=ctx.actor or "job",
-        source_ip=ctx.source_ip,
-        namespaces=ctx.actor_namespaces,
-        origin=ORIGIN_JOB,
-    )
 
 
 def ns(ctx: StepContext) -> str:
@@ -78,10 +74,11 @@ def read_pod(ctx: StepContext, name: str) -> k8s.PodInfo | None:
         raise from_k8s(e) from e
 
 
-def no_templates(sts: k8s.StatefulSetInfo) -> RebuildRefused:
-    return RebuildRefused(
+def no_templates(sts: k8s.StatefulSetInfo) -> JobRefused:
+    return JobRefused(
         f"StatefulSet {sts.namespace}/{sts.name} has no volumeClaimTemplates any more: "
-        "there is no claim to rebuild"
+        "there is no claim to rebuild",
+        code="rebuild_refused",
     )
 
 
@@ -226,3 +223,32 @@ def new_evidence(
         f"{name} uid {pod.uid if pod else '?'} (was {job.get('old_pod_uid')}) on {claims_text}"
         + (f"; {name} down {down} s" if down is not None else "")
     )
+
+
+def delete_checked_claims(
+    ctx: StepContext,
+    guards: tuple[str, ...],
+    also_check: Callable[[str, Observed], None],
+) -> list[str]:
+    """Delete each claim ``check_target`` recorded that is still there and not Terminating,
+    pinned to its uid, each after a fresh read on which ``guards`` hold and ``also_check``
+    (claim name, that read) raises nothing; a claim replaced since the check is refused.
+    Returns one line per claim for the step's detail."""
+    old = ctx.job_result().get("old_claim_uids") or {}
+    done = []
+    for claim in claims_of(ctx, "check_target"):
+        pvc = read_pvc(ctx, claim)
+        close_claim_if_resumed(ctx, claim, pvc)
+        if pvc is None or pvc.terminating:
+            done.append(f"{claim} {'gone' if pvc is None else 'Terminating'}")
+            continue
+        if old.get(claim) and pvc.uid != old[claim]:
+            raise JobRefused(
+                f"claim {claim} is not the one checked (uid {old[claim]}, now {pvc.uid}): "
+                "it was replaced since; not deleting it",
+                code="target_changed",
+            )
+        also_check(claim, guarded(ctx, guards))
+        delete_claim_pinned(ctx, pvc)
+        done.append(f"{claim} (uid {pvc.uid}) deleted")
+    return done

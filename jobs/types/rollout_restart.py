@@ -19,32 +19,16 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from jobs.errors import JobRefused
 from jobs.inputs import JobInput, NameField, NamespaceField
 from jobs.registry import JobTarget, JobType, register
-from jobs.steps import Done, StepContext, StepDef, Wait
+from jobs.steps import Done, StepContext, StepDef, Wait, job_actor
 from ops import k8s, services
-from ops.actors import ORIGIN_JOB, Actor
 from ops.audit import Target
-from ops.errors import OpsError, from_k8s
+from ops.errors import from_k8s
 
 NAME = "rollout-restart"
 KINDS = {k8s.DEPLOYMENT: "Deployment", k8s.STATEFULSET: "StatefulSet"}
-
-
-class RolloutRefused(OpsError):
-    """409: a restart of this workload would not end with every pod replaced."""
-
-    status_code = 409
-    default_code = "rollout_refused"
-    default_detail = "The workload cannot be restarted this way."
-
-
-class RolloutStuck(OpsError):
-    """The rollout exceeded its progress deadline."""
-
-    status_code = 409
-    default_code = "progress_deadline_exceeded"
-    default_detail = "The rollout is stuck."
 
 
 class RolloutRestartInput(JobInput):
@@ -80,26 +64,18 @@ def preflight(params: dict) -> dict:
     work = _read(params)
     where = f"StatefulSet {work.namespace}/{work.name}"
     if work.kind == k8s.STATEFULSET and work.update_strategy == "OnDelete":
-        raise RolloutRefused(
+        raise JobRefused(
             f"{where} updates its pods OnDelete: a restart would replace none of them. "
-            "Delete its pods yourself, or switch it to RollingUpdate."
+            "Delete its pods yourself, or switch it to RollingUpdate.",
+            code="rollout_refused",
         )
     if work.kind == k8s.STATEFULSET and work.partition > 0:
-        raise RolloutRefused(
+        raise JobRefused(
             f"{where} has a RollingUpdate partition of {work.partition}: pods below ordinal "
-            f"{work.partition} would keep running unreplaced."
+            f"{work.partition} would keep running unreplaced.",
+            code="rollout_refused",
         )
     return {"generation_at_request": work.generation}
-
-
-def job_actor(ctx: StepContext) -> Actor:
-    """The requester, acting through a job: same name, address and namespace scope."""
-    return Actor(
-        name=ctx.actor or "job",
-        source_ip=ctx.source_ip,
-        namespaces=ctx.actor_namespaces,
-        origin=ORIGIN_JOB,
-    )
 
 
 def restart(ctx: StepContext) -> Done:
@@ -145,8 +121,9 @@ def rollout_status(work: k8s.WorkloadInfo) -> tuple[bool, str]:
             return False, "Waiting for deployment spec update to be observed..."
         progressing = work.condition("Progressing")
         if progressing and progressing.reason == "ProgressDeadlineExceeded":
-            raise RolloutStuck(
-                f'deployment "{name}" exceeded its progress deadline: {progressing.message}'
+            raise JobRefused(
+                f'deployment "{name}" exceeded its progress deadline: {progressing.message}',
+                code="progress_deadline_exceeded",
             )
         if work.updated_replicas < work.replicas:
             return False, (

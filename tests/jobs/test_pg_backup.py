@@ -10,9 +10,12 @@ from kubernetes import client
 
 from jobs.models import Job, JobStatus, JobStep
 from ops.models import OpsLog
+from tests.jobs import test_worker
+from tests.jobs.test_worker import kill_worker_of, tick_inside, wait_until
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
 
+qcluster = test_worker.qcluster  # a real django-q2 cluster (fixture)
 URL = "/ops/jobs/pg-backup"
 SNAPSHOT_CLASS = """
 apiVersion: snapshot.storage.k8s.io/v1
@@ -168,3 +171,37 @@ def test_a_create_resumed_after_it_landed_creates_nothing_more(api, pg, drive):
 
     assert [r.method for r in pg.requests.mutations()] == []  # no second create
     assert len(snapshots(pg)) == 1
+
+
+@pytest.mark.parametrize(
+    ("step", "fault"),
+    [
+        ("create_snapshot", {"method": "POST", "path": r"/volumesnapshots$"}),
+        ("wait_snapshot_ready", {"method": "GET", "path": r"/volumesnapshots/data-postgres-2-"}),
+    ],
+)
+def test_a_worker_killed_in_each_step_is_replaced_without_a_second_snapshot(
+    api, pg, qcluster, step, fault
+):
+    """A real worker SIGKILLed in the step (the create held by the API server, or a read of
+    the snapshot held): the job is taken over and ends with exactly one snapshot created."""
+    held = pg.faults.add(delay=1.5, **fault)  # the request never makes these calls
+    job_id = start(api)
+    owner = wait_until(lambda: tick_inside(job_id, step), 60, f"a tick in {step}", qcluster)
+    wait_until(lambda: held.fired >= 1, 60, f"the held request of {step}", qcluster)
+    kill_worker_of(owner, qcluster)
+    pg.faults.remove(held)
+
+    job = wait_until(
+        lambda: (j := Job.objects.get(job_id=job_id)) and not j.is_active and j,
+        120,
+        "the job's end after the kill",
+        qcluster,
+    )
+    assert job.status == JobStatus.SUCCESS, steps(job_id)
+    assert job.steps.get(name=step).interruptions == 1
+    assert [(r.method, r.resource) for r in pg.requests.mutations()].count(
+        ("POST", "volumesnapshots")
+    ) == 1
+    assert len(snapshots(pg)) == 1
+    assert not OpsLog.objects.using("audit").filter(job_id=job_id, status="pending").exists()

@@ -463,7 +463,7 @@ def test_a_set_that_lost_its_claim_templates_after_acceptance_is_not_scaled_down
     name, status, detail = steps(job_id)[0]
     assert (name, status) == ("scale_sts_to_zero", "failed")
     assert detail.startswith(
-        "The rebuild cannot go on: StatefulSet prod/postgres has no volumeClaimTemplates any "
+        "The job cannot go on: StatefulSet prod/postgres has no volumeClaimTemplates any "
         "more: there is no claim to rebuild"
     )
     assert mutations(pg_cluster) == []
