@@ -176,6 +176,7 @@ def test_a_create_resumed_after_it_landed_creates_nothing_more(api, pg, drive):
 @pytest.mark.parametrize(
     ("step", "fault"),
     [
+        ("choose_source", {"method": "GET", "path": r"/persistentvolumeclaims/data-postgres-2$"}),
         ("create_snapshot", {"method": "POST", "path": r"/volumesnapshots$"}),
         ("wait_snapshot_ready", {"method": "GET", "path": r"/volumesnapshots/data-postgres-2-"}),
     ],

@@ -9,10 +9,13 @@ from __future__ import annotations
 import pytest
 
 from jobs.models import Job, JobStatus, JobStep
+from tests.jobs import test_worker
 from tests.jobs.test_pg_backup import SNAPSHOT_CLASS
+from tests.jobs.test_worker import kill_worker_of, tick_inside, wait_until
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
 
+qcluster = test_worker.qcluster  # a real django-q2 cluster (fixture)
 URL = "/ops/jobs/pg-rebuild"
 BODY = {"namespace": "prod", "statefulset": "postgres", "target_replicas": 3}
 NOT_READY = """
@@ -156,3 +159,32 @@ def test_a_snapshot_gone_after_the_request_keeps_the_claims(api, pg_cluster, dri
     assert (job.status, job.error["code"]) == (JobStatus.FAILED, "not_found")
     assert steps(job_id)[2][:2] == ("delete_pvc", "failed")
     assert uid(pg_cluster, "persistentvolumeclaims", "data-postgres-0") == old
+
+
+def test_a_worker_killed_while_its_claim_create_is_held_restores_once(
+    api, pg_cluster, snapshot, qcluster
+):
+    """The restore's one creation, held by the API server while its worker is SIGKILLed:
+    the job is taken over and the claim is created once, from the snapshot."""
+    held = pg_cluster.faults.add(
+        method="POST", path=r"/namespaces/prod/persistentvolumeclaims$", delay=1.5
+    )
+    body = {**BODY, "ordinal": 2, "strategy": "in-place", "from_snapshot": snapshot}
+    job_id = api.post(URL, body, format="json").json()["job_id"]
+    owner = wait_until(lambda: tick_inside(job_id, "restore_pvc"), 90, "restore_pvc", qcluster)
+    wait_until(lambda: held.fired >= 1, 30, "the held create", qcluster)
+    kill_worker_of(owner, qcluster)
+    pg_cluster.faults.remove(held)
+
+    job = wait_until(
+        lambda: (j := Job.objects.get(job_id=job_id)) and not j.is_active and j,
+        120,
+        "the job's end after the kill",
+        qcluster,
+    )
+    assert job.status == JobStatus.SUCCESS, steps(job_id)
+    assert job.steps.get(name="restore_pvc").interruptions == 1
+    creates = [r for r in pg_cluster.requests.mutations() if r.method == "POST"]
+    assert [(r.resource, r.namespace) for r in creates] == [("persistentvolumeclaims", "prod")]
+    claim = pg_cluster.get("persistentvolumeclaims", "prod", "data-postgres-2")
+    assert claim["spec"]["dataSource"]["name"] == snapshot
