@@ -43,24 +43,6 @@ KEY = "bench-recovery-key-0123456789abcdef"
 STEP = "delete_pvc"
 
 
-def statefulset_yaml(name: str) -> str:
-    return f"""apiVersion: apps/v1
-kind: StatefulSet
-metadata: {{name: {name}, namespace: prod}}
-spec:
-  replicas: 2
-  serviceName: {name}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers: [{{name: postgres, image: postgres:16}}]
-  volumeClaimTemplates:
-  - metadata: {{name: data}}
-    spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
-"""
-
-
 def start_cluster(argv: list[str], env: dict[str, str], log: list[str]) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, *argv],
@@ -110,15 +92,7 @@ def victims(root: int, log: list[str], kill: str) -> list[int]:
 def one_round(client, sim, index: int, proc, log, args) -> float | None:
     from jobs.models import Job, JobStep
 
-    name = f"pg-{index}"
-    sim.apply(statefulset_yaml(name))
-    sim.wait_for(
-        lambda: (
-            (sim.get("statefulsets", "prod", name) or {}).get("status", {}).get("readyReplicas")
-            == 2
-        ),
-        timeout=60,
-    )
+    name = f"pg-{index:02d}"
     claim = f"data-{name}-1"
     sim.stuck_finalizer("prod", claim)
     slow = sim.faults.add(delay=3.0, method="GET", path=rf"/persistentvolumeclaims/{claim}$")
@@ -174,7 +148,17 @@ def main() -> None:
     proc = None
     log: list[str] = []
     try:
-        sim.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n")
+        sim.apply(shared.statefulsets_yaml(args.rounds, 2))  # pg-00, pg-01, ...: one a round
+        sim.wait_for(
+            lambda: all(
+                (sim.get("statefulsets", "prod", f"pg-{i:02d}") or {})
+                .get("status", {})
+                .get("readyReplicas")
+                == 2
+                for i in range(args.rounds)
+            ),
+            timeout=120,
+        )
         settings.APIOPS = {**settings.APIOPS, "KUBECONFIG": sim.kubeconfig_path, "API_KEY": KEY}
         k8s.reset_client()
         env = {

@@ -120,6 +120,16 @@ def wait_for(predicate, timeout: float, what: str):
     return value
 
 
+def child_environment(kubesim) -> dict[str, str]:
+    """What a child needs to reach the test database and the test's kubesim."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "apiops_site.settings",
+        "OPS_DB_URL": child_db_url(),
+        "OPS_KUBECONFIG": kubesim.kubeconfig_path,
+    }
+
+
 def supervise_in_background(supervisor: run.Supervisor) -> tuple[threading.Thread, list[int]]:
     status: list[int] = []
     thread = threading.Thread(target=lambda: status.append(supervisor.wait()), daemon=True)
@@ -175,12 +185,7 @@ def test_stop_all_ends_what_a_dead_child_left_behind(supervisor):
 
 @pytest.mark.django_db(databases=["default", "audit"], transaction=True)
 def test_make_run_replaces_a_sigkilled_worker_and_its_whole_cluster(supervisor, kubesim):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "apiops_site.settings",
-        "OPS_DB_URL": child_db_url(),
-        "OPS_KUBECONFIG": kubesim.kubeconfig_path,
-    }
+    env = child_environment(kubesim)
     [spec] = run.EXTRA_PROCESSES
     assert spec.restart
     first = supervisor.start(spec, env)
@@ -210,10 +215,7 @@ def test_make_run_replaces_a_sigkilled_worker_and_its_whole_cluster(supervisor, 
 @pytest.mark.django_db(databases=["default", "audit"], transaction=True)
 def test_ctrl_c_of_make_run_leaves_no_process_behind(kubesim, tmp_path):
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "apiops_site.settings",
-        "OPS_DB_URL": child_db_url(),
-        "OPS_KUBECONFIG": kubesim.kubeconfig_path,
+        **child_environment(kubesim),
         "OPS_PORT": str(run.free_port()),
         "OPS_API_KEY": "make-run-test-key-0123456789abcdef",
         "OPS_WEB_WORKERS": "1",
