@@ -46,6 +46,8 @@ STOP_GRACE = 5.0
 RESTART_WINDOW = 60.0
 # ... and after this many such exits in a row, make run gives up and stops everything.
 RESTART_LIMIT = 3
+# Seconds between two notes of the processes below each child (a scan of every process).
+TRACK_INTERVAL = 2.0
 
 
 @dataclass
@@ -155,8 +157,13 @@ class Supervisor:
     def wait(self) -> int:
         """Block until a stop signal (0) or the exit of a child that is not restarted (1)."""
         failures: dict[str, int] = {}
+        next_scan = 0.0
         while not self.stopping.is_set():
-            self.track()
+            if time.monotonic() >= next_scan:  # a scan of every process: not at every look
+                self.track()
+                if self.adopts:
+                    proctree.reap_adopted(own=[child.proc.pid for child in self.children])
+                next_scan = time.monotonic() + TRACK_INTERVAL
             for child in list(self.children):
                 if child.proc.poll() is None:
                     continue
@@ -173,8 +180,6 @@ class Supervisor:
                     self.start(child.spec, child.env)
                 except SystemExit as e:  # it failed again: the next round counts it
                     print(f"apiops: {e}", flush=True)
-            if self.adopts:
-                proctree.reap_adopted(own=[child.proc.pid for child in self.children])
             self.stopping.wait(0.5)
         return 0
 

@@ -59,6 +59,10 @@ _PR_SET_PDEATHSIG = 1
 
 #: Seconds between two looks at the cluster's processes: how soon a death is noticed.
 CHECK_INTERVAL = 0.2
+#: Seconds after a cluster's start during which every look scans for its new processes...
+STARTUP = 10.0
+#: ... and between two such scans afterwards (a scan of /proc costs milliseconds).
+SCAN_INTERVAL = 2.0
 #: Seconds a broken cluster gets to stop on SIGTERM before the rest is killed. Workers still
 #: inside a tick can finish it; a cluster stuck on a dead process's lock never stops anyway.
 RESTART_GRACE = 3.0
@@ -71,7 +75,7 @@ RETRY_PAUSE = 1.0
 #: Seconds a ``jobs_health`` run may take (it starts Django) before it is abandoned.
 LIVENESS_TIMEOUT = 60.0
 #: Default ``--stop-grace``: under the 5 s that ``make run`` gives its children.
-DEFAULT_STOP_GRACE = 3.0
+DEFAULT_STOP_GRACE = 4.0
 
 
 def log(message: str) -> None:
@@ -109,25 +113,34 @@ class Cluster:
         #: orphans included (they are no longer below it once their parent has died).
         self.seen: dict[tuple[int, int], proctree.Proc] = {}
         self._others: set[tuple[int, int]] = set()
+        self._next_scan = 0.0
 
     @property
     def uptime(self) -> float:
         return time.monotonic() - self.started
 
     def check(self) -> str | None:
-        """None while the cluster is whole; otherwise why it must be replaced."""
+        """None while the cluster is whole; otherwise why it must be replaced.
+
+        Looks at the known members every time (a stat file each) and scans every process for
+        new ones only every :data:`SCAN_INTERVAL` after the start-up (the cluster's processes
+        are all there by then; a death after it brings a restart anyway).
+        """
         code = self.proc.poll()
         if code is not None:
             return f"the cluster's main process exited with status {code}"
-        table = proctree.processes()
         for key, member in self.members.items():
-            if not proctree.still_running([member], table):
+            if not proctree.still_running([member]):
                 return f"its process {key[0]} died"
+        now = time.monotonic()
+        if self.uptime > STARTUP and now < self._next_scan:
+            return None
+        self._next_scan = now + SCAN_INTERVAL
+        table = proctree.processes()
         self.seen = {
             key: proc for key, proc in self.seen.items() if proctree.still_running([proc], table)
         }
-        below = proctree.descendants(self.proc.pid, table)
-        for proc in below:
+        for proc in proctree.descendants(self.proc.pid, table):
             self.seen.setdefault((proc.pid, proc.start), proc)
         for proc in proctree.descendants(self.proc.pid, table, depth=2):
             key = (proc.pid, proc.start)
@@ -258,9 +271,13 @@ def main(argv: list[str]) -> int:
     while True:
         cluster = Cluster(qcluster_args)
         reason = None
+        next_reap = time.monotonic() + SCAN_INTERVAL
         while reason is None and not stopping.wait(CHECK_INTERVAL):
             reason = cluster.check() or (liveness.poll(cluster) if liveness else None)
-            proctree.reap_adopted(own=[cluster.proc.pid, *([liveness.pid()] if liveness else [])])
+            if time.monotonic() >= next_reap:  # orphans adopted (as PID 1 in a container too)
+                own = [cluster.proc.pid, *([liveness.pid()] if liveness else [])]
+                proctree.reap_adopted(own=[pid for pid in own if pid])
+                next_reap = time.monotonic() + SCAN_INTERVAL
         if liveness:
             liveness.cancel()
         if stopping.is_set():

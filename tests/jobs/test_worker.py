@@ -37,7 +37,7 @@ EXPECTED_MUTATIONS = [
 ]
 #: Slow reads that keep a tick inside each wait step long enough to kill its worker there.
 WAIT_KILL_POINTS = {
-    "wait_pods_down": {"method": "GET", "path": r"/namespaces/prod/pods$", "times": 1},
+    "wait_pods_down": {"method": "GET", "path": r"/namespaces/prod/pods$"},
     "wait_pods_ready": {"method": "GET", "path": r"/statefulsets/postgres$"},
 }
 #: Each mutating step's mutation: the request kubesim delays (its ``times``-th match is the
@@ -206,6 +206,7 @@ def pvc_uid(sim, name: str) -> str | None:
 
 
 def test_terminating_the_worker_process_group_stops_the_cluster_cleanly(qcluster):
+    qcluster.wait_for_output("Processed 'jobs.tasks.pump'")  # the workers are past their start
     cluster_pids = descendants(qcluster.proc.pid)
     assert len(cluster_pids) >= 4  # main, sentinel, workers, pusher, monitor
     os.killpg(qcluster.proc.pid, signal.SIGTERM)
@@ -271,11 +272,14 @@ def assert_finished_without_repeating(job_id: str, step: str, sim, cluster: Clus
 def test_a_worker_killed_while_a_wait_step_reads_is_replaced_and_the_job_goes_on(
     api, pg_cluster, qcluster, step
 ):
-    pg_cluster.faults.add(delay=1.0, **WAIT_KILL_POINTS[step])
+    slow = pg_cluster.faults.add(delay=1.0, **WAIT_KILL_POINTS[step])
     job_id = api.post(URL, BODY, format="json").json()["job_id"]
 
     owner = wait_until(lambda: tick_inside(job_id, step), 60, f"a tick inside {step}", qcluster)
     kill_worker_of(owner, qcluster)
+    # Killed inside its tick (the reads of the step take a second each), not between two.
+    assert Job.objects.get(job_id=job_id).lease_owner == owner
+    pg_cluster.faults.remove(slow)
 
     assert_finished_without_repeating(job_id, step, pg_cluster, qcluster)
 
