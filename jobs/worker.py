@@ -284,13 +284,17 @@ def main(argv: list[str]) -> int:
             status = cluster.stop(args.stop_grace)
             return 0 if status == 0 else 1
         lived = cluster.uptime
-        log(f"{reason} after {lived:.1f} s: starting a new cluster")
-        cluster.stop(RESTART_GRACE)
         failed_starts = failed_starts + 1 if lived < HEALTHY_AFTER else 0
         if failed_starts >= MAX_FAILED_STARTS:
-            log(f"giving up: the cluster failed {failed_starts} times within {HEALTHY_AFTER:g} s")
+            log(
+                f"{reason} after {lived:.1f} s; giving up: {failed_starts} clusters in a row "
+                f"failed within {HEALTHY_AFTER:g} s of their start"
+            )
+            cluster.stop(RESTART_GRACE)
             return 1
-        if failed_starts and stopping.wait(RETRY_PAUSE):
+        log(f"{reason} after {lived:.1f} s: starting a new cluster")
+        cluster.stop(RESTART_GRACE)
+        if stopping.is_set() or (failed_starts and stopping.wait(RETRY_PAUSE)):
             return 0
 
 
