@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # ApiOps container image.
 #   API (default command): gunicorn serving apiops_site.wsgi:application on port 8000
-#   worker:                the same image with `python manage.py qcluster`
+#   worker:                the same image with `python -m jobs.worker` (it supervises `manage.py qcluster`)
 #   migrations:            the same image with `python manage.py migrate --noinput`
 # Runs as uid/gid 10001 and needs no writable path but /tmp (an emptyDir in k8s/), so the
 # root filesystem can be mounted read-only.
