@@ -455,19 +455,14 @@ def error_code(exc: BaseException) -> str:
     return getattr(exc, "default_code", None) or "internal_error"
 
 
-def _fail(
-    ctx: TickContext,
-    step: JobStep,
-    detail: str,
-    *,
-    code: str | None = None,
-    cancelled: bool = False,
-) -> None:
+def _fail(ctx: TickContext, step: JobStep, detail: str, **how: Any) -> None:
+    """End the job in ``step`` as :func:`_fail_locked` does (``how``: its ``code`` or
+    ``cancelled``), taking the row locks first."""
     with transaction.atomic():
         job = _own(ctx.job_id, ctx.owner)
         locked = JobStep.objects.select_for_update().get(pk=step.pk)
         locked.state = ctx.state
-        _fail_locked(job, locked, job.db_now, detail, code=code, cancelled=cancelled)
+        _fail_locked(job, locked, job.db_now, detail, **how)
 
 
 _END_FIELDS = ["status", "finished_at", "next_run_at", "lease_owner", "lease_expires_at", "error"]

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs.dispatch import enqueue_tick_on_commit
+from jobs.errors import JobNotActive, JobNotFailed, JobNotFound, JobTargetBusy, JobTypeNotFound
 from jobs.models import ACTIVE_STATUSES, STOPPED_STATUSES, Job, JobStatus, JobStep, make_job_id
 from jobs.registry import JobType, UnknownJobType, get_job_type, job_type_names
 from jobs.runner import cancel_if_unclaimed
@@ -28,22 +29,6 @@ ONE_ACTIVE_PER_TARGET = "ops_job_one_active_per_target"
 KIND_JOB = "job"
 ACTION_CANCEL = "cancel"
 ACTION_RETRY = "retry"
-
-
-class JobNotFound(OpsError):
-    """404: no such job (or not one this key may see)."""
-
-    status_code = 404
-    default_detail = "No such job."
-    default_code = "not_found"
-
-
-class JobTargetBusy(OpsError):
-    """409: the database refused a second active job on the same object."""
-
-    status_code = 409
-    default_detail = "An active job already holds this target."
-    default_code = "job_target_busy"
 
 
 def job_start(
@@ -110,14 +95,6 @@ def job_start(
             f"by active job {holder or '(which has just finished: try again)'}."
         ) from exc
     return job
-
-
-class JobTypeNotFound(OpsError):
-    """404: no job type of that name."""
-
-    status_code = 404
-    default_detail = "No such job type."
-    default_code = "not_found"
 
 
 def job_request(*, actor: Actor, job_type: str, data: object) -> Job:
@@ -190,22 +167,6 @@ def request_target(kind: JobType, data: object) -> Target:
     except (KeyError, TypeError, ValueError, AttributeError):
         namespace, name, audit_kind = _field(data, "namespace"), "", kind.target_kind.lower()
     return Target(kind.name, audit_kind, namespace, name, data)
-
-
-class JobNotActive(OpsError):
-    """409: only a pending or running job can be cancelled."""
-
-    status_code = 409
-    default_detail = "The job is not active."
-    default_code = "job_not_active"
-
-
-class JobNotFailed(OpsError):
-    """409: only a failed or cancelled job can be retried."""
-
-    status_code = 409
-    default_detail = "Only a failed or cancelled job can be retried."
-    default_code = "job_not_failed"
 
 
 def _job_for_action(*, actor: Actor, job_id: str, action: str) -> tuple[Job, Target]:

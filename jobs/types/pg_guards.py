@@ -58,88 +58,83 @@ def target_pod(params: dict) -> str:
 
 # --- the guards ---------------------------------------------------------------------------------
 
-Guard = Callable[[Observed, dict, dict], JobRefused | None]
+#: A guard: what is wrong (the refusal's detail), or None when it holds. Its name in
+#: :data:`GUARDS` is the refusal's code.
+Guard = Callable[[Observed, dict, dict], str | None]
 
 
-def operator_owned(obs: Observed, params: dict, job: dict) -> JobRefused | None:
+def operator_owned(obs: Observed, params: dict, job: dict) -> str | None:
     owner = obs.sts.controller_owner
     if owner is None:
         return None
-    return JobRefused(
+    return (
         f"{obs.where} is controlled by {owner} (a controller ownerReference): that operator "
         "would undo or fight a rebuild made behind its back. Rebuild the replica with the "
-        "operator's own tooling.",
-        code="operator_owned",
+        "operator's own tooling."
     )
 
 
-def no_such_replica(obs: Observed, params: dict, job: dict) -> JobRefused | None:
+def no_such_replica(obs: Observed, params: dict, job: dict) -> str | None:
     ordinal, replicas = params["ordinal"], obs.sts.replicas
     if ordinal < replicas:
         return None
     have = f"ordinals 0..{replicas - 1}" if replicas else "no replicas"
-    return JobRefused(
-        f"{obs.where} has {replicas} replicas ({have}): there is no replica {ordinal} to rebuild.",
-        code="no_such_replica",
+    return (
+        f"{obs.where} has {replicas} replicas ({have}): there is no replica {ordinal} to rebuild."
     )
 
 
-def primary_guard(obs: Observed, params: dict, job: dict) -> JobRefused | None:
+def primary_guard(obs: Observed, params: dict, job: dict) -> str | None:
     pod = target_pod(params)
     if not obs.roles.is_primary(pod):
         return None
-    return JobRefused(
+    return (
         f"{pod} is {obs.roles.role(pod)} ({'; '.join(map(str, obs.roles.signals[pod]))}): "
         "a primary is never rebuilt. Switch over to another member first (e.g. patronictl "
-        "switchover), then rebuild this one as a replica.",
-        code="primary_guard",
+        "switchover), then rebuild this one as a replica."
     )
 
 
-def primary_in_set(obs: Observed, params: dict, job: dict) -> JobRefused | None:
+def primary_in_set(obs: Observed, params: dict, job: dict) -> str | None:
     primaries = obs.roles.primaries()
     if params.get("allow_outage") or not primaries:
         return None
-    return JobRefused(
+    return (
         f"{obs.where} holds a primary ({', '.join(primaries)}): scale-to-zero stops every "
         'pod, a full database outage. Use "strategy": "in-place" (only the replica goes '
-        'down), or say "allow_outage": true.',
-        code="primary_in_set",
+        'down), or say "allow_outage": true.'
     )
 
 
-def would_scale_down(obs: Observed, params: dict, job: dict) -> JobRefused | None:
+def would_scale_down(obs: Observed, params: dict, job: dict) -> str | None:
     accepted = job.get("replicas_at_request", obs.sts.replicas)
     target = params["target_replicas"]
     if params.get("allow_scale_down") or target >= accepted:
         return None
-    return JobRefused(
+    return (
         f"{obs.where} had {accepted} replicas when the rebuild was requested; scaling back "
         f"to {target} would remove {accepted - target} of them. Ask for target_replicas "
-        f'{accepted}, or say "allow_scale_down": true.',
-        code="would_scale_down",
+        f'{accepted}, or say "allow_scale_down": true.'
     )
 
 
-def pods_not_down(obs: Observed, params: dict, job: dict) -> JobRefused | None:
+def pods_not_down(obs: Observed, params: dict, job: dict) -> str | None:
     if not obs.pods:
         return None
     names = ", ".join(sorted(p.name for p in obs.pods))
-    return JobRefused(
+    return (
         f"{obs.where} has pods ({names}; replicas {obs.sts.replicas}): deleting a claim now "
         "could pull it from under a running database. Scale-to-zero deletes claims only "
-        "with no pod of the set left.",
-        code="pods_not_down",
+        "with no pod of the set left."
     )
 
 
-def replicas_mismatch(obs: Observed, params: dict, job: dict) -> JobRefused | None:
+def replicas_mismatch(obs: Observed, params: dict, job: dict) -> str | None:
     if params["target_replicas"] == obs.sts.replicas:
         return None
-    return JobRefused(
+    return (
         f"An in-place rebuild never scales: {obs.where} has {obs.sts.replicas} replicas, "
-        f"target_replicas must be {obs.sts.replicas} (not {params['target_replicas']}).",
-        code="replicas_mismatch",
+        f"target_replicas must be {obs.sts.replicas} (not {params['target_replicas']})."
     )
 
 
@@ -173,9 +168,9 @@ def check(obs: Observed, params: dict, guards: Iterable[str], job: dict | None =
     ``job`` is what the job recorded when it was accepted (``replicas_at_request``).
     """
     for name in guards:
-        refusal = GUARDS[name](obs, params, job or {})
-        if refusal is not None:
-            raise refusal
+        detail = GUARDS[name](obs, params, job or {})
+        if detail is not None:
+            raise JobRefused(detail, code=name)
 
 
 def snapshot_ready(namespace: str, name: str) -> k8s.SnapshotInfo:
