@@ -345,6 +345,11 @@ def main() -> int:
                 flush=True,
             )
             print(f"  cluster:   OPS_KUBECONFIG={env['OPS_KUBECONFIG']}", flush=True)
+            print(
+                f"  opsctl:    OPSCTL_SERVER={base} OPSCTL_KEY={env['OPS_API_KEY']} "
+                "python -m opsctl whoami",
+                flush=True,
+            )
             print("  Ctrl-C stops everything.\n", flush=True)
         status = sup.wait()
     except subprocess.CalledProcessError as e:

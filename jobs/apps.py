@@ -19,7 +19,11 @@ class JobsConfig(AppConfig):
         from jobs.holds import active_job_holding
         from jobs.registry import job_types
         from jobs.selectors import pump_info
-        from ops.extensions import register_audit_values, register_readiness_info
+        from ops.extensions import (
+            register_audit_values,
+            register_operations,
+            register_readiness_info,
+        )
         from ops.holds import register_holder_lookup
 
         connect_worker_signals()
@@ -30,3 +34,4 @@ class JobsConfig(AppConfig):
         )
         register_audit_values("resource_kind", [services.KIND_JOB])
         register_readiness_info("jobs_pump", pump_info)
+        register_operations(t.name for t in job_types())

@@ -309,4 +309,5 @@ def _record_success(actor: Actor, target: Target, job_id: str) -> None:
         status=OpsLogStatus.SUCCESS,
         http_status=202,
         job_id=job_id,
+        key_prefix=actor.key_prefix,
     )

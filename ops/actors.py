@@ -24,6 +24,7 @@ class Actor:
     source_ip: str | None
     namespaces: tuple[str, ...] | None = None
     origin: str = ORIGIN_API
+    key_prefix: str | None = None  # the API key used, when it is a row (not the bootstrap key)
 
     @classmethod
     def for_cli(cls) -> Actor:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django import forms
@@ -21,6 +22,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -29,9 +31,11 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from ops.audit import Target, record
 from ops.cli import fmt_time
+from ops.client_ip import client_ip
 from ops.extensions import audit_values
-from ops.models import KEY_PREFIX, ApiKey, OpsLog
+from ops.models import KEY_PREFIX, ApiKey, OpsLog, OpsLogOrigin, OpsLogStatus
 from ops.pagination import capped_count
 from ops.selectors import audit_rows
 from ops.validation import api_key_name_problem, namespace_problem
@@ -354,12 +358,19 @@ class ApiKeyCreateForm(ApiKeyScopeForm):
         if name == settings.APIOPS["API_KEY_ACTOR"]:
             raise forms.ValidationError("This is the bootstrap key's actor name.")
         if ApiKey.objects.filter(name=name, active=True).exists():
-            raise forms.ValidationError("This name already has an active key; revoke it first.")
+            raise forms.ValidationError(
+                "This name already has an active key; rotate it (the Rotate action keeps the "
+                "old one working for 24 hours) or revoke it first."
+            )
         return name
 
 
 _KEY_TIMES = ["created_at", "last_used_at", "revoked_at"]
 _KEY_CHANGE_FIELDS = ["name", "key_hint", "state", "namespaces", "expires_at", *_KEY_TIMES]
+
+
+#: How long the admin's Rotate action keeps the old key working.
+ROTATION_OVERLAP = timedelta(hours=24)
 
 
 @admin.register(ApiKey)
@@ -379,7 +390,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ["active"]
     search_fields = ["name", "prefix"]
     ordering = ["-active", "name", "-created_at"]
-    actions = ["revoke"]
+    actions = ["revoke", "rotate"]
     readonly_fields = ["name", "key_hint", "state", *_KEY_TIMES]
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -449,6 +460,45 @@ class ApiKeyAdmin(admin.ModelAdmin):
         response = TemplateResponse(request, "admin/ops/apikey/created.html", context)
         add_never_cache_headers(response)
         return response
+
+    @admin.action(
+        description="Rotate the selected key (a new key; the old one works 24 more hours)",
+        permissions=["change"],
+    )
+    def rotate(self, request, queryset):
+        """A new key for the selected key's name, shown once; the old key(s) of the name
+        expire after :data:`ROTATION_OVERLAP`. Audited as ``admin:<username>``."""
+        names = sorted(set(queryset.values_list("name", flat=True)))
+        if len(names) != 1:
+            self.message_user(request, "Select the key of exactly one name.", messages.WARNING)
+            return None
+        name = names[0]
+        with transaction.atomic():
+            try:
+                new, old = ApiKey.objects.rotate(name=name, overlap=ROTATION_OVERLAP)
+            except LookupError:
+                self.message_user(request, f"{name} has no usable key.", messages.WARNING)
+                return None
+            record(
+                actor_name=f"admin:{request.user.get_username()}",
+                source_ip=client_ip(request),
+                origin=OpsLogOrigin.ADMIN,
+                target=Target(
+                    "rotate",
+                    "api_key",
+                    "",
+                    name,
+                    {
+                        "overlap": "24h",
+                        "new_prefix": new.key.prefix,
+                        "old_prefixes": [k.prefix for k in old],
+                    },
+                ),
+                status=OpsLogStatus.SUCCESS,
+            )
+        self.log_change(request, new.key, f"Rotated; old keys expire at {old[0].expires_at}.")
+        request._apiops_new_raw_key = new.raw
+        return self.response_add(request, new.key)
 
     @admin.action(description="Revoke the selected API keys", permissions=["change"])
     def revoke(self, request, queryset) -> None:

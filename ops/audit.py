@@ -107,6 +107,7 @@ def record(
     code: str | None = None,
     http_status: int | None = None,
     job_id: str | None = None,
+    key_prefix: str | None = None,
 ) -> OpsLog:
     """Write one final row. Raises AuditUnavailable when it cannot be written."""
     now = timezone.now()
@@ -125,6 +126,7 @@ def record(
         origin=origin,
         code=code,
         http_status=http_status,
+        key_prefix=key_prefix,
         finished_at=None if status == OpsLogStatus.PENDING else now,
     )
     try:
@@ -149,6 +151,7 @@ def record_error(
         code=_error_code(error),
         http_status=error.status_code,
         job_id=job_id,
+        key_prefix=actor.key_prefix,
     )
     error.audited = True
 
@@ -190,6 +193,7 @@ class Attempt:
             target=self.target,
             status=OpsLogStatus.PENDING,
             job_id=self.job_id,
+            key_prefix=self.actor.key_prefix,
         )
         return self
 

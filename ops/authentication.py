@@ -41,6 +41,7 @@ class ApiPrincipal:
     name: str
     namespaces: tuple[str, ...] | None
     key_id: int | None = None  # None for the bootstrap key
+    key_prefix: str | None = None
 
     is_authenticated = True
     is_anonymous = False
@@ -61,7 +62,12 @@ class AuthThrottled(exceptions.Throttled):
 def actor_for(request) -> Actor:
     """The :class:`Actor` of an authenticated DRF request."""
     principal: ApiPrincipal = request.user
-    return Actor(name=principal.name, source_ip=client_ip(request), namespaces=principal.namespaces)
+    return Actor(
+        name=principal.name,
+        source_ip=client_ip(request),
+        namespaces=principal.namespaces,
+        key_prefix=principal.key_prefix,
+    )
 
 
 def _touch(key: ApiKey) -> None:
@@ -108,7 +114,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
         return ApiPrincipal(
-            name=key.name, namespaces=tuple(key.namespaces) or None, key_id=key.pk
+            name=key.name,
+            namespaces=tuple(key.namespaces) or None,
+            key_id=key.pk,
+            key_prefix=key.prefix,
         ), None
 
     def authenticate_header(self, request) -> str:

@@ -93,6 +93,18 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
     return parsed
 
 
+def parse_duration(value: str, *, option: str) -> timedelta:
+    """A positive duration: ``90s``, ``30m``, ``24h``, ``7d`` (exit 2 otherwise)."""
+    match = _DURATION.match(value.strip())
+    if not match or int(match.group(1)) <= 0:
+        raise CommandError(
+            f"{option} {value!r}: use a positive duration such as 90s, 30m, 24h or 7d",
+            returncode=EXIT_INVALID,
+        )
+    amount, unit = match.groups()
+    return timedelta(**{_UNITS[unit]: int(amount)})
+
+
 def _parse_iso(value: str) -> datetime | None:
     from django.utils.dateparse import parse_date, parse_datetime
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 _audit_values: dict[str, set[str]] = {}
 _readiness_info: dict[str, Callable[[], dict]] = {}
+_operations: set[str] = set()
 
 
 def register_audit_values(field: str, values: Iterable[str]) -> None:
@@ -22,6 +23,16 @@ def register_audit_values(field: str, values: Iterable[str]) -> None:
 def audit_values(field: str) -> set[str]:
     """Every value registered for the audit column ``field``."""
     return set(_audit_values.get(field, ()))
+
+
+def register_operations(names: Iterable[str]) -> None:
+    """Operations another app offers (its job types), beside the primitives."""
+    _operations.update(names)
+
+
+def operations() -> list[str]:
+    """Every operation a request may ask for: the primitives, then the registered ones."""
+    return ["scale", "delete-pod", "delete-pvc", *sorted(_operations)]
 
 
 def register_readiness_info(name: str, provider: Callable[[], dict]) -> None:

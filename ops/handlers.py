@@ -117,6 +117,7 @@ def _audit_refusal(exc: Exception, body: dict, response: Response, context: dict
             error_message=_error_text(body),
             code=body["code"],
             http_status=response.status_code,
+            key_prefix=getattr(principal, "key_prefix", None),
         )
     except OpsError:
         # The answer is already a refusal; nothing was done. The failure is logged by audit.

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -36,6 +37,7 @@ class OpsLogOrigin(models.TextChoices):
     API = "api", "api"
     CLI = "cli", "cli"
     JOB = "job", "job"
+    ADMIN = "admin", "admin"
 
 
 class OpsLog(models.Model):
@@ -61,6 +63,9 @@ class OpsLog(models.Model):
     job_id = models.TextField(null=True, blank=True, db_index=True)  # noqa: DJ001
     origin = models.TextField(choices=OpsLogOrigin.choices, default=OpsLogOrigin.API)
     code = models.TextField(null=True, blank=True)  # noqa: DJ001 - machine-readable error
+    # Which of the actor's API keys was used (its prefix): a name may hold several during a
+    # rotation's overlap. NULL for the bootstrap key, commands and job steps.
+    key_prefix = models.TextField(null=True, blank=True)  # noqa: DJ001
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -158,6 +163,30 @@ class ApiKeyManager(models.Manager.from_queryset(ApiKeyQuerySet)):
         )
         return NewKey(key=key, raw=raw)
 
+    def rotate(self, *, name: str, overlap: timedelta) -> tuple[NewKey, list[ApiKey]]:
+        """Issue a new key for ``name`` (same namespace scope; the same lifetime as the newest
+        key, if it had one) and make every other usable key of the name expire after
+        ``overlap`` (sooner if it already expires sooner). Returns the new key and the old
+        ones as updated. LookupError when ``name`` has no usable key. Call in a transaction.
+        """
+        old = list(self.usable().select_for_update().filter(name=name).order_by("-created_at"))
+        if not old:
+            raise LookupError(name)
+        now = timezone.now()
+        newest = old[0]
+        lifetime = newest.expires_at - newest.created_at if newest.expires_at else None
+        new = self.issue(
+            name=name,
+            namespaces=list(newest.namespaces),
+            expires_at=now + lifetime if lifetime else None,
+        )
+        until = now + overlap
+        for key in old:
+            if key.expires_at is None or key.expires_at > until:
+                key.expires_at = until
+                key.save(update_fields=["expires_at"])
+        return new, old
+
 
 class ApiKey(models.Model):
     """A named API key. The name is the actor written into the audit log.
@@ -180,11 +209,8 @@ class ApiKey(models.Model):
 
     class Meta:
         db_table = "ops_api_key"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["name"], condition=Q(active=True), name="ops_api_key_one_active_per_name"
-            )
-        ]
+        # A name may hold several active keys: during a rotation's overlap, the old and the new.
+        indexes = [models.Index(fields=["name"], name="ops_api_key_name_idx")]
 
     def __str__(self) -> str:
         return f"{self.name} ({KEY_PREFIX}_{self.prefix}_…)"

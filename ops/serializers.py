@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ops.models import OpsLog
+from ops.models import ApiKey, OpsLog
 from ops.validation import name_problem, namespace_problem, replicas_problem
 
 
@@ -115,6 +115,26 @@ class OpsLogSerializer(serializers.ModelSerializer):
             "http_status",
             "origin",
             "job_id",
+            "key_prefix",
             "finished_at",
         ]
         read_only_fields = fields
+
+
+class ApiKeyInfoSerializer(serializers.ModelSerializer):
+    """An API key as its holder may see it: never the secret, only its prefix and times."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["prefix", "created_at", "expires_at", "last_used_at"]
+        read_only_fields = fields
+
+
+class WhoAmISerializer(serializers.Serializer):
+    """Answer of ``GET /ops/whoami``."""
+
+    name = serializers.CharField()
+    namespaces = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    operations = serializers.ListField(child=serializers.CharField())
+    key = ApiKeyInfoSerializer(allow_null=True)
+    keys = ApiKeyInfoSerializer(many=True)

@@ -4,7 +4,7 @@ malformed name is a 400 with an audit row rather than an unexplained 404."""
 from django.urls import path
 
 from ops import health, services
-from ops.views import AuditViewSet, DeleteViewSet, ScaleViewSet
+from ops.views import AuditViewSet, DeleteViewSet, ScaleViewSet, WhoAmIView
 
 _PART = "<str:namespace>"
 _NAME = "<str:name>"
@@ -31,6 +31,7 @@ urlpatterns = [
         name="pvc-delete",
     ),
     path("ops/audit", AuditViewSet.as_view({"get": "list"}), name="audit-list"),
+    path("ops/whoami", WhoAmIView.as_view(), name="whoami"),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
 ]

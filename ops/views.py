@@ -14,20 +14,25 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from ops import services
 from ops.audit import Target
 from ops.authentication import actor_for
+from ops.extensions import operations
 from ops.filters import OpsLogFilter
+from ops.models import ApiKey
 from ops.pagination import AuditCursorPagination
 from ops.selectors import audit_rows, audit_rows_visible_to
 from ops.serializers import (
+    ApiKeyInfoSerializer,
     DeleteResultSerializer,
     EmptySerializer,
     ObjectPathSerializer,
     OpsLogSerializer,
     ScaleResultSerializer,
     ScaleSerializer,
+    WhoAmISerializer,
 )
 
 _RAW_BODY_LIMIT = 4096
@@ -166,3 +171,26 @@ class AuditViewSet(WithoutRequestTransaction, mixins.ListModelMixin, viewsets.Ge
             resource_name="",
             request_body=None,
         )
+
+
+class WhoAmIView(WithoutRequestTransaction, APIView):
+    """``GET /ops/whoami``: who this key acts as, where, and its name's keys."""
+
+    @extend_schema(responses={200: WhoAmISerializer})
+    def get(self, request) -> Response:
+        """The key's name (the audit actor), namespace scope (null: every allowed one), the
+        operations it may ask for, the key used, and every usable key of the name (during a
+        rotation's overlap: the old and the new, with when each was last used)."""
+        principal = request.user
+        keys = []
+        if principal.key_id is not None:
+            keys = list(ApiKey.objects.usable().filter(name=principal.name).order_by("created_at"))
+        used = next((k for k in keys if k.pk == principal.key_id), None)
+        body = {
+            "name": principal.name,
+            "namespaces": list(principal.namespaces) if principal.namespaces else None,
+            "operations": operations(),
+            "key": ApiKeyInfoSerializer(used).data if used else None,
+            "keys": ApiKeyInfoSerializer(keys, many=True).data,
+        }
+        return Response(body)

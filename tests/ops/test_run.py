@@ -234,6 +234,9 @@ def test_ctrl_c_of_make_run_leaves_no_process_behind(kubesim, tmp_path):
     everything: list[psutil.Process] = []
     try:
         wait_for(lambda: "ApiOps is running at" in log.read_text(), 120, "make run ready")
+        # It says how to reach it with opsctl: the server and key it serves.
+        [base] = re.findall(r"ApiOps is running at (\S+)/", log.read_text())
+        assert f"OPSCTL_SERVER={base} OPSCTL_KEY=" in log.read_text()
         workers = wait_for(
             lambda: re.findall(r"ready for work at (\d+)", log.read_text()), 30, "workers"
         )

@@ -6,7 +6,7 @@ from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -61,13 +61,14 @@ class Command(BaseCommand):
                 "the key cannot use them until they are"
             )
         expires_at = parse_expiry(expires) if expires else None
-        try:
-            with transaction.atomic():
-                new = ApiKey.objects.issue(name=name, namespaces=scope, expires_at=expires_at)
-        except IntegrityError as e:
-            raise CommandError(
-                f"{name!r} already has an active key; revoke it first (revoke_api_key {name})"
-            ) from e
+        with transaction.atomic():
+            # One key per name is created here; a second one only by a rotation, with overlap.
+            if ApiKey.objects.select_for_update().filter(name=name, active=True).exists():
+                raise CommandError(
+                    f"{name!r} already has an active key: rotate it "
+                    f"(rotate_api_key {name} --overlap 24h) or revoke it (revoke_api_key {name})"
+                )
+            new = ApiKey.objects.issue(name=name, namespaces=scope, expires_at=expires_at)
         scope_text = ", ".join(scope) if scope else "all allowed namespaces"
         self.stderr.write(f"API key for {name} ({scope_text}); it is shown only this once:")
         self.stdout.write(new.raw)
