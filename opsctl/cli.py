@@ -1,0 +1,448 @@
+"""The ``opsctl`` command line: argument parsing and one small function per command, each a
+request to the HTTP API and a rendering of its answer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+
+from opsctl import __version__, config
+from opsctl.client import Client, part
+from opsctl.completion import script as completion_script
+from opsctl.errors import BAD_INPUT, EXIT_CODES_HELP, CliError
+from opsctl.follow import failure, follow
+from opsctl.output import FORMATS, cell, columns, emit, fields
+
+DELETE_KINDS = {"pod": "pods", "pvc": "persistentvolumeclaims"}
+SCALE_KINDS = {"deployment": "deployments", "statefulset": "statefulsets"}
+_AGE = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def number_or_text(value: str) -> int | str:
+    """An int when it parses, else the text as given (the API then says what is wrong)."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def param_value(text: str) -> object:
+    """A ``--param`` value: JSON when it parses (ints, booleans, objects), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def as_iso(value: str | None, now: datetime | None = None) -> str | None:
+    """A relative age (``30m``, ``24h``, ``7d``) as ISO 8601 in UTC; anything else as given."""
+    if value is None:
+        return None
+    match = _AGE.match(value.strip())
+    if not match:
+        return value
+    now = now or datetime.now(UTC)
+    then = now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+    return then.isoformat(timespec="seconds")
+
+
+# --- tables --------------------------------------------------------------------------------
+
+
+def whoami_table(d: dict) -> str:
+    key = d.get("key") or {}
+    namespaces = d.get("namespaces")
+    return fields(
+        {
+            "name": d.get("name"),
+            "scope": "all namespaces" if namespaces is None else ", ".join(namespaces) or "none",
+            "operations": d.get("operations"),
+            "key prefix": key.get("prefix"),
+            "key expires": key.get("expires_at") or ("never" if key else None),
+            "key last used": key.get("last_used_at"),
+        }
+    )
+
+
+def job_table(d: dict) -> str:
+    head = fields(d, ["job_id", "type", "status", "created_at", "finished_at"])
+    if d.get("error"):
+        head += f"\nerror:       {d['error'].get('detail')} [{d['error'].get('code')}]"
+    steps = columns(
+        [(s["order"], s["name"], s["status"], s.get("detail")) for s in d.get("steps", [])],
+        ["#", "STEP", "STATUS", "DETAIL"],
+    )
+    return f"{head}\n\n{steps}"
+
+
+def jobs_table(d: dict) -> str:
+    rows = [
+        (j["job_id"], j["type"], j["status"], j.get("finished_at")) for j in d.get("results", [])
+    ]
+    return columns(rows, ["JOB ID", "TYPE", "STATUS", "FINISHED"])
+
+
+def audit_table(d: dict) -> str:
+    rows = [
+        (
+            r["ts"],
+            r["actor"],
+            r["action"],
+            r["resource_kind"],
+            r["namespace"],
+            r["resource_name"],
+            r["status"],
+            r.get("http_status"),
+            r.get("code") or "",
+        )
+        for r in d.get("results", [])
+    ]
+    return columns(
+        rows, ["TIME", "ACTOR", "ACTION", "KIND", "NS", "NAME", "STATUS", "HTTP", "CODE"]
+    )
+
+
+def types_table(d: dict) -> str:
+    rows = [(t["type"], " > ".join(t["steps"]), t["description"]) for t in d.get("types", [])]
+    return columns(rows, ["TYPE", "STEPS", "DESCRIPTION"])
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def client_for(args: argparse.Namespace) -> Client:
+    target = config.resolve(server=args.server, context=args.context)
+    return Client(
+        target.server, target.key, ca_bundle=target.ca_bundle, timeout=args.request_timeout
+    )
+
+
+def cmd_whoami(args, api: Client) -> int:
+    emit(api.get("/ops/whoami"), args.output, whoami_table)
+    return 0
+
+
+def cmd_scale(args, api: Client) -> int:
+    path = f"/ops/namespaces/{part(args.namespace)}/{SCALE_KINDS[args.kind]}/{part(args.name)}"
+    answer = api.post(f"{path}/scale", {"replicas": number_or_text(args.replicas)})
+    emit(
+        answer,
+        args.output,
+        lambda d: (
+            f"{d['kind']} {d['namespace']}/{d['name']} scaled "
+            f"{cell(d.get('previous_replicas'))} -> {d['replicas']}"
+        ),
+    )
+    return 0
+
+
+def cmd_delete(args, api: Client) -> int:
+    path = f"/ops/namespaces/{part(args.namespace)}/{DELETE_KINDS[args.kind]}/{part(args.name)}"
+    answer = api.delete(path)
+    emit(answer, args.output, lambda d: f"{d['kind']} {d['namespace']}/{d['name']} deleted")
+    return 0
+
+
+def start_job(args, api: Client, job_type: str, body: dict) -> int:
+    """Start a job; with ``--wait``, follow it to its end."""
+    answer = api.post(f"/ops/jobs/{part(job_type)}", body)
+    if not args.wait:
+        emit(answer, args.output, lambda d: f"job {d['job_id']}")
+        return 0
+    return wait_for(args, api, answer["job_id"])
+
+
+def wait_for(args, api: Client, job_id: str) -> int:
+    # Progress goes to stdout for people, to stderr when stdout carries json or yaml.
+    progress = sys.stdout if args.output == "table" else sys.stderr
+    code, job = follow(api, job_id, timeout=args.timeout, interval=args.interval, out=progress)
+    if args.output != "table":
+        emit(job, args.output, job_table)
+    if code:
+        raise failure(job)
+    return 0
+
+
+def cmd_rebuild(args, api: Client) -> int:
+    body = {
+        "namespace": args.namespace,
+        "statefulset": args.statefulset,
+        "ordinal": number_or_text(args.ordinal),
+        "target_replicas": number_or_text(args.target_replicas),
+    }
+    if args.strategy:
+        body["strategy"] = args.strategy
+    if args.allow_outage:
+        body["allow_outage"] = True
+    if args.allow_scale_down:
+        body["allow_scale_down"] = True
+    if args.from_snapshot:
+        body["from_snapshot"] = args.from_snapshot
+    return start_job(args, api, "pg-rebuild", body)
+
+
+def cmd_rollout_restart(args, api: Client) -> int:
+    body = {"namespace": args.namespace, "kind": args.kind, "name": args.name}
+    return start_job(args, api, "rollout-restart", body)
+
+
+def cmd_backup(args, api: Client) -> int:
+    body = {"namespace": args.namespace, "statefulset": args.statefulset}
+    if args.ordinal is not None:
+        body["ordinal"] = number_or_text(args.ordinal)
+    return start_job(args, api, "pg-backup", body)
+
+
+def cmd_job_start(args, api: Client) -> int:
+    body = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--param {item!r}: give it as key=value", BAD_INPUT, "usage")
+        body[key] = param_value(value)
+    return start_job(args, api, args.type, body)
+
+
+def cmd_job_get(args, api: Client) -> int:
+    emit(api.get(f"/ops/jobs/{part(args.job_id)}"), args.output, job_table)
+    return 0
+
+
+def cmd_job_follow(args, api: Client) -> int:
+    return wait_for(args, api, args.job_id)
+
+
+def cmd_job_action(args, api: Client) -> int:
+    emit(api.post(f"/ops/jobs/{part(args.job_id)}/{args.action}"), args.output, job_table)
+    return 0
+
+
+def cmd_job_list(args, api: Client) -> int:
+    query = {"status": args.status, "type": args.type, "namespace": args.namespace}
+    if args.limit:
+        query["page_size"] = args.limit
+    emit(api.get("/ops/jobs", query), args.output, jobs_table)
+    return 0
+
+
+def cmd_job_types(args, api: Client) -> int:
+    emit(api.get("/ops/jobs/types"), args.output, types_table)
+    return 0
+
+
+def cmd_audit(args, api: Client) -> int:
+    query = {
+        "namespace": args.namespace,
+        "actor": args.actor,
+        "action": args.action,
+        "status": args.status,
+        "since": as_iso(args.since),
+        "until": as_iso(args.until),
+    }
+    if args.limit:
+        query["page_size"] = args.limit
+    emit(api.get("/ops/audit", query), args.output, audit_table)
+    return 0
+
+
+def cmd_config_set_context(args) -> int:
+    if args.insecure_key and (args.key_env or args.key_file):
+        raise CliError("give one of --key-env, --key-file, --insecure-key", BAD_INPUT, "usage")
+    entry = {
+        "server": args.server_url,
+        "key-env": args.key_env,
+        "key-file": args.key_file,
+        "key": args.insecure_key,
+        "ca-bundle": args.ca_bundle,
+    }
+    path = config.set_context(args.name, entry)
+    print(f"context {args.name} saved in {path}")
+    return 0
+
+
+def cmd_config_use_context(args) -> int:
+    config.use_context(args.name)
+    print(f"using context {args.name}")
+    return 0
+
+
+def cmd_config_get_contexts(args) -> int:
+    data = config.load()
+    current = data.get("current-context")
+    rows = [
+        (
+            "*" if name == current else "",
+            name,
+            c.get("server"),
+            f"${c['key-env']}" if c.get("key-env") else c.get("key-file") or "(in config)",
+        )
+        for name, c in data["contexts"].items()
+    ]
+    listing = {"current-context": current, "contexts": data["contexts"]}
+    for entry in listing["contexts"].values():
+        if entry.get("key"):
+            entry["key"] = "(hidden)"
+    emit(listing, args.output, lambda _: columns(rows, ["CURRENT", "NAME", "SERVER", "KEY"]))
+    return 0
+
+
+def cmd_completion(args) -> int:
+    print(completion_script(args.shell))
+    return 0
+
+
+# --- parser --------------------------------------------------------------------------------
+
+
+def _common() -> argparse.ArgumentParser:
+    """Global options also accepted after the command (``opsctl whoami -o json``)."""
+    p = argparse.ArgumentParser(add_help=False)
+    s = argparse.SUPPRESS
+    p.add_argument("-o", "--output", choices=FORMATS, default=s, help="output format")
+    p.add_argument("--server", default=s, help="API server URL (else $OPSCTL_SERVER)")
+    p.add_argument("--context", default=s, help="context of the config file to use")
+    return p
+
+
+def _wait_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    p.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
+    p.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="opsctl",
+        description="Client of the ApiOps HTTP API: scale, delete, rebuild, jobs, audit.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-o", "--output", choices=FORMATS, default="table", help="output format")
+    parser.add_argument("--server", help="API server URL (else $OPSCTL_SERVER, else the context)")
+    parser.add_argument("--context", help="context of the config file to use")
+    parser.add_argument(
+        "--request-timeout", type=float, default=30, help="seconds to wait for each answer"
+    )
+    parser.add_argument("--version", action="version", version=f"opsctl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func, help_text: str, parent=sub, shared=True) -> argparse.ArgumentParser:
+        parents = [common] if shared else []
+        p = parent.add_parser(name, parents=parents, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    def ns(p: argparse.ArgumentParser, required: bool = True) -> None:
+        p.add_argument("-n", "--namespace", required=required, help="namespace")
+
+    add("whoami", cmd_whoami, "who this key is: name, namespaces, operations, key")
+
+    p = add("scale", cmd_scale, "scale a Deployment or StatefulSet")
+    ns(p)
+    p.add_argument("kind", choices=SCALE_KINDS)
+    p.add_argument("name")
+    p.add_argument("--replicas", required=True)
+
+    p = add("delete", cmd_delete, "delete a pod or a PersistentVolumeClaim")
+    ns(p)
+    p.add_argument("kind", choices=DELETE_KINDS)
+    p.add_argument("name")
+
+    p = add("rebuild", cmd_rebuild, "rebuild one PostgreSQL replica (a pg-rebuild job)")
+    ns(p)
+    p.add_argument("statefulset")
+    p.add_argument("--ordinal", required=True)
+    p.add_argument("--target-replicas", required=True)
+    p.add_argument("--strategy", help="scale-to-zero (the API's default) or in-place")
+    p.add_argument("--allow-outage", action="store_true")
+    p.add_argument("--allow-scale-down", action="store_true")
+    p.add_argument("--from-snapshot", metavar="NAME", help="restore from this VolumeSnapshot")
+    _wait_options(p)
+
+    p = add("rollout-restart", cmd_rollout_restart, "restart every pod of a workload (a job)")
+    ns(p)
+    p.add_argument("kind", choices=SCALE_KINDS)
+    p.add_argument("name")
+    _wait_options(p)
+
+    p = add("backup", cmd_backup, "snapshot one PostgreSQL replica's claim (a pg-backup job)")
+    ns(p)
+    p.add_argument("statefulset")
+    p.add_argument("--ordinal")
+    _wait_options(p)
+
+    job = sub.add_parser("job", help="start, follow and list jobs").add_subparsers(
+        dest="job_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = add("start", cmd_job_start, "start a job of any type (see: opsctl job types)", job)
+    p.add_argument("type")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    _wait_options(p)
+    p = add("get", cmd_job_get, "a job and its steps", job)
+    p.add_argument("job_id")
+    p = add("follow", cmd_job_follow, "follow a job until it ends", job)
+    p.add_argument("job_id")
+    _wait_options(p)
+    for action in ("cancel", "retry"):
+        p = add(action, cmd_job_action, f"{action} a job", job)
+        p.add_argument("job_id")
+        p.set_defaults(action=action)
+    p = add("list", cmd_job_list, "jobs, newest first", job)
+    ns(p, required=False)
+    p.add_argument("--status")
+    p.add_argument("--type")
+    p.add_argument("--limit", type=int)
+    add("types", cmd_job_types, "job types, their steps and input", job)
+
+    p = add("audit", cmd_audit, "the audit log, newest first")
+    ns(p, required=False)
+    p.add_argument("--actor")
+    p.add_argument("--action")
+    p.add_argument("--status")
+    p.add_argument("--since", help="a relative age (30m, 24h, 7d) or ISO 8601")
+    p.add_argument("--until", help="a relative age or ISO 8601")
+    p.add_argument("--limit", type=int, help="rows to show (at most 500)")
+
+    cfg = sub.add_parser("config", help="contexts: servers and where their keys live")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    p = add("set-context", cmd_config_set_context, "create or replace a context", cfg_sub, False)
+    p.add_argument("name")
+    p.add_argument("--server", dest="server_url", required=True, help="API server URL")
+    keys = p.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--key-env", metavar="VAR", help="read the key from this variable")
+    keys.add_argument("--key-file", metavar="PATH", help="read the key from this file")
+    keys.add_argument(
+        "--insecure-key", metavar="KEY", help="store the key itself in the config (0600)"
+    )
+    p.add_argument("--ca-bundle", metavar="PATH", help="CA certificates to verify TLS with")
+    p = add("use-context", cmd_config_use_context, "make a context the current one", cfg_sub, False)
+    p.add_argument("name")
+    add("get-contexts", cmd_config_get_contexts, "list the contexts", cfg_sub)
+
+    p = add("completion", cmd_completion, "print a shell completion script", shared=False)
+    p.add_argument("shell", choices=("bash", "zsh"))
+    return parser
+
+
+LOCAL = (cmd_config_set_context, cmd_config_use_context, cmd_config_get_contexts, cmd_completion)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.func in LOCAL:
+            return args.func(args)
+        return args.func(args, client_for(args))
+    except CliError as e:
+        sys.stdout.flush()
+        print("\n".join(e.lines()), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
