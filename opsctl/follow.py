@@ -24,7 +24,7 @@ def fit(text: str, width: int) -> str:
 
 def view(job: dict, width: int) -> list[str]:
     """The compact view of a job: a header, then one line per step."""
-    lines = [fit(f"job {job['job_id']}  {job['status']}", width)]
+    lines = [fit(f"{job['status']}: {job['type']} {job['job_id']}", width)]
     for step in job.get("steps", []):
         mark = MARKS.get(step["status"], "?")
         detail = f"  {step['detail']}" if step.get("detail") else ""

@@ -19,6 +19,7 @@ from django.db import connection
 from apiops_site import run
 from kubesim.pytest_plugin import DEMO_YAML, FAST, _all_demo_pods_ready
 from kubesim.sim import KubeSim
+from tests.jobs.test_worker import FAST as WORKER_FAST
 from tests.jobs.test_worker import child_db_url, running_cluster
 
 REPO = Path(run.__file__).resolve().parent.parent
@@ -92,7 +93,12 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stac
         env = server_env(db_url, sim.kubeconfig_path)
         with (
             django_db_blocker.unblock(),
-            running_cluster(sim.kubeconfig_path, logs / "worker.log"),
+            # Waits give up after 5 s, so a job that cannot finish fails within a test.
+            running_cluster(
+                sim.kubeconfig_path,
+                logs / "worker.log",
+                env={**WORKER_FAST, "OPS_JOB_WAIT_TIMEOUT": "5"},
+            ),
             web_server(env, logs / "web.log") as url,
         ):
             yield Stack(url=url, key=KEY, sim=sim, env=env)
