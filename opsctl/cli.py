@@ -168,20 +168,19 @@ def wait_for(args, api: Client, job_id: str) -> int:
 
 
 def cmd_rebuild(args, api: Client) -> int:
+    optional = {
+        "strategy": args.strategy,
+        "allow_outage": args.allow_outage or None,  # left out unless given: the API's default
+        "allow_scale_down": args.allow_scale_down or None,
+        "from_snapshot": args.from_snapshot,
+    }
     body = {
         "namespace": args.namespace,
         "statefulset": args.statefulset,
         "ordinal": number_or_text(args.ordinal),
         "target_replicas": number_or_text(args.target_replicas),
+        **{k: v for k, v in optional.items() if v is not None},
     }
-    if args.strategy:
-        body["strategy"] = args.strategy
-    if args.allow_outage:
-        body["allow_outage"] = True
-    if args.allow_scale_down:
-        body["allow_scale_down"] = True
-    if args.from_snapshot:
-        body["from_snapshot"] = args.from_snapshot
     return start_job(args, api, "pg-rebuild", body)
 
 

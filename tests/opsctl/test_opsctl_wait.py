@@ -226,3 +226,18 @@ def test_job_start_without_wait_prints_the_id_and_job_list_finds_it(user):
 
 def test_a_bad_job_status_filter_exits_2(user):
     assert run_opsctl("job", "list", "--status", "finished", env=user).returncode == 2
+
+
+def test_rebuild_flags_reach_the_job_and_allow_outage_lets_scale_to_zero_run(user):
+    result = run_opsctl(
+        *("rebuild", "-n", "staging", "postgres", "--ordinal", "1", "--target-replicas", "3"),
+        *("--allow-outage", "--allow-scale-down", "--wait"),
+        env=user,
+    )
+
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    params = job(job_id_in(result.stdout), user)["params"]
+    assert params["allow_outage"] is True
+    assert params["allow_scale_down"] is True
+    assert params["ordinal"] == 1
+    assert "scale_sts_to_zero success" in result.stdout
