@@ -159,7 +159,11 @@ def start_job(args, api: Client, job_type: str, body: dict) -> int:
 def wait_for(args, api: Client, job_id: str) -> int:
     # Progress goes to stdout for people, to stderr when stdout carries json or yaml.
     progress = sys.stdout if args.output == "table" else sys.stderr
-    code, job = follow(api, job_id, timeout=args.timeout, interval=args.interval, out=progress)
+    try:
+        code, job = follow(api, job_id, timeout=args.timeout, interval=args.interval, out=progress)
+    except KeyboardInterrupt:
+        print(f"\nstopped following; the job goes on: opsctl job follow {job_id}", file=sys.stderr)
+        return 130
     if args.output != "table":
         emit(job, args.output, job_table)
     if code:
@@ -220,11 +224,19 @@ def cmd_job_action(args, api: Client) -> int:
     return 0
 
 
+def more_rows_note(page: dict, fmt: str) -> None:
+    """On stderr, under a table: that the page is not every row (the API pages by cursor)."""
+    if fmt == "table" and page.get("next"):
+        shown, count = len(page.get("results", [])), page.get("count")
+        print(f"({shown} of {count} rows: raise --limit or narrow the filters)", file=sys.stderr)
+
+
 def cmd_job_list(args, api: Client) -> int:
     query = {"status": args.status, "type": args.type, "namespace": args.namespace}
     if args.limit:
         query["page_size"] = args.limit
-    emit(api.get("/ops/jobs", query), args.output, jobs_table)
+    emit(page := api.get("/ops/jobs", query), args.output, jobs_table)
+    more_rows_note(page, args.output)
     return 0
 
 
@@ -244,7 +256,8 @@ def cmd_audit(args, api: Client) -> int:
     }
     if args.limit:
         query["page_size"] = args.limit
-    emit(api.get("/ops/audit", query), args.output, audit_table)
+    emit(page := api.get("/ops/audit", query), args.output, audit_table)
+    more_rows_note(page, args.output)
     return 0
 
 

@@ -10,7 +10,7 @@ import time
 from typing import TextIO
 
 from opsctl.client import Client, part
-from opsctl.errors import JOB_FAILED, OK, TIMED_OUT, CliError
+from opsctl.errors import JOB_FAILED, OK, TIMED_OUT, UNAVAILABLE, CliError
 
 TERMINAL = ("success", "failed", "cancelled")
 MARKS = {"pending": " ", "running": ">", "success": "+", "failed": "!", "cancelled": "x"}
@@ -63,7 +63,7 @@ def follow(
     drawn = 0
     job: dict = {}
     while True:
-        job = client.get(f"/ops/jobs/{part(job_id)}")
+        job = _poll(client, job_id, job)
         if tty:
             lines = view(job, width - 1)
             if drawn:
@@ -86,6 +86,25 @@ def follow(
     if not tty:
         print(fit(f"job {job_id} {job['status']}", 80), file=out, flush=True)
     return (OK if job["status"] == "success" else JOB_FAILED), job
+
+
+#: How long a followed job's server may stay unreachable before following gives up (a
+#: restart of the API should not end a wait that the job itself survives).
+OUTAGE_GRACE = 30.0
+
+
+def _poll(client: Client, job_id: str, last: dict) -> dict:
+    """The job now; retried through a short outage of the server (the job goes on)."""
+    give_up = time.monotonic() + OUTAGE_GRACE
+    while True:
+        try:
+            return client.get(f"/ops/jobs/{part(job_id)}")
+        except CliError as e:
+            if not last or e.exit_code not in (UNAVAILABLE, TIMED_OUT):
+                raise
+            if time.monotonic() >= give_up:
+                raise
+            time.sleep(1)
 
 
 def failure(job: dict) -> CliError:

@@ -165,7 +165,8 @@ def test_audit_json_yaml_and_table_show_the_filtered_rows(stack, user):
 
     as_json = json.loads(ok("-o", "json", "audit", "-n", "staging", "--since", "1h", env=user))
     as_yaml = yaml.safe_load(ok("-o", "yaml", "audit", "-n", "staging", "--since", "1h", env=user))
-    table = ok("audit", "-n", "staging", "--action", "scale", "--limit", "1", env=user)
+    limited = run_opsctl("audit", "-n", "staging", "--action", "scale", "--limit", "1", env=user)
+    table = limited.stdout
 
     assert as_json["results"]
     assert {r["namespace"] for r in as_json["results"]} == {"staging"}
@@ -174,6 +175,7 @@ def test_audit_json_yaml_and_table_show_the_filtered_rows(stack, user):
     assert lines[0].split()[:3] == ["TIME", "ACTOR", "ACTION"]
     assert len(lines) == 2
     assert "scale" in lines[1]
+    assert limited.stderr.startswith("(1 of ")  # the rest is on later pages
 
 
 def test_audit_since_a_future_iso_time_shows_nothing(user):
