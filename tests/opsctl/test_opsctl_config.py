@@ -10,6 +10,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -198,3 +199,39 @@ def test_zsh_completion_is_a_compdef_script(home):
 
     assert script.startswith("#compdef opsctl")
     assert "complete -F _opsctl opsctl" in script
+
+
+def manage(stack, *args: str) -> str:
+    """``manage.py ARGS`` against the stack's database; the last line it printed."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_a_rotated_key_works_beside_the_new_one_until_its_overlap_ends(stack, home):
+    old = manage(stack, "create_api_key", "opsctl-rotated")
+    new = manage(stack, "rotate_api_key", "opsctl-rotated", "--overlap", "2s")
+
+    def whoami(key: str) -> subprocess.CompletedProcess:
+        env = opsctl_env(home, OPSCTL_SERVER=stack.url, OPSCTL_KEY=key)
+        return run_opsctl("-o", "json", "whoami", env=env)
+
+    during = [whoami(old), whoami(new)]
+    assert [r.returncode for r in during] == [0, 0]
+    shown = json.loads(during[1].stdout)
+    assert shown["name"] == "opsctl-rotated"
+    assert [k["prefix"] for k in shown["keys"]] == [old.split("_")[1], new.split("_")[1]]
+    # The old key's overlap ends at its expiry; opsctl then exits 3 (401) with it.
+    expires = json.loads(during[0].stdout)["key"]["expires_at"]
+    deadline = time.monotonic() + 30
+    while (after := whoami(old)).returncode == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert after.returncode == 3, (expires, after.stderr)
+    assert "[authentication_failed]" in after.stderr
+    assert whoami(new).returncode == 0
