@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from apiops_site import run
@@ -102,6 +103,11 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stac
             web_server(env, logs / "web.log") as url,
         ):
             yield Stack(url=url, key=KEY, sim=sim, env=env)
+    # The server and the worker committed what they wrote (jobs, keys, audit rows, queued
+    # ticks) outside any test transaction: empty the test database again, as a transactional
+    # test does after itself, so later tests start from nothing.
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0)
 
 
 def opsctl_env(home: Path, **extra: str) -> dict[str, str]:
