@@ -127,13 +127,10 @@ def drop_bench_database() -> None:
     admin.close()
 
 
-def start_worker(env: dict[str, str], log: list[str]) -> subprocess.Popen:
-    """Start the cluster as ``make run`` does; ready once a worker has run the pump (every
-    worker start queues one), which also means it has loaded the Kubernetes client."""
-    from jobs.models import JobPump
-
+def spawn(argv: list[str], env: dict[str, str], log: list[str]) -> subprocess.Popen:
+    """``python ARGV`` in a process group of its own, its output collected into ``log``."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.worker"],
+        [sys.executable, *argv],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -143,6 +140,15 @@ def start_worker(env: dict[str, str], log: list[str]) -> subprocess.Popen:
         start_new_session=True,
     )
     threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
+    return proc
+
+
+def start_worker(env: dict[str, str], log: list[str]) -> subprocess.Popen:
+    """Start the cluster as ``make run`` does; ready once a worker has run the pump (every
+    worker start queues one), which also means it has loaded the Kubernetes client."""
+    from jobs.models import JobPump
+
+    proc = spawn(["-m", "jobs.worker"], env, log)
     deadline = time.monotonic() + 60
     while not JobPump.objects.filter(last_run_at__isnull=False).exists():
         if time.monotonic() > deadline or proc.poll() is not None:

@@ -26,7 +26,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -44,17 +43,7 @@ STEP = "delete_pvc"
 
 
 def start_cluster(argv: list[str], env: dict[str, str], log: list[str]) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, *argv],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
+    proc = shared.spawn(argv, env, log)
     wait(lambda: any("running." in line for line in log), 60, "the cluster start", log)
     return proc
 

@@ -827,12 +827,21 @@ def workload_read(*, kind: str, namespace: str, name: str) -> WorkloadInfo:
     return _workload_info(kind, _call(f"read {kind} {namespace}/{name}", read, name, namespace))
 
 
-def workload_restart(*, kind: str, namespace: str, name: str, restarted_at: str) -> WorkloadInfo:
+def workload_restart(
+    *, kind: str, namespace: str, name: str, restarted_at: str, resource_version: str | None = None
+) -> WorkloadInfo:
     """Set the pod template's ``kubectl.kubernetes.io/restartedAt`` annotation, as
     ``kubectl rollout restart`` does (a strategic merge patch): the controller then replaces
-    every pod. Setting a given value is idempotent, so the PATCH is retried like a read."""
+    every pod. Setting a given value is idempotent, so the PATCH is retried like a read.
+
+    With ``resource_version`` (the workload's, as the caller read it when it decided) the
+    PATCH carries it: 409 (:class:`K8sConflict`, not retried) once the object has changed."""
     _, patch = _workload_api(kind)
-    body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}}
+    body: dict[str, Any] = {
+        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}
+    }
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
     obj = _call(f"restart {kind} {namespace}/{name}", patch, name, namespace, body)
     return _workload_info(kind, obj)
 

@@ -18,7 +18,9 @@ Errors are :mod:`ops.errors` classes (``status_code``, ``default_code``, ``detai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
 
@@ -44,6 +46,8 @@ __all__ = [
     "statefulset_scale",
     "workload_restart",
 ]
+
+T = TypeVar("T")
 
 KIND_DEPLOYMENT = "deployment"
 KIND_STATEFULSET = "statefulset"
@@ -126,6 +130,26 @@ def _refuse_held(*, actor: Actor, target: Target, job_id: str | None) -> None:
         raise error
 
 
+def _perform(
+    *,
+    actor: Actor,
+    target: Target,
+    job_id: str | None,
+    problems: dict[str, str | None],
+    call: Callable[[], T],
+) -> T:
+    """One operation: input rules, namespace policy, a job's hold, then the pending audit row,
+    then ``call`` (its Kubernetes calls), the row getting the outcome."""
+    _refuse_invalid(actor=actor, target=target, job_id=job_id, problems=problems)
+    _refuse_denied(actor=actor, target=target, job_id=job_id)
+    _refuse_held(actor=actor, target=target, job_id=job_id)
+    with attempt(actor=actor, target=target, job_id=job_id):
+        try:
+            return call()
+        except k8s.K8sError as e:
+            raise from_k8s(e) from e
+
+
 def _scale(
     *,
     kind: str,
@@ -139,31 +163,28 @@ def _scale(
     body: dict = {"replicas": replicas}
     if resource_version is not None:  # the caller's precondition is part of what it asked
         body["preconditions"] = {"resourceVersion": resource_version}
-    target = Target(ACTION_SCALE, kind, namespace, name, body)
-    _refuse_invalid(
+
+    def read_then_patch() -> tuple[k8s.ScaleInfo, k8s.ScaleInfo]:
+        before = k8s.scale_read(kind=kind, namespace=namespace, name=name)
+        return before, k8s.scale_patch(
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            replicas=replicas,
+            resource_version=resource_version,
+        )
+
+    before, after = _perform(
         actor=actor,
-        target=target,
+        target=Target(ACTION_SCALE, kind, namespace, name, body),
         job_id=job_id,
         problems={
             "namespace": namespace_problem(namespace),
             "name": name_problem(name),
             "replicas": replicas_problem(replicas, maximum=settings.APIOPS["MAX_REPLICAS"]),
         },
+        call=read_then_patch,
     )
-    _refuse_denied(actor=actor, target=target, job_id=job_id)
-    _refuse_held(actor=actor, target=target, job_id=job_id)
-    with attempt(actor=actor, target=target, job_id=job_id):
-        try:
-            before = k8s.scale_read(kind=kind, namespace=namespace, name=name)
-            after = k8s.scale_patch(
-                kind=kind,
-                namespace=namespace,
-                name=name,
-                replicas=replicas,
-                resource_version=resource_version,
-            )
-        except k8s.K8sError as e:
-            raise from_k8s(e) from e
     return ScaleResult(
         namespace=namespace,
         kind=kind,
@@ -217,21 +238,14 @@ def _delete(
 ) -> DeleteResult:
     # A caller's own uid precondition is part of what it asked for: the row records it.
     body = {"preconditions": {"uid": uid}} if uid is not None else None
-    target = Target(ACTION_DELETE, kind, namespace, name, body)
-    _refuse_invalid(
+    delete = k8s.pod_delete if kind == KIND_POD else k8s.pvc_delete
+    _perform(
         actor=actor,
-        target=target,
+        target=Target(ACTION_DELETE, kind, namespace, name, body),
         job_id=job_id,
         problems={"namespace": namespace_problem(namespace), "name": name_problem(name)},
+        call=lambda: delete(namespace=namespace, name=name, uid=uid),
     )
-    _refuse_denied(actor=actor, target=target, job_id=job_id)
-    _refuse_held(actor=actor, target=target, job_id=job_id)
-    delete = k8s.pod_delete if kind == KIND_POD else k8s.pvc_delete
-    with attempt(actor=actor, target=target, job_id=job_id):
-        try:
-            delete(namespace=namespace, name=name, uid=uid)
-        except k8s.K8sError as e:
-            raise from_k8s(e) from e
     return DeleteResult(namespace=namespace, kind=kind, name=name)
 
 
@@ -278,25 +292,27 @@ def workload_restart(
     name: str,
     restarted_at: str,
     job_id: str | None = None,
+    resource_version: str | None = None,
 ) -> k8s.WorkloadInfo:
     """Restart every pod of a Deployment or StatefulSet as ``kubectl rollout restart`` does:
-    the pod template's ``kubectl.kubernetes.io/restartedAt`` set to ``restarted_at``."""
-    target = Target(ACTION_RESTART, kind, namespace, name, {"restartedAt": restarted_at})
-    _refuse_invalid(
+    the pod template's ``kubectl.kubernetes.io/restartedAt`` set to ``restarted_at``; with
+    ``resource_version``, only if the workload has not changed since that read (else 409)."""
+    body: dict = {"restartedAt": restarted_at}
+    if resource_version is not None:  # the caller's precondition is part of what it asked
+        body["preconditions"] = {"resourceVersion": resource_version}
+    return _perform(
         actor=actor,
-        target=target,
+        target=Target(ACTION_RESTART, kind, namespace, name, body),
         job_id=job_id,
         problems={"namespace": namespace_problem(namespace), "name": name_problem(name)},
+        call=lambda: k8s.workload_restart(
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            restarted_at=restarted_at,
+            resource_version=resource_version,
+        ),
     )
-    _refuse_denied(actor=actor, target=target, job_id=job_id)
-    _refuse_held(actor=actor, target=target, job_id=job_id)
-    with attempt(actor=actor, target=target, job_id=job_id):
-        try:
-            return k8s.workload_restart(
-                kind=kind, namespace=namespace, name=name, restarted_at=restarted_at
-            )
-        except k8s.K8sError as e:
-            raise from_k8s(e) from e
 
 
 def snapshot_create(
@@ -311,30 +327,25 @@ def snapshot_create(
 ) -> k8s.SnapshotInfo:
     """Take a VolumeSnapshot ``name`` of the claim ``claim`` (the default class when
     ``class_name`` is None); 409 if one of that name exists."""
-    body = {"source": claim, "class": class_name}
-    target = Target(ACTION_CREATE, KIND_SNAPSHOT, namespace, name, body)
-    _refuse_invalid(
+    return _perform(
         actor=actor,
-        target=target,
+        target=Target(
+            ACTION_CREATE, KIND_SNAPSHOT, namespace, name, {"source": claim, "class": class_name}
+        ),
         job_id=job_id,
         problems={
             "namespace": namespace_problem(namespace),
             "name": name_problem(name),
             "claim": name_problem(claim),
         },
+        call=lambda: k8s.snapshot_create(
+            namespace=namespace,
+            name=name,
+            claim=claim,
+            class_name=class_name,
+            annotations=annotations,
+        ),
     )
-    _refuse_denied(actor=actor, target=target, job_id=job_id)
-    with attempt(actor=actor, target=target, job_id=job_id):
-        try:
-            return k8s.snapshot_create(
-                namespace=namespace,
-                name=name,
-                claim=claim,
-                class_name=class_name,
-                annotations=annotations,
-            )
-        except k8s.K8sError as e:
-            raise from_k8s(e) from e
 
 
 def pvc_create_from_snapshot(
@@ -348,23 +359,16 @@ def pvc_create_from_snapshot(
 ) -> k8s.PvcInfo:
     """Create the claim ``name`` (shaped by a volumeClaimTemplate) restored from the
     VolumeSnapshot ``snapshot``; 409 if a claim of that name exists."""
-    target = Target(ACTION_CREATE, KIND_PVC, namespace, name, {"dataSource": snapshot})
-    _refuse_invalid(
+    return _perform(
         actor=actor,
-        target=target,
+        target=Target(ACTION_CREATE, KIND_PVC, namespace, name, {"dataSource": snapshot}),
         job_id=job_id,
         problems={
             "namespace": namespace_problem(namespace),
             "name": name_problem(name),
             "snapshot": name_problem(snapshot),
         },
+        call=lambda: k8s.pvc_create_from_snapshot(
+            namespace=namespace, name=name, template=template, snapshot=snapshot
+        ),
     )
-    _refuse_denied(actor=actor, target=target, job_id=job_id)
-    _refuse_held(actor=actor, target=target, job_id=job_id)
-    with attempt(actor=actor, target=target, job_id=job_id):
-        try:
-            return k8s.pvc_create_from_snapshot(
-                namespace=namespace, name=name, template=template, snapshot=snapshot
-            )
-        except k8s.K8sError as e:
-            raise from_k8s(e) from e

@@ -130,6 +130,10 @@ def create_snapshot(ctx: StepContext) -> Done:
             raise ObjectConflict(f"VolumeSnapshot {p['namespace']}/{name} exists, not ours")
         ctx.close_interrupted(what, applied=True, observed=f"snapshot {name} exists")
         return _created(ctx, existing)
+    # The source as it is now: still not the primary (a failover since choose_source).
+    source = ctx.earlier_state("choose_source")["source_pod"]
+    obs = _observe(p, ctx.job_result().get("patroni_scopes", ()))
+    check(obs, {**p, "ordinal": int(source.rsplit("-", 1)[1])}, ("primary_guard",))
     resumed = "snapshot" in ctx.state
     ctx.state["snapshot"] = name
     ctx.checkpoint()  # the name is kept before the create: a re-run never creates twice

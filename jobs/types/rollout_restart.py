@@ -25,7 +25,7 @@ from jobs.registry import JobTarget, JobType, register
 from jobs.steps import Done, StepContext, StepDef, Wait, job_actor
 from ops import k8s, services
 from ops.audit import Target
-from ops.errors import from_k8s
+from ops.errors import ObjectConflict, TargetHeldByJob, from_k8s
 
 NAME = "rollout-restart"
 KINDS = {k8s.DEPLOYMENT: "Deployment", k8s.STATEFULSET: "StatefulSet"}
@@ -59,9 +59,8 @@ def _pods(namespace: str, selector: str) -> list[k8s.PodInfo]:
         raise from_k8s(e) from e
 
 
-def preflight(params: dict) -> dict:
-    """The workload exists and a restart of it replaces every pod (else 404 / 409)."""
-    work = _read(params)
+def check_replaces_every_pod(work: k8s.WorkloadInfo) -> None:
+    """Refuse (409 ``rollout_refused``) a workload a restart would not entirely replace."""
     where = f"StatefulSet {work.namespace}/{work.name}"
     if work.kind == k8s.STATEFULSET and work.update_strategy == "OnDelete":
         raise JobRefused(
@@ -75,11 +74,18 @@ def preflight(params: dict) -> dict:
             f"{work.partition} would keep running unreplaced.",
             code="rollout_refused",
         )
+
+
+def preflight(params: dict) -> dict:
+    """The workload exists and a restart of it replaces every pod (else 404 / 409)."""
+    work = _read(params)
+    check_replaces_every_pod(work)
     return {"generation_at_request": work.generation}
 
 
-def restart(ctx: StepContext) -> Done:
-    """Set ``restartedAt`` (once: a resumed step finds its own value and writes nothing)."""
+def restart(ctx: StepContext) -> Done | Wait:
+    """Set ``restartedAt`` (once: a resumed step finds its own value and writes nothing),
+    after checking the workload as it is now, and only if it is still as read then."""
     p = ctx.params
     work = _read(p)
     stamp = ctx.state.get("restarted_at")
@@ -91,18 +97,25 @@ def restart(ctx: StepContext) -> Done:
         pods = _pods(p["namespace"], work.label_selector)
         ctx.state["old_pod_uids"] = sorted(x.uid for x in pods)
         ctx.record_result(old_pod_uids=ctx.state["old_pod_uids"])
+    check_replaces_every_pod(work)  # the strategy may have changed since the request
     resumed = stamp is not None
     stamp = stamp or ctx.db_now().strftime("%Y-%m-%dT%H:%M:%SZ")
     ctx.state["restarted_at"] = stamp
     ctx.checkpoint()  # the value is kept before it is written: a re-run never writes twice
-    after = services.workload_restart(
-        actor=job_actor(ctx),
-        kind=p["kind"],
-        namespace=p["namespace"],
-        name=p["name"],
-        restarted_at=stamp,
-        job_id=ctx.job_id,
-    )
+    try:
+        after = services.workload_restart(
+            actor=job_actor(ctx),
+            kind=p["kind"],
+            namespace=p["namespace"],
+            name=p["name"],
+            restarted_at=stamp,
+            job_id=ctx.job_id,
+            resource_version=work.resource_version,
+        )
+    except TargetHeldByJob:
+        raise
+    except ObjectConflict:
+        return Wait("the workload changed between the read and the restart; reading again")
     if resumed:
         ctx.close_interrupted(
             what, applied=False, observed=f"restartedAt was {work.restarted_at or 'unset'}"

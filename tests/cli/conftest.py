@@ -17,7 +17,7 @@ from jobs.models import ACTIVE_STATUSES, Job
 from jobs.runner import run_tick
 from ops import k8s
 from ops.actors import os_user
-from tests.ops.conftest import dead_audit_db  # noqa: F401 - shared fixture
+from tests.ops.conftest import dead_audit_db, dead_default_db  # noqa: F401 - shared fixtures
 
 DB = pytest.mark.django_db(databases=["default", "audit"])
 TRANSACTIONAL_DB = pytest.mark.django_db(databases=["default", "audit"], transaction=True)

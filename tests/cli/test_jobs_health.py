@@ -3,11 +3,9 @@ non-zero exit when it never ran, ran too long ago, or its row cannot be read."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.db.models.functions import Now
 
 from jobs.dispatch import pump
@@ -65,18 +63,6 @@ def test_max_age_must_be_a_positive_number(value):
 
     assert "--max-age" in str(error)
     assert "positive number of seconds" in str(error)
-
-
-@pytest.fixture
-def dead_default_db() -> Iterator[None]:
-    """Point the default connection at a database that does not exist (a real connect failure)."""
-    conn = connections["default"]
-    conn.close()
-    saved = conn.settings_dict["NAME"]
-    conn.settings_dict["NAME"] = "apiops_database_is_gone"
-    yield
-    conn.close()
-    conn.settings_dict["NAME"] = saved
 
 
 @TRANSACTIONAL_DB

@@ -5,13 +5,15 @@ nothing twice."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from kubernetes import client
 
 from jobs.models import Job, JobStatus, JobStep
 from ops.models import OpsLog
 from tests.jobs import test_worker
-from tests.jobs.test_worker import kill_worker_of, tick_inside, wait_until
+from tests.jobs.test_worker import finished, kill_worker_of, tick_inside, wait_until
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
 
@@ -193,12 +195,7 @@ def test_a_worker_killed_in_each_step_is_replaced_without_a_second_snapshot(
     kill_worker_of(owner, qcluster)
     pg.faults.remove(held)
 
-    job = wait_until(
-        lambda: (j := Job.objects.get(job_id=job_id)) and not j.is_active and j,
-        120,
-        "the job's end after the kill",
-        qcluster,
-    )
+    job = wait_until(lambda: finished(job_id), 120, "the job's end after the kill", qcluster)
     assert job.status == JobStatus.SUCCESS, steps(job_id)
     assert job.steps.get(name=step).interruptions == 1
     assert [(r.method, r.resource) for r in pg.requests.mutations()].count(
@@ -206,3 +203,25 @@ def test_a_worker_killed_in_each_step_is_replaced_without_a_second_snapshot(
     ) == 1
     assert len(snapshots(pg)) == 1
     assert not OpsLog.objects.using("audit").filter(job_id=job_id, status="pending").exists()
+
+
+def test_a_source_that_becomes_primary_before_the_create_is_not_snapshotted(api, pg, drive):
+    job_id = start(api)
+    # choose_source picks postgres-2 (reads its claim); it fails over before the create.
+    held = pg.faults.add(
+        method="GET", path=r"/persistentvolumeclaims/data-postgres-2$", delay=1.0, times=1
+    )
+    done = threading.Event()
+
+    def fail_over() -> None:
+        pg.wait_for(lambda: held.fired >= 1, timeout=30)
+        label(pg, "postgres-2", role="primary")
+        done.set()
+
+    threading.Thread(target=fail_over, daemon=True).start()
+    job = drive(job_id)
+
+    assert done.is_set()
+    assert (job.status, job.error["code"]) == (JobStatus.FAILED, "primary_guard")
+    assert steps(job_id)[1][:2] == ("create_snapshot", "failed")
+    assert snapshots(pg) == []

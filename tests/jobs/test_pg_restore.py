@@ -11,7 +11,7 @@ import pytest
 from jobs.models import Job, JobStatus, JobStep
 from tests.jobs import test_worker
 from tests.jobs.test_pg_backup import SNAPSHOT_CLASS
-from tests.jobs.test_worker import kill_worker_of, tick_inside, wait_until
+from tests.jobs.test_worker import finished, kill_worker_of, tick_inside, wait_until
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
 
@@ -176,12 +176,7 @@ def test_a_worker_killed_while_its_claim_create_is_held_restores_once(
     kill_worker_of(owner, qcluster)
     pg_cluster.faults.remove(held)
 
-    job = wait_until(
-        lambda: (j := Job.objects.get(job_id=job_id)) and not j.is_active and j,
-        120,
-        "the job's end after the kill",
-        qcluster,
-    )
+    job = wait_until(lambda: finished(job_id), 120, "the job's end after the kill", qcluster)
     assert job.status == JobStatus.SUCCESS, steps(job_id)
     assert job.steps.get(name="restore_pvc").interruptions == 1
     creates = [r for r in pg_cluster.requests.mutations() if r.method == "POST"]

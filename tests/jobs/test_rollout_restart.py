@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import pytest
 from django.utils import timezone
+from kubernetes import client
 
 from jobs.models import Job, JobStatus, JobStep
 from ops import k8s
 from ops.models import OpsLog
 from tests.jobs import test_worker
-from tests.jobs.test_worker import kill_worker_of, tick_inside, wait_until
+from tests.jobs.test_worker import finished, kill_worker_of, tick_inside, wait_until
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)
 qcluster = test_worker.qcluster  # a real django-q2 cluster (fixture)
@@ -144,6 +145,8 @@ def test_a_restart_replaces_every_pod_with_one_template_write(
         ("rollout-restart", kind, name, "success"),
         ("restart", kind, name, "success"),
     ]
+    # The write carried the resourceVersion of the read its step decided on.
+    assert rows[1].request_body["preconditions"]["resourceVersion"]
 
 
 @pytest.mark.parametrize(
@@ -268,14 +271,45 @@ def test_a_worker_killed_in_each_step_is_replaced_without_a_second_write(
     if step == "wait_rollout":
         web.faults.remove(slow)
 
-    job = wait_until(
-        lambda: (j := Job.objects.get(job_id=job_id)) and not j.is_active and j,
-        120,
-        "the job's end after the kill",
-        qcluster,
-    )
+    job = wait_until(lambda: finished(job_id), 120, "the job's end after the kill", qcluster)
     assert job.status == JobStatus.SUCCESS, steps(job_id)
     assert job.steps.get(name=step).interruptions == 1
     assert template_writes(web, "deployments", "web") == 1
     assert not {p["metadata"]["uid"] for p in ready_pods(web, "app=web")} & before
     assert not OpsLog.objects.using("audit").filter(job_id=job_id, status="pending").exists()
+
+
+def test_a_workload_switched_to_on_delete_after_the_request_is_not_restarted(
+    api, pg_cluster, drive
+):
+    job_id = start(api, kind="statefulset", name="postgres")
+    client.AppsV1Api(pg_cluster.api_client()).patch_namespaced_stateful_set(
+        "postgres",
+        "prod",
+        {"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}}},
+    )
+
+    job = drive(job_id)
+
+    assert (job.status, job.error["code"]) == (JobStatus.FAILED, "rollout_refused")
+    assert not OpsLog.objects.using("audit").filter(job_id=job_id, action="restart").exists()
+    sts = pg_cluster.get("statefulsets", "prod", "postgres")
+    assert k8s.RESTARTED_AT not in (sts["spec"]["template"]["metadata"].get("annotations") or {})
+
+
+def test_a_restart_sent_late_with_the_version_it_read_changes_nothing(api, web, drive):
+    """What a killed worker's restart finds when it lands after someone changed the
+    Deployment: refused by the API server, the template left as it is."""
+    read_then = k8s.workload_read(kind="deployment", namespace="prod", name="web")
+    k8s.scale_patch(kind="deployment", namespace="prod", name="web", replicas=2)
+
+    with pytest.raises(k8s.K8sConflict):
+        k8s.workload_restart(
+            kind="deployment",
+            namespace="prod",
+            name="web",
+            restarted_at="2026-01-02T03:04:05Z",
+            resource_version=read_then.resource_version,
+        )
+    dep = web.get("deployments", "prod", "web")
+    assert k8s.RESTARTED_AT not in (dep["spec"]["template"]["metadata"].get("annotations") or {})

@@ -90,17 +90,29 @@ def mutations(sim) -> list:
     return list(sim.requests.mutations())
 
 
+def _pointed_at_a_missing_database(alias: str) -> Iterator[None]:
+    """Point the connection ``alias`` at a database that does not exist (a real connect
+    failure) for the fixture's test, then back."""
+    conn = connections[alias]
+    conn.close()
+    saved = conn.settings_dict["NAME"]
+    conn.settings_dict["NAME"] = f"apiops_{alias}_database_is_gone"
+    yield
+    conn.close()
+    conn.settings_dict["NAME"] = saved
+
+
 @pytest.fixture
 def dead_audit_db() -> Iterator[None]:
-    """Point the audit connection at a database that does not exist (a real connect failure).
+    """The audit connection fails to connect; the request connection works.
 
     Needs a transactional test: the audit connection must not be inside the test's wrapping
     transaction when it is closed and re-pointed.
     """
-    conn = connections["audit"]
-    conn.close()
-    saved = conn.settings_dict["NAME"]
-    conn.settings_dict["NAME"] = "apiops_audit_database_is_gone"
-    yield
-    conn.close()
-    conn.settings_dict["NAME"] = saved
+    yield from _pointed_at_a_missing_database("audit")
+
+
+@pytest.fixture
+def dead_default_db() -> Iterator[None]:
+    """The request (default) connection fails to connect; the audit connection works."""
+    yield from _pointed_at_a_missing_database("default")

@@ -94,18 +94,6 @@ def database_down() -> Iterator[None]:
 
 
 @pytest.fixture
-def dead_default_db() -> Iterator[None]:
-    """Point the request connection at a database that does not exist; audit stays up."""
-    conn = connections["default"]
-    conn.close()
-    saved = conn.settings_dict["NAME"]
-    conn.settings_dict["NAME"] = "apiops_default_database_is_gone"
-    yield
-    conn.close()
-    conn.settings_dict["NAME"] = saved
-
-
-@pytest.fixture
 def job() -> Job:
     """A pending pg-rebuild job, to be cancelled, retried and read during the outage."""
     now = timezone.now()

@@ -20,11 +20,10 @@ from tests.opsctl.conftest import REPO, opsctl_env, run_opsctl
 pytestmark = pytest.mark.django_db(databases=["default", "audit"])
 
 
-@pytest.fixture(scope="module")
-def scoped_key(stack) -> str:
-    """A named key limited to staging, made with manage.py against the stack's database."""
+def manage(stack, *args: str) -> str:
+    """``manage.py ARGS`` against the stack's database; the last line it printed."""
     result = subprocess.run(
-        [sys.executable, "manage.py", "create_api_key", "opsctl-tester", "--namespaces", "staging"],
+        [sys.executable, "manage.py", *args],
         cwd=REPO,
         env=stack.env,
         capture_output=True,
@@ -32,6 +31,12 @@ def scoped_key(stack) -> str:
         check=True,
     )
     return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def scoped_key(stack) -> str:
+    """A named key limited to staging, made with manage.py against the stack's database."""
+    return manage(stack, "create_api_key", "opsctl-tester", "--namespaces", "staging")
 
 
 @pytest.fixture
@@ -199,19 +204,6 @@ def test_zsh_completion_is_a_compdef_script(home):
 
     assert script.startswith("#compdef opsctl")
     assert "complete -F _opsctl opsctl" in script
-
-
-def manage(stack, *args: str) -> str:
-    """``manage.py ARGS`` against the stack's database; the last line it printed."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout.strip().splitlines()[-1]
 
 
 def test_a_rotated_key_works_beside_the_new_one_until_its_overlap_ends(stack, home):
