@@ -160,7 +160,18 @@ APIOPS = {
     # After how long the pump closes an audit row left "pending" (its process died between
     # the row and the outcome) as "outcome unknown".
     "AUDIT_PENDING_MAX_AGE": _env_float("OPS_AUDIT_PENDING_MAX_AGE", 900.0, minimum=60.0),
+    # Change control: "<namespace>:<operation>" patterns ("prod:*", "*:pg-rebuild") whose
+    # requests wait for a second key's approval, and how long such a request stays approvable.
+    "APPROVAL_REQUIRED": tuple(_env_list("OPS_APPROVAL_REQUIRED", [])),
+    "APPROVAL_TTL": _env_float("OPS_APPROVAL_TTL", 3600.0, minimum=1.0),
 }
+
+for _pattern in APIOPS["APPROVAL_REQUIRED"]:
+    if _pattern.count(":") != 1 or "" in _pattern.split(":"):
+        raise ImproperlyConfigured(
+            f"OPS_APPROVAL_REQUIRED: {_pattern!r} is not <namespace>:<operation> "
+            "(either may be *, e.g. prod:* or *:pg-rebuild)"
+        )
 
 # django-q2 only delivers the jobs' ticks (jobs/dispatch.py); the job rows are the state.
 # ORM broker: the queue is a table in our database. timeout (a tick's hard limit) is well under

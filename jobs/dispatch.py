@@ -29,6 +29,7 @@ from django_q.tasks import async_task
 
 from jobs.conf import job_settings
 from jobs.models import ACTIVE_STATUSES, Job, JobPump
+from ops.approvals import expire_due
 from ops.audit import close_stale_pending
 from ops.errors import AuditUnavailable
 
@@ -123,8 +124,20 @@ def close_stale_audit_rows() -> int:
     return closed
 
 
+def expire_approvals() -> int:
+    """Mark approvals past their ``expires_at`` expired (:func:`ops.approvals.expire_due`);
+    how many. An audit database that cannot be written is logged: the next pump tries again
+    (requests are refused past ``expires_at`` whether or not they are marked)."""
+    try:
+        return expire_due()
+    except AuditUnavailable:
+        logger.warning("could not mark expired approvals: the audit log is unavailable")
+        return 0
+
+
 def pump() -> int:
-    """Rescue stranded jobs and close stale pending audit rows, then schedule the next pump;
+    """Rescue stranded jobs, close stale pending audit rows and expire approvals, then
+    schedule the next pump;
     a no-op (-1) if another pump is live."""
     interval = job_settings().pump_interval
     with transaction.atomic():
@@ -143,6 +156,7 @@ def pump() -> int:
         transaction.on_commit(lambda: enqueue_pump(delay=interval))
     dispatched = dispatch_due()
     close_stale_audit_rows()
+    expire_approvals()
     return len(dispatched)
 
 

@@ -16,14 +16,17 @@ from django.utils import timezone
 from jobs.dispatch import enqueue_tick_on_commit
 from jobs.errors import JobNotActive, JobNotFailed, JobNotFound, JobTargetBusy, JobTypeNotFound
 from jobs.models import ACTIVE_STATUSES, STOPPED_STATUSES, Job, JobStatus, JobStep, make_job_id
+from jobs.plans import job_plan
 from jobs.registry import JobType, UnknownJobType, get_job_type, job_type_names
 from jobs.runner import cancel_if_unclaimed
 from jobs.selectors import jobs_visible_to
-from ops import policy
+from ops import approvals, policy
 from ops.actors import Actor
 from ops.audit import Target, attempt, record, record_error
-from ops.errors import InvalidInput, NamespaceDenied, OpsError
-from ops.models import OpsLogStatus
+from ops.errors import InvalidInput, NamespaceDenied, OperationNotAllowed, OpsError
+from ops.models import Approval, OpsLogStatus
+from ops.plans import PlanObject, bound_objects
+from ops.services import Held, Planned
 
 ONE_ACTIVE_PER_TARGET = "ops_job_one_active_per_target"
 KIND_JOB = "job"
@@ -97,16 +100,29 @@ def job_start(
     return job
 
 
-def job_request(*, actor: Actor, job_type: str, data: object) -> Job:
+def job_request(
+    *,
+    actor: Actor,
+    job_type: str,
+    data: object,
+    dry_run: bool = False,
+    gated: bool = False,
+    approval: Approval | None = None,
+) -> Job | Planned | Held:
     """Start a job of any type, as ``POST /ops/jobs/{type}`` asks (202 on success).
 
     Everything that can be refused is checked before the job exists, each refusal audited:
     the type exists (404), its input (400, field errors from the type's serializer), the
-    namespace policy (403), the type's checks against the live cluster (its ``preflight``:
-    404 no such object, 409 a guard...), no other active job on the target (409, from the
-    database). Then, audit first: the pending row (naming the job id) is written before the
-    job exists, so no audit means no job and no tick, with or without a surrounding request
-    transaction; the row then gets the outcome.
+    namespace policy and the key's operations (403), the type's checks against the live
+    cluster (its ``preflight``: 404 no such object, 409 a guard...), no other active job on
+    the target (409, from the database). Then, audit first: the pending row (naming the job
+    id) is written before the job exists, so no audit means no job and no tick, with or
+    without a surrounding request transaction; the row then gets the outcome.
+
+    After the same checks, a ``dry_run`` answers the plan of every step (:class:`Planned`,
+    nothing written but its row) and a ``gated`` request that ``OPS_APPROVAL_REQUIRED`` names
+    is held for approval (:class:`Held`). A job started by an ``approval`` records its id and
+    the uids of its plan: its steps refuse any other object.
     """
     try:
         kind = get_job_type(job_type)
@@ -114,28 +130,55 @@ def job_request(*, actor: Actor, job_type: str, data: object) -> Job:
         error = JobTypeNotFound(
             f"No job type {str(job_type)[:100]!r}; the types are: {', '.join(job_type_names())}."
         )
-        target = Target(str(job_type)[:100], KIND_JOB, _field(data, "namespace"), "", data)
+        target = Target(
+            str(job_type)[:100], KIND_JOB, _field(data, "namespace"), "", data, dry_run=dry_run
+        )
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
         raise error from None
     body = kind.input(data=data)
     if not body.is_valid():
         error = InvalidInput(body.error_lists())
-        target = request_target(kind, data)
+        target = request_target(kind, data, dry_run=dry_run)
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
         raise error
     params = dict(body.validated_data)
     on = kind.target(params)
-    target = Target(kind.name, on.audit_kind, on.namespace, on.name, params)
+    audited = {**params, "approval_id": approval.approval_id} if approval else params
+    target = Target(kind.name, on.audit_kind, on.namespace, on.name, audited, dry_run=dry_run)
     reason = policy.namespace_refusal(actor, on.namespace)
-    if reason:
-        error = NamespaceDenied(reason)
+    error = NamespaceDenied(reason) if reason else None
+    if error is None and approval is None:
+        reason = policy.operation_refusal(actor, kind.name)
+        error = OperationNotAllowed(reason) if reason else None
+    if error is not None:
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.DENIED)
         raise error
     try:
         result = kind.preflight(params) if kind.preflight else {}
+        planned = None
+        held = gated and approval is None and policy.approval_required(on.namespace, kind.name)
+        if dry_run or held:
+            planned = job_plan(kind, params, result)
     except OpsError as error:
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
         raise
+    if planned is not None:
+        if dry_run:
+            _record_planned(actor, target)
+            return Planned(planned)
+        return Held(
+            approvals.hold(
+                actor=actor, operation=kind.name, target=target, params=params, plan=planned
+            )
+        )
+    if approval is not None:
+        result = {
+            **result,
+            "approval_id": approval.approval_id,
+            "approved_uids": {
+                f"{o['kind']}/{o['name']}": o["uid"] for o in bound_objects(approval.plan)
+            },
+        }
     created_at = timezone.now()
     job_id = make_job_id(created_at, kind.name)
     # If only the last write of the row fails, the job stands and its row stays "pending".
@@ -159,14 +202,43 @@ def _field(data: object, name: str, limit: int = 63) -> str:
     return str(value)[:limit]
 
 
-def request_target(kind: JobType, data: object) -> Target:
+def request_target(kind: JobType, data: object, *, dry_run: bool = False) -> Target:
     """The audit target of a request whose input was refused: what it names, as sent."""
     try:
         on = kind.target(data if isinstance(data, dict) else {})
         namespace, name, audit_kind = str(on.namespace)[:63], str(on.name)[:253], on.audit_kind
     except (KeyError, TypeError, ValueError, AttributeError):
         namespace, name, audit_kind = _field(data, "namespace"), "", kind.target_kind.lower()
-    return Target(kind.name, audit_kind, namespace, name, data)
+    return Target(kind.name, audit_kind, namespace, name, data, dry_run=dry_run)
+
+
+def _record_planned(actor: Actor, target: Target) -> None:
+    """The row of a dry run that passed every check: ``success``, ``dry_run``."""
+    record(
+        actor_name=actor.name,
+        source_ip=actor.source_ip,
+        origin=actor.origin,
+        target=target,
+        status=OpsLogStatus.SUCCESS,
+        http_status=200,
+        key_prefix=actor.key_prefix,
+    )
+
+
+def _approved_job(
+    approval: Approval, actor: Actor, now: dict[tuple[str, str, str], PlanObject]
+) -> approvals.Outcome:
+    """Run an approved job request: the job starts, for the requester (202 ``{"job_id"}``)."""
+    job = job_request(
+        actor=actor, job_type=approval.operation, data=approval.params, approval=approval
+    )
+    return approvals.Outcome(status=202, body={"job_id": job.job_id}, job_id=job.job_id)
+
+
+def register_approvable_job_types() -> None:
+    """Every registered job type can be held for approval and run once approved."""
+    for name in job_type_names():
+        approvals.register(name, _approved_job)
 
 
 def _job_for_action(*, actor: Actor, job_id: str, action: str) -> tuple[Job, Target]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,8 +21,8 @@ from jobs.serializers import (
 )
 from ops.audit import Target
 from ops.authentication import actor_for
-from ops.serializers import EmptySerializer
-from ops.views import OperationViewSet
+from ops.serializers import ApprovalHeldSerializer, DryRunSerializer, EmptySerializer
+from ops.views import DRY_RUN_PARAMETER, OperationViewSet, dry_run_requested, respond
 
 
 class JobStartViewSet(OperationViewSet):
@@ -40,16 +40,35 @@ class JobStartViewSet(OperationViewSet):
 
     def audit_target(self) -> Target:
         """What the body names (this path names no object), for the row of a refusal."""
-        return services.request_target(get_job_type(self.job_type), self._body_for_audit())
+        return services.request_target(
+            get_job_type(self.job_type), self._body_for_audit(), dry_run=self.dry_run_flag()
+        )
 
-    @extend_schema(responses={202: JobCreatedSerializer})
+    @extend_schema(
+        parameters=[DRY_RUN_PARAMETER],
+        responses={
+            200: DryRunSerializer,
+            202: PolymorphicProxySerializer(
+                "JobOrApproval",
+                [JobCreatedSerializer, ApprovalHeldSerializer],
+                resource_type_field_name=None,
+            ),
+        },
+    )
     def create(self, request) -> Response:
         """Check the request (input, namespace, the type's checks against the cluster, a free
-        target), record the job with its steps pending; 202 with its id."""
-        job = services.job_request(
-            actor=actor_for(request), job_type=self.job_type, data=request.data
+        target), record the job with its steps pending; 202 with its id (``dry_run=true``:
+        200 with the plan of every step; held for approval: 202 with the approval)."""
+        outcome = services.job_request(
+            actor=actor_for(request),
+            job_type=self.job_type,
+            data=request.data,
+            dry_run=dry_run_requested(request),
+            gated=True,
         )
-        return Response({"job_id": job.job_id}, status=status.HTTP_202_ACCEPTED)
+        if isinstance(outcome, Job):
+            return Response({"job_id": outcome.job_id}, status=status.HTTP_202_ACCEPTED)
+        return respond(outcome)
 
 
 class JobTypesView(APIView):
