@@ -79,9 +79,11 @@ def test_a_dry_run_plans_with_the_uid_sends_only_dry_run_mutations_and_is_audite
     assert response.status_code == 200, response.content
     answer = response.json()
     assert answer["dry_run"] is True
-    assert answer["plan_digest"].startswith("sha256:") and len(answer["plan_digest"]) == 71
+    assert answer["plan_digest"].startswith("sha256:")
+    assert len(answer["plan_digest"]) == 71
     [entry] = answer["plan"]
-    assert entry["order"] == 1 and entry["action"] == action
+    assert entry["order"] == 1
+    assert entry["action"] == action
     assert entry["object"] == {
         "kind": kind,
         "namespace": "prod",
@@ -94,11 +96,10 @@ def test_a_dry_run_plans_with_the_uid_sends_only_dry_run_mutations_and_is_audite
         ),
     }
     if action == "scale":
-        assert entry["change"] == {
-            "replicas": {"from": before["spec"]["replicas"], "to": 7}
-        }
+        assert entry["change"] == {"replicas": {"from": before["spec"]["replicas"], "to": 7}}
     sent = mutations(cluster)
-    assert sent and all(r.query.get("dryRun") == "All" for r in sent)  # the server checked it
+    assert sent
+    assert all(r.query.get("dryRun") == "All" for r in sent)
     after = cluster.get(resource, "prod", name)
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["metadata"].get("deletionTimestamp") is None
@@ -127,9 +128,7 @@ def test_the_same_state_plans_the_same_digest_and_a_change_moves_it(api, cluster
     ],
 )
 @DB
-def test_a_dry_run_is_refused_exactly_like_the_real_request(
-    api, cluster, path, body, status, code
-):
+def test_a_dry_run_is_refused_exactly_like_the_real_request(api, cluster, path, body, status, code):
     dry = api.post(path + "?dry_run=true", body, format="json")
     dry_rows = audit_log()
     real = api.post(path, body, format="json")
@@ -138,7 +137,8 @@ def test_a_dry_run_is_refused_exactly_like_the_real_request(
     assert dry.json()["code"] == real.json()["code"]
     assert real_mutations(cluster) == []
     [dry_row] = dry_rows
-    assert dry_row.dry_run is True and dry_row.status in ("error", "denied")
+    assert dry_row.dry_run is True
+    assert dry_row.status in ("error", "denied")
     assert audit_log()[-1].dry_run is False
 
 
@@ -150,7 +150,8 @@ def test_a_dry_run_value_that_is_not_a_boolean_is_400_and_changes_nothing(api, c
     assert "dry_run" in response.json()["errors"]
     assert mutations(cluster) == []
     [row] = audit_log()
-    assert row.status == "error" and row.dry_run is True
+    assert row.status == "error"
+    assert row.dry_run is True
 
 
 @DB
@@ -160,7 +161,8 @@ def test_a_dry_run_of_a_pod_delete_under_an_active_job_is_409_like_the_real_one(
 
     response = api.delete(POD + "?dry_run=true")
 
-    assert response.status_code == 409 and response.json()["code"] == "job_target_busy"
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_target_busy"
     assert mutations(cluster) == []
 
 
@@ -186,7 +188,9 @@ def test_a_dry_run_rebuild_plans_every_step_with_the_uids_and_creates_no_job(api
     assert mutations(cluster) == []
     assert not Job.objects.exists()
     [row] = audit_log()
-    assert row.dry_run and row.action == "pg-rebuild" and row.status == "success"
+    assert row.dry_run
+    assert row.action == "pg-rebuild"
+    assert row.status == "success"
 
 
 @DB
@@ -242,7 +246,8 @@ def test_a_key_may_request_only_its_operations(cluster):
     refused = scaler.delete(POD)
     allowed = scaler.post(SCALE_WEB, {"replicas": 2}, format="json")
 
-    assert refused.status_code == 403 and refused.json()["code"] == "operation_not_allowed"
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "operation_not_allowed"
     assert allowed.status_code == 200
     assert [r.verb for r in real_mutations(cluster)] == ["patch"]
     denied = [row for row in audit_log() if row.status == "denied"]
@@ -255,7 +260,8 @@ def test_a_key_without_operations_may_do_every_operation_but_not_approve(apiops,
 
     assert default.post(SCALE_WEB, {"replicas": 2}, format="json").status_code == 200
     whoami = default.get("/ops/whoami").json()
-    assert "approve" not in whoami["operations"] and "pg-rebuild" in whoami["operations"]
+    assert "approve" not in whoami["operations"]
+    assert "pg-rebuild" in whoami["operations"]
 
 
 @DB
@@ -264,7 +270,8 @@ def test_a_job_type_is_an_operation_a_key_needs(cluster):
 
     response = scaler.post("/ops/jobs/pg-rebuild", REBUILD, format="json")
 
-    assert response.status_code == 403 and response.json()["code"] == "operation_not_allowed"
+    assert response.status_code == 403
+    assert response.json()["code"] == "operation_not_allowed"
     assert not Job.objects.exists()
 
 
@@ -300,7 +307,8 @@ def test_a_request_the_policy_names_is_held_with_its_plan_and_changes_nothing(
 
     assert response.status_code == 202, response.content
     body = response.json()
-    assert body["status"] == "pending" and body["approval_id"].startswith("apr_")
+    assert body["status"] == "pending"
+    assert body["approval_id"].startswith("apr_")
     assert body["plan"][0]["object"]["uid"] == claim_uid
     assert body["expires_at"]
     assert real_mutations(cluster) == []
@@ -321,22 +329,27 @@ def test_approving_runs_the_delete_pinned_to_the_planned_uid(gated, cluster, req
     )
 
     assert response.status_code == 200, response.content
-    assert response.json()["name"] == "data-postgres-1" and response.json()["status"] == "ok"
+    assert response.json()["name"] == "data-postgres-1"
+    assert response.json()["status"] == "ok"
     [delete] = real_mutations(cluster)
-    assert delete.verb == "delete" and delete.name == "data-postgres-1"
+    assert delete.verb == "delete"
+    assert delete.name == "data-postgres-1"
     pvc = cluster.get("persistentvolumeclaims", "prod", "data-postgres-1")
     assert pvc is None or pvc["metadata"].get("deletionTimestamp")
     approval = Approval.objects.get(approval_id=approval_id)
     assert (approval.status, approval.decided_by, approval.reason) == ("approved", "bob", "CHG-1")
     op_row = next(r for r in audit_log() if r.action == "delete" and r.resource_kind != "approval")
-    assert op_row.actor == "alice" and op_row.status == "success"
+    assert op_row.actor == "alice"
+    assert op_row.status == "success"
     assert op_row.request_body["preconditions"] == {"uid": claim_uid}
     assert op_row.request_body["approval_id"] == approval_id
     [approve_row] = approval_rows("approve")
-    assert approve_row.actor == "bob" and approve_row.status == "success"
+    assert approve_row.actor == "bob"
+    assert approve_row.status == "success"
 
     again = approver.post(f"/ops/approvals/{approval_id}/approve", {"reason": "x"}, format="json")
-    assert again.status_code == 409 and again.json()["code"] == "approval_closed"
+    assert again.status_code == 409
+    assert again.json()["code"] == "approval_closed"
 
 
 @DB
@@ -353,8 +366,10 @@ def test_the_requester_cannot_approve_and_a_key_without_approve_cannot_either(
     lacking = plain.post(f"/ops/approvals/{approval_id}/approve", {"reason": "x"}, format="json")
     elsewhere = scoped.post(f"/ops/approvals/{approval_id}/approve", {"reason": "x"}, format="json")
 
-    assert own.status_code == 403 and own.json()["code"] == "self_approval"
-    assert lacking.status_code == 403 and lacking.json()["code"] == "approve_not_allowed"
+    assert own.status_code == 403
+    assert own.json()["code"] == "self_approval"
+    assert lacking.status_code == 403
+    assert lacking.json()["code"] == "approve_not_allowed"
     assert elsewhere.status_code == 404  # a key never sees approvals outside its namespaces
     assert Approval.objects.get(approval_id=approval_id).status == "pending"
     assert real_mutations(cluster) == []
@@ -380,8 +395,10 @@ def test_reject_needs_a_reason_then_closes_the_approval(gated, cluster, requeste
     late = approver.post(f"/ops/approvals/{approval_id}/approve", {"reason": "x"}, format="json")
 
     assert missing.status_code == empty.status_code == 400
-    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
-    assert late.status_code == 409 and late.json()["code"] == "approval_closed"
+    assert rejected.status_code == 200
+    assert rejected.json()["status"] == "rejected"
+    assert late.status_code == 409
+    assert late.json()["code"] == "approval_closed"
     assert not Job.objects.exists()
     assert real_mutations(cluster) == []
     assert [r.status for r in approval_rows("reject")] == ["error", "error", "success"]
@@ -395,8 +412,10 @@ def test_an_approval_for_a_replaced_pod_is_stale_and_sends_nothing(
     old_uid = uid_of(cluster, "pods", "postgres-1")
     cluster.delete("pods", "prod", "postgres-1", grace_period_seconds=0)
     cluster.wait_for(
-        lambda: (cluster.get("pods", "prod", "postgres-1") or {}).get("metadata", {}).get("uid")
-        not in (None, old_uid),
+        lambda: (
+            (cluster.get("pods", "prod", "postgres-1") or {}).get("metadata", {}).get("uid")
+            not in (None, old_uid)
+        ),
         timeout=10,
     )
     cluster.requests.clear()
@@ -405,7 +424,8 @@ def test_an_approval_for_a_replaced_pod_is_stale_and_sends_nothing(
         f"/ops/approvals/{approval_id}/approve", {"reason": "CHG"}, format="json"
     )
 
-    assert response.status_code == 409 and response.json()["code"] == "stale_approval"
+    assert response.status_code == 409
+    assert response.json()["code"] == "stale_approval"
     assert "replaced" in response.json()["detail"]
     assert mutations(cluster) == []
     assert Approval.objects.get(approval_id=approval_id).status == "stale"
@@ -426,7 +446,8 @@ def test_an_approval_for_a_statefulset_whose_spec_changed_is_stale(
         f"/ops/approvals/{approval_id}/approve", {"reason": "CHG"}, format="json"
     )
 
-    assert response.status_code == 409 and response.json()["code"] == "stale_approval"
+    assert response.status_code == 409
+    assert response.json()["code"] == "stale_approval"
     assert "generation" in response.json()["detail"]
     assert mutations(cluster) == []
     assert cluster.get("statefulsets", "prod", "postgres")["spec"]["replicas"] == 2
@@ -454,7 +475,8 @@ def test_a_change_between_the_check_and_the_scale_is_refused_by_the_api_server(
         f"/ops/approvals/{approval_id}/approve", {"reason": "CHG"}, format="json"
     )
 
-    assert response.status_code == 409 and response.json()["code"] == "stale_approval"
+    assert response.status_code == 409
+    assert response.json()["code"] == "stale_approval"
     [patch] = [r for r in mutations(cluster) if r.subresource == "scale"]
     assert patch.status == 409  # refused by the API server's precondition, not by us
     assert cluster.get("deployments", "prod", "web")["spec"]["replicas"] == replicas
@@ -478,10 +500,12 @@ def test_an_approval_past_its_expiry_is_refused_and_the_pump_marks_it_expired(
     pump()
 
     assert shown == "expired"
-    assert refused.status_code == 409 and refused.json()["code"] == "approval_expired"
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "approval_expired"
     assert Approval.objects.get(approval_id=approval_id).status == "expired"
     [row] = approval_rows("expire")
-    assert row.actor == approvals.EXPIRY_ACTOR.name and row.origin == "system"
+    assert row.actor == approvals.EXPIRY_ACTOR.name
+    assert row.origin == "system"
     assert real_mutations(cluster) == []
 
 
@@ -491,7 +515,8 @@ def test_an_approved_rebuild_starts_the_job_for_the_requester_bound_to_the_plann
 ):
     claim_uid = uid_of(cluster, "persistentvolumeclaims", "data-postgres-1")
     held = requester.post("/ops/jobs/pg-rebuild", REBUILD, format="json")
-    assert held.status_code == 202 and "job_id" not in held.json()
+    assert held.status_code == 202
+    assert "job_id" not in held.json()
     assert not Job.objects.exists()
 
     response = approver.post(
@@ -510,7 +535,8 @@ def test_an_approved_rebuild_starts_the_job_for_the_requester_bound_to_the_plann
 def test_a_dry_run_is_never_held_for_approval(gated, cluster, requester):
     response = requester.delete(CLAIM + "?dry_run=true")
 
-    assert response.status_code == 200 and response.json()["dry_run"] is True
+    assert response.status_code == 200
+    assert response.json()["dry_run"] is True
     assert not Approval.objects.exists()
 
 
