@@ -160,6 +160,9 @@ APIOPS = {
     # After how long the pump closes an audit row left "pending" (its process died between
     # the row and the outcome) as "outcome unknown".
     "AUDIT_PENDING_MAX_AGE": _env_float("OPS_AUDIT_PENDING_MAX_AGE", 900.0, minimum=60.0),
+    # How long the answer to a request with an Idempotency-Key is kept for replay, seconds
+    # (ops/idempotency.py); a claim without an answer holds for AUDIT_PENDING_MAX_AGE.
+    "IDEMPOTENCY_TTL": _env_int("OPS_IDEMPOTENCY_TTL", 86400, minimum=1),
 }
 
 # django-q2 only delivers the jobs' ticks (jobs/dispatch.py); the job rows are the state.
@@ -259,6 +262,9 @@ MIDDLEWARE = [
     # A database connection error around a view (the request transaction cannot begin or
     # commit) is a 503, as DRF's handler answers one inside a view: not a 500 with a traceback.
     "ops.middleware.DatabaseUnavailableMiddleware",
+    # Stores the answer of a request with an Idempotency-Key once its view (and request
+    # transaction) is done, or releases the key after a 5xx.
+    "ops.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "apiops_site.urls"

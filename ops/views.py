@@ -21,6 +21,7 @@ from ops.audit import Target
 from ops.authentication import actor_for
 from ops.extensions import operations
 from ops.filters import OpsLogFilter
+from ops.idempotency import IdempotentMixin
 from ops.models import ApiKey
 from ops.pagination import AuditCursorPagination
 from ops.selectors import audit_rows, audit_rows_visible_to
@@ -60,8 +61,9 @@ def _validate(path: dict, body_serializer: serializers.Serializer) -> dict:
     return {**path_ser.validated_data, **body_serializer.validated_data}
 
 
-class OperationViewSet(viewsets.ViewSet):
-    """Base of the operation endpoints: knows which audit target a request is about."""
+class OperationViewSet(IdempotentMixin, viewsets.ViewSet):
+    """Base of the operation endpoints: knows which audit target a request is about, and
+    honours Idempotency-Key (:mod:`ops.idempotency`)."""
 
     kind: str = ""
     action_name: str = ""
