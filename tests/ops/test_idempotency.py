@@ -70,7 +70,8 @@ def test_a_repeated_scale_replays_the_stored_answer_and_patches_once(api, cluste
     assert (replay.status, replay.code, replay.http_status) == ("success", "idempotent_replay", 200)
     assert (replay.action, replay.namespace, replay.resource_name) == ("scale", "prod", "web")
     assert replay.request_body == {"replicas": 4}
-    assert "replayed" in replay.error_message and "nothing was executed" in replay.error_message
+    assert "replayed" in replay.error_message
+    assert "nothing was executed" in replay.error_message
 
 
 def test_an_error_is_replayed_too_even_once_the_object_exists(api, cluster):
