@@ -408,6 +408,10 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "jobs.models.JobStatus",
         "OpsLogStatusEnum": "ops.models.OpsLogStatus",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # the default
+        "ops.schema.idempotency_key_header",
+    ],
 }
 
 # --- logging ----------------------------------------------------------------------------------

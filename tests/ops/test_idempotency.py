@@ -403,3 +403,20 @@ def test_the_fingerprint_ignores_query_order_and_json_form_but_not_values():
     assert fp("", b'{"x": 1}') != fp("", b'{"x": 2}')
     assert fp("", b"not json") == fp("", b"not json") != fp("", b"not  json")
     assert fp("", b"") != fp("", b"{}")
+
+
+def test_the_openapi_schema_documents_the_header_on_every_post_and_delete(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    operations = [
+        (path, method, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if method in ("post", "delete")
+    ]
+    assert len(operations) >= 9
+    for path, method, operation in operations:
+        names = [p["name"] for p in operation.get("parameters", [])]
+        assert "Idempotency-Key" in names, (method, path)
+        assert {"409", "422"} <= set(operation["responses"]), (method, path)
+        assert "Idempotent-Replayed" in operation["responses"]["409"]["headers"]
