@@ -12,8 +12,9 @@ timeout, a dropped connection — and the operation runs at most once:
   ``idempotency_in_flight`` while the first runs, the stored status and body with
   ``Idempotent-Replayed: true`` once it finished (nothing executed), 422
   ``idempotency_key_reused`` for another fingerprint. A key that is not 1 to 255 printable ASCII
-  characters is a 400 ``invalid_idempotency_key``; a draft-style quoted string (``"abc"``)
-  is the same key as ``abc``.
+  characters is a 400 ``invalid_idempotency_key``. The draft writes the key as a Structured
+  Field string: a well-formed ``"abc"`` is the same key as ``abc``; any other value is the key
+  as written.
 * Once the view has answered — after its request transaction has committed — the answer is
   stored if it is below 500: successes and the operation's own refusals (400, 403, 404, 409)
   are final and replayed. A 5xx (the audit log or the database unavailable, Kubernetes failing
@@ -32,7 +33,8 @@ timeout, a dropped connection — and the operation runs at most once:
   with their codes, and the executed request writes its row as usual.
 
 Two pieces: :class:`IdempotentMixin` on the views (``OperationViewSet`` has it, so every
-operation, job start and job action does) claims the key after authentication;
+operation, job start and job action does; any other view taking POST or DELETE under ``/ops/``
+adds it, and a test walks the URLs to check) claims the key after authentication;
 :class:`IdempotencyMiddleware` stores or releases the claim with the final response, outside
 the view's request transaction.
 """
