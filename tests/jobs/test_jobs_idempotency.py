@@ -92,3 +92,20 @@ def test_a_repeated_cancel_with_one_key_replays_its_202(api, pg_cluster):
         ("success", "idempotent_replay", 202),
         ("error", "job_not_active", 409),
     ]
+
+
+def test_an_unknown_job_type_is_a_final_404_replayed_with_its_own_row(api):
+    first = api.post("/ops/jobs/no-such-type", {}, format="json", HTTP_IDEMPOTENCY_KEY="nope")
+    again = api.post("/ops/jobs/no-such-type", {}, format="json", HTTP_IDEMPOTENCY_KEY="nope")
+    reused = api.post(
+        "/ops/jobs/no-such-type", {"x": 1}, format="json", HTTP_IDEMPOTENCY_KEY="nope"
+    )
+
+    assert first.status_code == again.status_code == 404
+    assert again[REPLAYED] == "true"
+    assert reused.status_code == 422
+    assert [code for _, code, _ in audit_codes()] == [
+        first.json()["code"],
+        "idempotent_replay",
+        "idempotency_key_reused",
+    ]
