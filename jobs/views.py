@@ -21,6 +21,7 @@ from jobs.serializers import (
 )
 from ops.audit import Target
 from ops.authentication import actor_for
+from ops.idempotency import IdempotentMixin
 from ops.serializers import ApprovalHeldSerializer, DryRunSerializer, EmptySerializer
 from ops.views import DRY_RUN_PARAMETER, OperationViewSet, dry_run_requested, respond
 
@@ -79,8 +80,10 @@ class JobTypesView(APIView):
         return Response({"types": [describe_job_type(t) for t in job_types()]})
 
 
-class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Jobs and their steps."""
+class JobViewSet(
+    IdempotentMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Jobs and their steps (its POST: an unknown job type's 404)."""
 
     serializer_class = JobSerializer
     filterset_class = JobFilter

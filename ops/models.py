@@ -287,3 +287,35 @@ class Approval(models.Model):
             f"{self.approval_id}: {self.operation} {self.namespace}/{self.resource_name} "
             f"({self.status})"
         )
+
+
+class IdempotencyRecord(models.Model):
+    """One ``Idempotency-Key`` of one API key name: its claim, then the answer to replay.
+
+    The unique constraint on (key_name, idempotency_key) is what lets exactly one of several
+    concurrent duplicates run (see :mod:`ops.idempotency`). ``completed_at`` NULL means the
+    first request is still in flight; ``token`` names the request holding the claim.
+    """
+
+    key_name = models.CharField(max_length=150)
+    idempotency_key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # sha256 of method, path, query and body
+    token = models.UUIDField()
+    claimed_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_content_type = models.TextField(null=True, blank=True)  # noqa: DJ001
+    response_body = models.BinaryField(null=True, blank=True)
+
+    class Meta:
+        db_table = "ops_idempotency_key"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key_name", "idempotency_key"], name="ops_idempotency_key_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="ops_idempotency_expires_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key_name}: {self.idempotency_key}"

@@ -27,6 +27,7 @@ from ops.authentication import actor_for
 from ops.errors import ApprovalNotFound
 from ops.extensions import operations
 from ops.filters import ApprovalFilter, OpsLogFilter
+from ops.idempotency import IdempotentMixin
 from ops.models import ApiKey, Approval, ApprovalStatus
 from ops.pagination import ApprovalCursorPagination, AuditCursorPagination
 from ops.policy import ALL_OPERATIONS, APPROVE
@@ -121,8 +122,9 @@ def _validate(path: dict, body_serializer: serializers.Serializer) -> dict:
     return {**path_ser.validated_data, **body_serializer.validated_data}
 
 
-class OperationViewSet(viewsets.ViewSet):
-    """Base of the operation endpoints: knows which audit target a request is about."""
+class OperationViewSet(IdempotentMixin, viewsets.ViewSet):
+    """Base of the operation endpoints: knows which audit target a request is about, and
+    honours Idempotency-Key (:mod:`ops.idempotency`)."""
 
     kind: str = ""
     action_name: str = ""
