@@ -92,7 +92,8 @@ def _delete_claims(r: Reads, note: str = "") -> list[PlanStep]:
 
 
 def _restore(r: Reads) -> list[PlanStep]:
-    name = f"{r.result['restore_template']}-{r.params['statefulset']}-{r.params['ordinal']}"
+    template = r.result.get("restore_template") or r.sts.claim_templates[0]
+    name = f"{template}-{r.params['statefulset']}-{r.params['ordinal']}"
     claim = PlanObject(kind="PersistentVolumeClaim", namespace=r.namespace, name=name, uid=None)
     source = {
         "kind": "VolumeSnapshot",
@@ -152,7 +153,8 @@ def pg_rebuild_plan(job_type: JobType, params: dict, result: dict) -> Plan:
 
 
 def pg_backup_plan(job_type: JobType, params: dict, result: dict) -> Plan:
-    r = Reads({**params, "ordinal": int(result["planned_source"].rsplit("-", 1)[1])}, result)
+    source = result.get("planned_source") or f"{params['statefulset']}-{params.get('ordinal', 0)}"
+    r = Reads({**params, "ordinal": int(source.rsplit("-", 1)[1])}, result)
     claim = r.claims[0]
     snapshot = PlanObject(
         kind="VolumeSnapshot", namespace=r.namespace, name=f"{claim.name}-<job>", uid=None

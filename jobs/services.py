@@ -14,7 +14,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs.dispatch import enqueue_tick_on_commit
-from jobs.errors import JobNotActive, JobNotFailed, JobNotFound, JobTargetBusy, JobTypeNotFound
+from jobs.errors import (
+    JobNotActive,
+    JobNotFailed,
+    JobNotFound,
+    JobRefused,
+    JobTargetBusy,
+    JobTypeNotFound,
+)
 from jobs.models import ACTIVE_STATUSES, STOPPED_STATUSES, Job, JobStatus, JobStep, make_job_id
 from jobs.plans import job_plan
 from jobs.registry import JobType, UnknownJobType, get_job_type, job_type_names
@@ -121,7 +128,9 @@ def job_request(
 
     After the same checks, a ``dry_run`` answers the plan of every step (:class:`Planned`,
     nothing written but its row) and a ``gated`` request that ``OPS_APPROVAL_REQUIRED`` names
-    is held for approval (:class:`Held`). A job started by an ``approval`` records its id and
+    is held for approval (:class:`Held`): a guard that refuses it now does not stop it
+    (the guards decide when it is approved, on the cluster as it is then) but is shown to
+    the approver as a warning. A job started by an ``approval`` records its id and
     the uids of its plan: its steps refuse any other object.
     """
     try:
@@ -153,12 +162,24 @@ def job_request(
     if error is not None:
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.DENIED)
         raise error
+    held = (
+        gated
+        and not dry_run
+        and approval is None
+        and policy.approval_required(on.namespace, kind.name)
+    )
+    warnings: list[dict] = []
     try:
-        result = kind.preflight(params) if kind.preflight else {}
-        planned = None
-        held = gated and approval is None and policy.approval_required(on.namespace, kind.name)
-        if dry_run or held:
-            planned = job_plan(kind, params, result)
+        try:
+            result = kind.preflight(params) if kind.preflight else {}
+        except JobRefused as refusal:
+            if not held:
+                raise
+            # Held: the guards are checked when it is approved, against the cluster as it is
+            # then; the approver sees what they say now.
+            result = {}
+            warnings.append({"code": refusal.get_codes(), "detail": str(refusal.detail)})
+        planned = job_plan(kind, params, result) if dry_run or held else None
     except OpsError as error:
         record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
         raise
@@ -168,7 +189,12 @@ def job_request(
             return Planned(planned)
         return Held(
             approvals.hold(
-                actor=actor, operation=kind.name, target=target, params=params, plan=planned
+                actor=actor,
+                operation=kind.name,
+                target=target,
+                params=params,
+                plan=planned,
+                warnings=warnings,
             )
         )
     if approval is not None:

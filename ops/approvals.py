@@ -109,8 +109,17 @@ def _object_text(target: Target) -> str:
     return f"{target.resource_kind} {target.namespace}/{target.resource_name}"
 
 
-def hold(*, actor: Actor, operation: str, target: Target, params: dict, plan: Plan) -> Approval:
-    """Hold a checked request for approval: the approval row, audited first (``202``)."""
+def hold(
+    *,
+    actor: Actor,
+    operation: str,
+    target: Target,
+    params: dict,
+    plan: Plan,
+    warnings: list[dict] | None = None,
+) -> Approval:
+    """Hold a checked request for approval: the approval row, audited first (``202``).
+    ``warnings``: what the checks that run again at approval time say now."""
     entries = plan.entries()
     approval_id = new_approval_id()
     body = {
@@ -138,6 +147,7 @@ def hold(*, actor: Actor, operation: str, target: Target, params: dict, plan: Pl
             requester_origin=actor.origin,
             created_at=now,
             expires_at=now + timedelta(seconds=settings.APIOPS["APPROVAL_TTL"]),
+            warnings=list(warnings or []),
         )
 
 

@@ -253,6 +253,9 @@ class Approval(models.Model):
     params = models.JSONField()  # the validated input the operation runs with
     plan = models.JSONField()
     plan_digest = models.TextField()
+    # What the checks that run again when it is approved said at the request (a job's guards:
+    # [{"code", "detail"}]), for the approver.
+    warnings = models.JSONField(default=list, blank=True)
     status = models.TextField(choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
     requested_by = models.TextField()  # the requester's key name (the audit actor)
     requested_from = models.TextField(null=True, blank=True)  # noqa: DJ001

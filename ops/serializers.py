@@ -180,6 +180,10 @@ class ApprovalHeldSerializer(serializers.Serializer):
     plan = PlanEntrySerializer(many=True)
     plan_digest = serializers.CharField()
     expires_at = serializers.DateTimeField()
+    warnings = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="what checks that run again at approval say now ({code, detail})",
+    )
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -200,6 +204,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
             "params",
             "plan",
             "plan_digest",
+            "warnings",
             "requested_by",
             "created_at",
             "expires_at",

@@ -96,6 +96,7 @@ def approval_held_body(approval) -> dict:
         "plan": approval.plan,
         "plan_digest": approval.plan_digest,
         "expires_at": approval.expires_at,
+        "warnings": approval.warnings,
     }
 
 

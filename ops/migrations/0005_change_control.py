@@ -54,6 +54,7 @@ class Migration(migrations.Migration):
                 ("params", models.JSONField()),
                 ("plan", models.JSONField()),
                 ("plan_digest", models.TextField()),
+                ("warnings", models.JSONField(blank=True, default=list)),
                 (
                     "status",
                     models.TextField(

@@ -568,3 +568,28 @@ def test_two_concurrent_approvals_run_the_operation_once(gated, cluster, request
     assert sorted(answers) == [200, 409]
     assert [r.verb for r in real_mutations(cluster)] == ["delete"]
     assert Approval.objects.get(approval_id=approval_id).status == ApprovalStatus.APPROVED
+
+
+@DB
+def test_a_held_rebuild_the_guards_refuse_now_is_held_with_the_warning_and_refused_at_approval(
+    gated, cluster, requester, approver
+):
+    """The guards decide when the job would run: at approval, on the cluster as it is then.
+    At the request the approver is shown what they say now."""
+    body = {**REBUILD, "strategy": "scale-to-zero", "ordinal": 2}
+
+    held = requester.post("/ops/jobs/pg-rebuild", body, format="json")
+
+    assert held.status_code == 202, held.content
+    assert [w["code"] for w in held.json()["warnings"]] == ["primary_in_set"]
+    assert [e["action"] for e in held.json()["plan"]][:2] == ["scale", "wait"]
+    approved = approver.post(
+        f"/ops/approvals/{held.json()['approval_id']}/approve", {"reason": "CHG"}, format="json"
+    )
+    assert approved.status_code == 409
+    assert approved.json()["code"] == "primary_in_set"
+    assert not Job.objects.exists()
+    assert mutations(cluster) == []
+    approval = Approval.objects.get(approval_id=held.json()["approval_id"])
+    assert approval.status == "approved"
+    assert approval.outcome["body"]["code"] == "primary_in_set"
