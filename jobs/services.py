@@ -32,7 +32,7 @@ from ops.actors import Actor
 from ops.audit import Target, attempt, record, record_error
 from ops.errors import InvalidInput, NamespaceDenied, OperationNotAllowed, OpsError
 from ops.models import Approval, OpsLogStatus
-from ops.plans import PlanObject, bound_objects
+from ops.plans import Plan, PlanObject, PlanStep, bound_objects
 from ops.services import Held, Planned
 
 ONE_ACTIVE_PER_TARGET = "ops_job_one_active_per_target"
@@ -267,7 +267,9 @@ def register_approvable_job_types() -> None:
         approvals.register(name, _approved_job)
 
 
-def _job_for_action(*, actor: Actor, job_id: str, action: str) -> tuple[Job, Target]:
+def _job_for_action(
+    *, actor: Actor, job_id: str, action: str, dry_run: bool = False
+) -> tuple[Job, Target]:
     """The job ``actor`` may act on (404 when unknown or outside the key's scope, 403 when its
     namespace is no longer allowed), locked for this transaction, and the audit target."""
     job = jobs_visible_to(actor).select_for_update(of=("self",)).filter(job_id=job_id).first()
@@ -275,12 +277,12 @@ def _job_for_action(*, actor: Actor, job_id: str, action: str) -> tuple[Job, Tar
         error = JobNotFound(f"No job {job_id}.")
         record_error(
             actor=actor,
-            target=Target(action, KIND_JOB, "", job_id[:253]),
+            target=Target(action, KIND_JOB, "", job_id[:253], dry_run=dry_run),
             error=error,
             status=OpsLogStatus.ERROR,
         )
         raise error
-    target = Target(action, KIND_JOB, job.target_namespace, job.job_id)
+    target = Target(action, KIND_JOB, job.target_namespace, job.job_id, dry_run=dry_run)
     reason = policy.namespace_refusal(actor, job.target_namespace)
     if reason:
         error = NamespaceDenied(reason)
@@ -289,17 +291,30 @@ def _job_for_action(*, actor: Actor, job_id: str, action: str) -> tuple[Job, Tar
     return job, target
 
 
-def job_cancel(*, actor: Actor, job_id: str) -> Job:
+def _job_plan_of(job: Job, action: str, change: dict) -> Planned:
+    """The plan of a cancel or a retry: what happens to the job (nothing in the cluster yet)."""
+    obj = PlanObject(kind="Job", namespace=job.target_namespace, name=job.job_id, uid=None)
+    return Planned(Plan((PlanStep(action, obj, change),)))
+
+
+def job_cancel(*, actor: Actor, job_id: str, dry_run: bool = False) -> Job | Planned:
     """Stop an active job. A job no live tick holds (never claimed, between two ticks, or its
     worker dead) is failed as cancelled at once, freeing its target; a job a tick is working
     on is failed by that tick at the next point where it may (before the step's next
     mutation, or before the next step), never mid-call."""
     with transaction.atomic():
-        job, target = _job_for_action(actor=actor, job_id=job_id, action=ACTION_CANCEL)
+        job, target = _job_for_action(
+            actor=actor, job_id=job_id, action=ACTION_CANCEL, dry_run=dry_run
+        )
         if not job.is_active:
             error = JobNotActive(f"Job {job_id} has already ended ({job.status}).")
             record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
             raise error
+        if dry_run:
+            _record_planned(actor, target)
+            return _job_plan_of(
+                job, ACTION_CANCEL, {"status": {"from": job.status, "to": JobStatus.CANCELLED}}
+            )
         job.cancel_requested = True
         job.save(update_fields=["cancel_requested"])
         cancel_if_unclaimed(job)  # under the row lock taken above
@@ -307,7 +322,7 @@ def job_cancel(*, actor: Actor, job_id: str) -> Job:
     return job
 
 
-def job_retry(*, actor: Actor, job_id: str) -> Job:
+def job_retry(*, actor: Actor, job_id: str, dry_run: bool = False) -> Job | Planned:
     """Run a failed or cancelled job again from the step where it stopped; the steps that
     succeeded are kept.
 
@@ -322,7 +337,9 @@ def job_retry(*, actor: Actor, job_id: str) -> Job:
     """
     try:
         with transaction.atomic():
-            job, target = _job_for_action(actor=actor, job_id=job_id, action=ACTION_RETRY)
+            job, target = _job_for_action(
+                actor=actor, job_id=job_id, action=ACTION_RETRY, dry_run=dry_run
+            )
             if job.status not in STOPPED_STATUSES:
                 error = JobNotFailed(f"Job {job_id} is {job.status}, not failed or cancelled.")
                 record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
@@ -335,6 +352,13 @@ def job_retry(*, actor: Actor, job_id: str) -> Job:
             )
             failed_at = resume[0] if resume else None
             _check_resume(actor, target, job, resume[1] if resume else None)
+            if dry_run:
+                _record_planned(actor, target)
+                change = {
+                    "status": {"from": job.status, "to": JobStatus.PENDING},
+                    "resume_at": resume[1] if resume else None,
+                }
+                return _job_plan_of(job, ACTION_RETRY, change)
             job.steps.filter(step_order__gte=failed_at or 0).update(
                 status=JobStatus.PENDING,
                 detail=None,

@@ -123,23 +123,35 @@ class JobActionViewSet(OperationViewSet):
             namespace="",
             resource_name=str(self.kwargs.get("job_id", ""))[:253],
             request_body=self._body_for_audit(),
+            dry_run=self.dry_run_flag(),
         )
 
     def _act(self, request, service) -> Response:
+        dry_run = dry_run_requested(request)
         body = EmptySerializer(data=request.data if self.raw_body else {})
         body.is_valid(raise_exception=True)
         actor = actor_for(request)
-        job = service(actor=actor, job_id=self.kwargs["job_id"])
+        job = service(actor=actor, job_id=self.kwargs["job_id"], dry_run=dry_run)
+        if not isinstance(job, Job):
+            return respond(job)
         fresh = jobs_visible_to(actor).get(pk=job.pk)  # the steps as the service left them
         return Response(JobSerializer(fresh).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={202: JobSerializer})
+    @extend_schema(
+        request=None,
+        parameters=[DRY_RUN_PARAMETER],
+        responses={202: JobSerializer, 200: DryRunSerializer},
+    )
     def cancel(self, request, job_id: str) -> Response:
         """Stop an active job: at once when no live tick holds it, else before its next
         action; 409 when it has already ended."""
         return self._act(request, services.job_cancel)
 
-    @extend_schema(request=None, responses={202: JobSerializer})
+    @extend_schema(
+        request=None,
+        parameters=[DRY_RUN_PARAMETER],
+        responses={202: JobSerializer, 200: DryRunSerializer},
+    )
     def retry(self, request, job_id: str) -> Response:
         """Run a failed job again from its failed step (succeeded steps are kept)."""
         return self._act(request, services.job_retry)

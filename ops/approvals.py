@@ -180,15 +180,18 @@ def _refuse(actor: Actor, target: Target, error: OpsError, status: str) -> OpsEr
 
 
 def decide(
-    *, actor: Actor, approval_id: str, reason: str, approve: bool
+    *, actor: Actor, approval_id: str, reason: str, approve: bool, dry_run: bool = False
 ) -> tuple[Approval, Outcome | None]:
     """Approve (run the operation) or reject a pending approval, as SPEC says; every
     refusal audited and raised. Returns the approval as decided and, for an approval, what
-    the operation answered."""
+    the operation answered. ``dry_run``: every check (for an approval, the plan's objects
+    against the cluster too), then the plan as the answer; nothing is decided or run."""
     action = ACTION_APPROVE if approve else ACTION_REJECT
     reason = (reason or "").strip()
     approval_id = str(approval_id)[:64]
-    target = Target(action, KIND_APPROVAL, "", approval_id, {"reason": reason[:_MAX_REASON]})
+    target = Target(
+        action, KIND_APPROVAL, "", approval_id, {"reason": reason[:_MAX_REASON]}, dry_run=dry_run
+    )
     if not reason:
         raise _refuse(
             actor,
@@ -210,6 +213,7 @@ def decide(
             approval.namespace,
             approval.approval_id,
             {"reason": reason[:_MAX_REASON], "operation": approval.operation},
+            dry_run=dry_run,
         )
         why_not = policy.namespace_refusal(actor, approval.namespace) or policy.operation_refusal(
             actor, policy.APPROVE
@@ -244,22 +248,39 @@ def decide(
                 ApprovalClosed(f"{approval.approval_id} is already {status}."),
                 OpsLogStatus.ERROR,
             )
+        if dry_run:
+            if approve and _reader:
+                why = stale(approval.plan, lambda k, n, m: _reader[0](k, n, m))
+                if why:
+                    raise _refuse(
+                        actor,
+                        target,
+                        StaleApproval(f"{approval.approval_id}: {why}; nothing would be sent."),
+                        OpsLogStatus.ERROR,
+                    )
+            _record(actor, target)
+            body = {"dry_run": True, "plan": approval.plan, "plan_digest": approval.plan_digest}
+            return approval, Outcome(status=200, body=body)
         if not approve:
             _close(approval, ApprovalStatus.REJECTED, actor, reason)
-            record(
-                actor_name=actor.name,
-                source_ip=actor.source_ip,
-                origin=actor.origin,
-                target=target,
-                status=OpsLogStatus.SUCCESS,
-                http_status=200,
-                key_prefix=actor.key_prefix,
-            )
+            _record(actor, target)
             return approval, None
         error, outcome = _approve(approval, actor, target, reason)
     if error is not None:
         raise error
     return approval, outcome
+
+
+def _record(actor: Actor, target: Target) -> None:
+    record(
+        actor_name=actor.name,
+        source_ip=actor.source_ip,
+        origin=actor.origin,
+        target=target,
+        status=OpsLogStatus.SUCCESS,
+        http_status=200,
+        key_prefix=actor.key_prefix,
+    )
 
 
 def _approve(

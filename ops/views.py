@@ -331,6 +331,7 @@ class ApprovalViewSet(WithoutRequestTransaction, OperationViewSet, viewsets.Gene
             namespace="",
             resource_name=str(self.kwargs.get("approval_id", ""))[:64],
             request_body=self._body_for_audit(),
+            dry_run=self.dry_run_flag(),
         )
 
     @extend_schema(
@@ -357,6 +358,7 @@ class ApprovalViewSet(WithoutRequestTransaction, OperationViewSet, viewsets.Gene
         return Response(ApprovalSerializer(approval).data)
 
     def _decide(self, request, approval_id: str, *, approve: bool) -> Response:
+        dry_run = dry_run_requested(request)
         body = ReasonSerializer(data=request.data if self.raw_body else {})
         body.is_valid(raise_exception=True)
         approval, outcome = approvals.decide(
@@ -364,6 +366,7 @@ class ApprovalViewSet(WithoutRequestTransaction, OperationViewSet, viewsets.Gene
             approval_id=approval_id,
             reason=body.validated_data["reason"],
             approve=approve,
+            dry_run=dry_run,
         )
         if outcome is not None:
             return Response(outcome.body, status=outcome.status)
@@ -371,8 +374,11 @@ class ApprovalViewSet(WithoutRequestTransaction, OperationViewSet, viewsets.Gene
 
     @extend_schema(
         request=ReasonSerializer,
+        parameters=[DRY_RUN_PARAMETER],
         responses={
-            200: OpenApiResponse(description="the operation's own answer (its result)"),
+            200: OpenApiResponse(
+                description="the operation's own answer (its result); with dry_run: the plan"
+            ),
             202: OpenApiResponse(description='the operation\'s own answer ({"job_id"})'),
         },
     )
@@ -382,7 +388,17 @@ class ApprovalViewSet(WithoutRequestTransaction, OperationViewSet, viewsets.Gene
         answer is this answer."""
         return self._decide(request, approval_id, approve=True)
 
-    @extend_schema(request=ReasonSerializer, responses={200: ApprovalSerializer})
+    @extend_schema(
+        request=ReasonSerializer,
+        parameters=[DRY_RUN_PARAMETER],
+        responses={
+            200: PolymorphicProxySerializer(
+                "RejectedOrPlan",
+                [ApprovalSerializer, DryRunSerializer],
+                resource_type_field_name=None,
+            )
+        },
+    )
     def reject(self, request, approval_id: str) -> Response:
         """Reject, with a reason: nothing runs."""
         return self._decide(request, approval_id, approve=False)

@@ -593,3 +593,48 @@ def test_a_held_rebuild_the_guards_refuse_now_is_held_with_the_warning_and_refus
     approval = Approval.objects.get(approval_id=held.json()["approval_id"])
     assert approval.status == "approved"
     assert approval.outcome["body"]["code"] == "primary_in_set"
+
+
+@DB
+def test_cancel_and_retry_take_a_dry_run_that_changes_nothing(api, cluster):
+    job_id = api.post("/ops/jobs/pg-rebuild", REBUILD, format="json").json()["job_id"]
+
+    cancel = api.post(f"/ops/jobs/{job_id}/cancel?dry_run=true")
+    retry = api.post(f"/ops/jobs/{job_id}/retry?dry_run=true")
+
+    assert cancel.status_code == 200
+    assert cancel.json()["plan"][0]["change"]["status"] == {"from": "pending", "to": "cancelled"}
+    assert retry.status_code == 409  # like the real retry: the job has not failed
+    job = Job.objects.get(job_id=job_id)
+    assert (job.status, job.cancel_requested) == ("pending", False)
+    rows = [r for r in audit_log() if r.action in ("cancel", "retry")]
+    assert [(r.action, r.dry_run, r.status) for r in rows] == [
+        ("cancel", True, "success"),
+        ("retry", True, "error"),
+    ]
+
+
+@DB
+def test_a_dry_run_approval_checks_everything_and_decides_nothing(
+    gated, cluster, requester, approver
+):
+    approval_id = requester.delete(POD).json()["approval_id"]
+
+    fine = approver.post(
+        f"/ops/approvals/{approval_id}/approve?dry_run=true", {"reason": "x"}, format="json"
+    )
+    own = requester.post(
+        f"/ops/approvals/{approval_id}/approve?dry_run=true", {"reason": "x"}, format="json"
+    )
+    cluster.patch("pods", "prod", "postgres-1", {"metadata": {"labels": {"touched": "yes"}}})
+    changed = approver.post(
+        f"/ops/approvals/{approval_id}/approve?dry_run=true", {"reason": "x"}, format="json"
+    )
+
+    assert fine.status_code == 200
+    assert fine.json()["dry_run"] is True
+    assert own.json()["code"] == "self_approval"
+    assert changed.status_code == 409
+    assert changed.json()["code"] == "stale_approval"
+    assert Approval.objects.get(approval_id=approval_id).status == "pending"
+    assert real_mutations(cluster) == []
