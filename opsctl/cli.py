@@ -512,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
         prog="opsctl",
-        description="Client of the ApiOps HTTP API: scale, delete, rebuild, jobs, audit.",
+        description="Client of the ApiOps HTTP API: scale, delete, jobs, approvals, audit.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
