@@ -228,8 +228,10 @@ def mutate(args, api: Client, method: str, path: str, body: dict | None = None) 
         )
     if dry_run:
         if answer.get("dry_run") is not True:
+            emit(answer, args.output, lambda d: fields(d))
             raise CliError(
-                "the server answered a dry run without a plan (it may not know dry runs)",
+                "the server answered without a plan: it does not know dry runs here, and may "
+                "have done the request (its answer is above)",
                 UNAVAILABLE,
                 "not_a_dry_run",
             )

@@ -171,7 +171,7 @@ def _retry_after(e: urllib.error.HTTPError) -> float | None:
     if e.code not in (409, 429, 503):
         return None
     try:
-        return max(float(e.headers.get("Retry-After") or 0), 0.0)
+        return max(float((e.headers or {}).get("Retry-After") or 0), 0.0)
     except ValueError:
         return 0.0
 
@@ -185,6 +185,8 @@ def _http_error(e: urllib.error.HTTPError) -> CliError:
         body = {}
     detail = body.get("detail") or f"HTTP {e.code} {e.reason}"
     code = body.get("code") or f"http_{e.code}"
+    if (e.headers or {}).get("Idempotent-Replayed", "").lower() == "true":
+        detail = f"{detail} (the answer of an earlier request with this Idempotency-Key)"
     errors = body.get("errors") if isinstance(body.get("errors"), dict) else None
     retry_after = _retry_after(e) if e.code != 409 or code == IN_FLIGHT else None
     return CliError(str(detail), exit_code_for_status(e.code), str(code), errors, retry_after)
