@@ -29,7 +29,7 @@ from jobs.runner import cancel_if_unclaimed
 from jobs.selectors import jobs_visible_to
 from ops import approvals, policy
 from ops.actors import Actor
-from ops.audit import Target, attempt, record, record_error
+from ops.audit import Target, attempt, record_error, record_success
 from ops.errors import InvalidInput, NamespaceDenied, OperationNotAllowed, OpsError
 from ops.models import Approval, OpsLogStatus
 from ops.plans import Plan, PlanObject, PlanStep, bound_objects
@@ -185,7 +185,7 @@ def job_request(
         raise
     if planned is not None:
         if dry_run:
-            _record_planned(actor, target)
+            record_success(actor=actor, target=target)
             return Planned(planned)
         return Held(
             approvals.hold(
@@ -236,19 +236,6 @@ def request_target(kind: JobType, data: object, *, dry_run: bool = False) -> Tar
     except (KeyError, TypeError, ValueError, AttributeError):
         namespace, name, audit_kind = _field(data, "namespace"), "", kind.target_kind.lower()
     return Target(kind.name, audit_kind, namespace, name, data, dry_run=dry_run)
-
-
-def _record_planned(actor: Actor, target: Target) -> None:
-    """The row of a dry run that passed every check: ``success``, ``dry_run``."""
-    record(
-        actor_name=actor.name,
-        source_ip=actor.source_ip,
-        origin=actor.origin,
-        target=target,
-        status=OpsLogStatus.SUCCESS,
-        http_status=200,
-        key_prefix=actor.key_prefix,
-    )
 
 
 def _approved_job(
@@ -311,14 +298,14 @@ def job_cancel(*, actor: Actor, job_id: str, dry_run: bool = False) -> Job | Pla
             record_error(actor=actor, target=target, error=error, status=OpsLogStatus.ERROR)
             raise error
         if dry_run:
-            _record_planned(actor, target)
+            record_success(actor=actor, target=target)
             return _job_plan_of(
                 job, ACTION_CANCEL, {"status": {"from": job.status, "to": JobStatus.CANCELLED}}
             )
         job.cancel_requested = True
         job.save(update_fields=["cancel_requested"])
         cancel_if_unclaimed(job)  # under the row lock taken above
-        _record_success(actor, target, job.job_id)
+        record_success(actor=actor, target=target, http_status=202, job_id=job.job_id)
     return job
 
 
@@ -353,7 +340,7 @@ def job_retry(*, actor: Actor, job_id: str, dry_run: bool = False) -> Job | Plan
             failed_at = resume[0] if resume else None
             _check_resume(actor, target, job, resume[1] if resume else None)
             if dry_run:
-                _record_planned(actor, target)
+                record_success(actor=actor, target=target)
                 change = {
                     "status": {"from": job.status, "to": JobStatus.PENDING},
                     "resume_at": resume[1] if resume else None,
@@ -382,7 +369,7 @@ def job_retry(*, actor: Actor, job_id: str, dry_run: bool = False) -> Job | Plan
             job.lease_owner = None
             job.lease_expires_at = None
             job.save()  # a second active job on the target: IntegrityError, all rolled back
-            _record_success(actor, target, job.job_id)
+            record_success(actor=actor, target=target, http_status=202, job_id=job.job_id)
             enqueue_tick_on_commit(job.job_id, job.tick_seq)
     except IntegrityError as exc:
         constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
@@ -420,16 +407,3 @@ def _acting_fields(actor: Actor) -> dict[str, object]:
         "acting_namespaces": list(actor.namespaces) if actor.namespaces else None,
         "acting_origin": actor.origin,
     }
-
-
-def _record_success(actor: Actor, target: Target, job_id: str) -> None:
-    record(
-        actor_name=actor.name,
-        source_ip=actor.source_ip,
-        origin=actor.origin,
-        target=target,
-        status=OpsLogStatus.SUCCESS,
-        http_status=202,
-        job_id=job_id,
-        key_prefix=actor.key_prefix,
-    )

@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from ops import policy
 from ops.actors import Actor
-from ops.audit import Target, attempt, record, record_error
+from ops.audit import Target, attempt, record, record_error, record_success
 from ops.errors import (
     ApprovalClosed,
     ApprovalExpired,
@@ -258,29 +258,17 @@ def decide(
                         StaleApproval(f"{approval.approval_id}: {why}; nothing would be sent."),
                         OpsLogStatus.ERROR,
                     )
-            _record(actor, target)
+            record_success(actor=actor, target=target)
             body = {"dry_run": True, "plan": approval.plan, "plan_digest": approval.plan_digest}
             return approval, Outcome(status=200, body=body)
         if not approve:
             _close(approval, ApprovalStatus.REJECTED, actor, reason)
-            _record(actor, target)
+            record_success(actor=actor, target=target)
             return approval, None
         error, outcome = _approve(approval, actor, target, reason)
     if error is not None:
         raise error
     return approval, outcome
-
-
-def _record(actor: Actor, target: Target) -> None:
-    record(
-        actor_name=actor.name,
-        source_ip=actor.source_ip,
-        origin=actor.origin,
-        target=target,
-        status=OpsLogStatus.SUCCESS,
-        http_status=200,
-        key_prefix=actor.key_prefix,
-    )
 
 
 def _approve(

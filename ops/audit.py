@@ -159,6 +159,23 @@ def record_error(
     error.audited = True
 
 
+def record_success(
+    *, actor: Actor, target: Target, http_status: int = 200, job_id: str | None = None
+) -> None:
+    """Write the final ``success`` row of an attempt that changed nothing in the cluster by
+    itself (a dry run, a decision, a job action)."""
+    record(
+        actor_name=actor.name,
+        source_ip=actor.source_ip,
+        origin=actor.origin,
+        target=target,
+        status=OpsLogStatus.SUCCESS,
+        http_status=http_status,
+        job_id=job_id,
+        key_prefix=actor.key_prefix,
+    )
+
+
 def _error_code(error: BaseException) -> str:
     if isinstance(error, OpsError):
         codes = error.get_codes()

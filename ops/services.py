@@ -34,7 +34,7 @@ from django.conf import settings
 
 from ops import approvals, holds, k8s, policy
 from ops.actors import ORIGIN_API, ORIGIN_CLI, ORIGIN_JOB, Actor
-from ops.audit import Target, attempt, record, record_error
+from ops.audit import Target, attempt, record_error, record_success
 from ops.errors import (
     InvalidInput,
     NamespaceDenied,
@@ -215,7 +215,7 @@ def _perform(
             )
             raise
         if target.dry_run:
-            _record_planned(actor, target, job_id)
+            record_success(actor=actor, target=target, job_id=job_id)
             return Planned(planned)
         return Held(
             approvals.hold(
@@ -227,20 +227,6 @@ def _perform(
             return call()
         except k8s.K8sError as e:
             raise from_k8s(e) from e
-
-
-def _record_planned(actor: Actor, target: Target, job_id: str | None) -> None:
-    """The row of a dry run that passed every check: ``success``, ``dry_run``."""
-    record(
-        actor_name=actor.name,
-        source_ip=actor.source_ip,
-        origin=actor.origin,
-        target=target,
-        status=OpsLogStatus.SUCCESS,
-        http_status=200,
-        job_id=job_id,
-        key_prefix=actor.key_prefix,
-    )
 
 
 def plan_object(kind: str, namespace: str, name: str) -> PlanObject:
