@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint format
+.PHONY: venv run stop test lint format
 
 venv: $(STAMP)
 
@@ -16,6 +16,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 run: venv
 	$(PY) -m apiops_site.run
+
+# Stops this checkout's `make run` (var/run.pid) and then the embedded PostgreSQL, also one
+# that a `manage.py` call started and left running. Nothing to stop without a .venv.
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m apiops_site.run stop; fi
 
 test: venv
 	$(VENV)/bin/ruff check .
