@@ -13,6 +13,7 @@ from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -23,6 +24,7 @@ from ops.extensions import operations
 from ops.filters import OpsLogFilter
 from ops.models import ApiKey
 from ops.pagination import AuditCursorPagination
+from ops.permissions import OperationAllowed
 from ops.selectors import audit_rows, audit_rows_visible_to
 from ops.serializers import (
     ApiKeyInfoSerializer,
@@ -65,6 +67,9 @@ class OperationViewSet(viewsets.ViewSet):
 
     kind: str = ""
     action_name: str = ""
+    #: The operation a caller must be allowed (ops.policy.operation_allowed) to ask for.
+    operation: str | None = None
+    permission_classes = [IsAuthenticated, OperationAllowed]
     # Every refusal on these paths (bad input, wrong method) is an attempt: audit it.
     audits_refusals = True
     raw_body: bytes = b""
@@ -113,6 +118,7 @@ class ScaleViewSet(WithoutRequestTransaction, OperationViewSet):
     """``POST /ops/namespaces/{ns}/{deployments|statefulsets}/{name}/scale``."""
 
     action_name = services.ACTION_SCALE
+    operation = "scale"
     serializer_class = ScaleSerializer
 
     def get_serializer(self, *args, **kwargs):
@@ -130,6 +136,10 @@ class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
     """``DELETE /ops/namespaces/{ns}/{pods|persistentvolumeclaims}/{name}``."""
 
     action_name = services.ACTION_DELETE
+
+    @property
+    def operation(self) -> str:
+        return "delete-pod" if self.kind == services.KIND_POD else "delete-pvc"
 
     @extend_schema(request=None, responses={200: DeleteResultSerializer})
     def destroy(self, request, namespace: str, name: str) -> Response:
