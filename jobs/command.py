@@ -30,7 +30,15 @@ from jobs.inputs import BoolField, IntField
 from jobs.models import Job, JobStatus, JobStep
 from jobs.registry import get_job_type
 from jobs.services import job_request
-from ops.cli import cli_actor, fmt_duration, int_or_raw, service_errors, shorten
+from ops.cli import (
+    EXIT_TIMED_OUT,
+    OpsCommand,
+    cli_actor,
+    fmt_duration,
+    int_or_raw,
+    service_errors,
+    shorten,
+)
 
 #: After this long with the job still pending and untouched, say that no worker may be running.
 NO_WORKER_HINT_AFTER = 15.0
@@ -56,7 +64,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-class JobStartCommand(BaseCommand):
+class JobStartCommand(OpsCommand):
     """Start a job of ``job_type``; ``--wait`` follows it to its end (exit 0 success, 1 not)."""
 
     job_type: str = ""
@@ -95,7 +103,8 @@ class JobStartCommand(BaseCommand):
             "--timeout",
             type=float,
             default=None,
-            help="stop waiting after this many seconds (the job goes on); default: no limit",
+            help="stop waiting after this many seconds, exit 7 (the job goes on); default: no "
+            "limit",
         )
 
     def handle(self, *args, wait: bool, interval: float, timeout: float | None, **options):
@@ -164,7 +173,8 @@ class Follower:
             if timeout is not None and waited > timeout:
                 raise CommandError(
                     f"job {job_id} still {job.status} after {timeout:g} s; it goes on: "
-                    f"manage.py ops_job {job_id}"
+                    f"manage.py ops_job {job_id}",
+                    returncode=EXIT_TIMED_OUT,
                 )
             time.sleep(interval)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from ops.cli import OpsCommand
 from ops.models import ApiKey
 from ops.validation import api_key_name_problem, namespace_problem
 
@@ -29,7 +30,7 @@ def parse_expiry(value: str):
     return parsed
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "Create a named API key (the name is the actor in the audit log); prints it once."
 
     def add_arguments(self, parser):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from ops import services
-from ops.cli import cli_actor, service_errors
+from ops.cli import OpsCommand, cli_actor, service_errors
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = (
         "Delete a pod (its controller recreates it), audited as cli:<user>. "
         "Exit codes: 2 bad arguments, 3 namespace denied, 4 not found, 1 Kubernetes failure."

@@ -6,10 +6,8 @@ Calls the same service as ``POST .../scale``: the same input rules, namespace po
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from ops import services
-from ops.cli import cli_actor, int_or_raw, service_errors
+from ops.cli import OpsCommand, cli_actor, int_or_raw, service_errors
 
 SCALE_SERVICES = {
     services.KIND_DEPLOYMENT: services.deployment_scale,
@@ -17,7 +15,7 @@ SCALE_SERVICES = {
 }
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = (
         "Set the replicas of a Deployment or StatefulSet, audited as cli:<user>. "
         "Exit codes: 2 bad arguments, 3 namespace denied, 4 not found, 5 conflict, "
