@@ -76,12 +76,14 @@ def test_the_docs_start_up_script_is_javascript_naming_our_schema(api):
     assert '"validatorUrl": null' in response.content.decode()  # no badge from another host
 
 
-def test_a_refused_docs_request_is_a_json_error(anon):
-    response = anon.get("/api/docs/")
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/schema/"])
+def test_a_refused_docs_or_schema_request_is_a_json_error(anon, path):
+    response = anon.get(path)
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
     assert response.json()["code"] == "not_authenticated"
+    assert "X-API-Key" in response["WWW-Authenticate"]
 
 
 @pytest.mark.parametrize("path", ["/admin/login/", "/api/docs/", "/ops/", "/ops/audit"])
