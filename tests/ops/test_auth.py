@@ -160,10 +160,11 @@ def test_swagger_ui_authorizes_calls_with_the_api_key(apiops):
     schema = staff.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
 
     assert schema["components"]["securitySchemes"] == {
-        "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+        "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "StaffSession": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
     }
     scale = schema["paths"]["/ops/namespaces/{namespace}/statefulsets/{name}/scale"]["post"]
-    assert scale["security"] == [{"ApiKeyAuth": []}]
+    assert scale["security"] == [{"ApiKeyAuth": []}, {"StaffSession": []}]
     # The page loads that schema with the session, and keeps a key given to "Authorize" in
     # memory only.
     assert "/api/schema/" in page
