@@ -4,7 +4,8 @@ signal, its last lines), and so does the embedded PostgreSQL stopping under it; 
 or twice, to the supervisor or to its whole process group (make forwarding it), stops every
 process within 5 s — 20 runs over fake children, a child that ignores SIGTERM, and real runs;
 ``make stop`` and ``manage.py embedded_db stop`` stop an embedded PostgreSQL that a
-``manage.py`` call started (in a copy of the checkout, so the suite's own server is left be).
+``manage.py`` call started (in a copy of the checkout, so the suite's own server is left be);
+the web server opens no gunicorn control socket (whose default path every gunicorn shares).
 """
 
 from __future__ import annotations
@@ -478,3 +479,26 @@ def test_make_run_stops_when_its_database_stops_and_stops_the_one_it_started(
         make.wait()
     assert seconds < STOP_LIMIT, log.read_text()[-3000:]
     assert "apiops: embedded PostgreSQL stopped" in log.read_text()
+
+
+# --- gunicorn's control socket ------------------------------------------------------------------
+
+
+def test_the_web_server_opens_no_control_socket_another_gunicorn_could_share(supervisor, tmp_path):
+    """gunicorn's default control socket is one path per user ($XDG_RUNTIME_DIR or
+    ~/.gunicorn): a second gunicorn would take it over. Ours opens none."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    env = {
+        **os.environ,
+        "XDG_RUNTIME_DIR": str(runtime),
+        "HOME": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "apiops_site.settings",
+        "OPS_WEB_WORKERS": "1",
+    }
+    port = str(run.free_port())
+    proc = supervisor.start(run.web_spec(env, port), env)
+
+    assert run.wait_http(f"http://127.0.0.1:{port}/health/live", 60, proc)
+    assert list(runtime.iterdir()) == []
+    assert not (tmp_path / ".gunicorn").exists()
