@@ -25,6 +25,7 @@ from ops.filters import OpsLogFilter
 from ops.models import ApiKey
 from ops.pagination import AuditCursorPagination
 from ops.permissions import OperationAllowed
+from ops.policy import operation_allowed
 from ops.selectors import audit_rows, audit_rows_visible_to
 from ops.serializers import (
     ApiKeyInfoSerializer,
@@ -199,7 +200,7 @@ class WhoAmIView(WithoutRequestTransaction, APIView):
         body = {
             "name": principal.name,
             "namespaces": list(principal.namespaces) if principal.namespaces else None,
-            "operations": operations(),
+            "operations": [op for op in operations() if operation_allowed(principal, op)],
             "key": ApiKeyInfoSerializer(used).data if used else None,
             "keys": ApiKeyInfoSerializer(keys, many=True).data,
         }

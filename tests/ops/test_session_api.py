@@ -176,7 +176,15 @@ def test_reads_take_a_staff_session(apiops, cluster):
 
     assert audit.status_code == 200
     assert whoami.status_code == 200
-    assert whoami.json()["name"] == "admin:iris"
+    assert (whoami.json()["name"], whoami.json()["operations"]) == ("admin:iris", [])
+
+
+def test_whoami_names_the_operations_a_session_may_ask_for(apiops):
+    user = staff_user("kim", "run_scale", "run_pg-rebuild", "namespace_staging")
+
+    body = session(user).get("/ops/whoami").json()
+
+    assert (body["operations"], body["namespaces"]) == (["scale", "pg-rebuild"], ["staging"])
 
 
 def test_a_key_may_run_every_operation_and_the_policy_says_so():
