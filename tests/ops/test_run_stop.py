@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -210,6 +211,30 @@ def test_a_watched_process_that_stops_ends_everything(supervisor, capsys):
     assert status == 1
     assert "apiops: the database stopped; stopping" in capsys.readouterr().out
     assert child.poll() is not None
+
+
+def test_a_stop_during_a_start_up_step_ends_the_step_at_once(supervisor):
+    """A SIGTERM while migrate (say) runs: the step is ended, nothing waits for it."""
+    marker = f"step-{time.monotonic_ns()}"
+    threading.Timer(0.5, supervisor.stopping.set).start()
+    started = time.monotonic()
+
+    finished = supervisor.run_once(
+        "migrate", [PY, "-c", f"import time; print('{marker}', flush=True); time.sleep(60)"], {}
+    )
+
+    assert finished is False
+    assert time.monotonic() - started < STOP_LIMIT
+    assert not [
+        p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def test_a_failed_start_up_step_says_why(supervisor):
+    with pytest.raises(SystemExit, match="migrate exited with 3; its last output:\n  no database"):
+        supervisor.run_once(
+            "migrate", [PY, "-c", "print('no database', flush=True); raise SystemExit(3)"], {}
+        )
 
 
 # --- SIGTERM, over fake children ----------------------------------------------------------------
