@@ -4,9 +4,11 @@ but touches neither the database nor a cluster.
 
 With ``--baseline DIR`` (another checkout, e.g. ``git worktree add /tmp/base main``) both
 checkouts are timed in the same run, interleaved (one run of each in turn), with this
-interpreter, so a busy machine slows both alike. Prints the median and the fastest run per
-command and checkout, then the packages that cost the most to import in this checkout
-(``python -X importtime``, their own time summed over every module of the package).
+interpreter, so a busy machine slows both alike. Prints per command and checkout the median
+and fastest wall-clock time and the fastest CPU time (user + system: what the start-up itself
+costs, much less disturbed by other work on a shared machine than the wall clock), then the
+packages that cost the most to import in this checkout (``python -X importtime``, their own
+time summed over every module of the package).
 
 Target (issue 14): 0.5 s where possible.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,7 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 COMMANDS = ["ops_scale", "ops_audit", "ops_pg_rebuild", "ops_job"]
 
 
-def once(checkout: Path, command: str) -> float:
+def once(checkout: Path, command: str) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of one ``manage.py command --help``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "manage.py", command, "--help"],
@@ -37,7 +42,10 @@ def once(checkout: Path, command: str) -> float:
         stderr=subprocess.DEVNULL,
         check=True,
     )
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def import_costs(checkout: Path, command: str, top: int) -> list[tuple[str, float]]:
@@ -68,23 +76,22 @@ def main(argv: list[str]) -> int:
     if args.baseline:
         checkouts = {"baseline": args.baseline.resolve(), **checkouts}
 
-    times: dict[tuple[str, str], list[float]] = {}
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for _ in range(args.runs):
         for command in args.commands:
             for name, checkout in checkouts.items():
                 times.setdefault((name, command), []).append(once(checkout, command))
 
     print(f"manage.py COMMAND --help, {args.runs} runs each, interleaved (seconds)")
-    print(
-        f"{'command':<18}"
-        + "".join(f"{name + ' median':>18}{name + ' min':>14}" for name in checkouts)
-    )
+    columns = ["wall median", "wall min", "CPU min"]
+    print(f"{'command':<16}" + "".join(f"{n + ' ' + c:>22}" for n in checkouts for c in columns))
     for command in args.commands:
         cells = ""
         for name in checkouts:
             runs = times[(name, command)]
-            cells += f"{statistics.median(runs):>18.3f}{min(runs):>14.3f}"
-        print(f"{command:<18}{cells}")
+            walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+            cells += f"{statistics.median(walls):>22.3f}{min(walls):>22.3f}{min(cpus):>22.3f}"
+        print(f"{command:<16}{cells}")
     print(f"\nimport time by package in this checkout ({args.commands[0]} --help; ms, own time)")
     for package, ms in import_costs(REPO, args.commands[0], args.top):
         print(f"  {package:<24}{ms:>8.1f}")
