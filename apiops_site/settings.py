@@ -253,6 +253,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN)
+    "csp",
     "django_q",
     "ops",
     "jobs",
@@ -263,6 +265,8 @@ MIDDLEWARE = [
     # and one access line.
     "apiops_site.log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every answer (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -381,7 +385,12 @@ SECURE_PROXY_SSL_HEADER = (
 
 # --- DRF, OpenAPI -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["ops.authentication.ApiKeyAuthentication"],
+    # X-API-Key first (its 401 names the header); then the admin session of a staff user, so
+    # the browsable API works in a browser (CSRF enforced; see ops/permissions.py).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "ops.authentication.ApiKeyAuthentication",
+        "ops.authentication.StaffSessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -401,15 +410,22 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema and docs need the API key like every endpoint but /health, or (so a browser
     # can open /api/docs/) the admin session of a staff user. The key comes first: an
-    # unauthenticated request gets its 401 with WWW-Authenticate. The operations stay
-    # X-API-Key only; Swagger UI's "Authorize" button takes the key for "Try it out".
+    # unauthenticated request gets its 401 with WWW-Authenticate. "Try it out" sends the key
+    # given to Swagger UI's "Authorize" button, or else the staff session (with the
+    # permissions of ops/permissions.py).
     "SERVE_PERMISSIONS": ["ops.authentication.IsApiKeyOrStaff"],
     "SERVE_AUTHENTICATION": [
         "ops.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # Swagger UI from the drf-spectacular-sidecar package (pinned), served by us: the docs
+    # work offline and load nothing from another host (see CONTENT_SECURITY_POLICY).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {
         "deepLinking": True,
+        # No badge from the public validator service (another host).
+        "validatorUrl": None,
         # The key stays in the page's memory, not in the browser's localStorage.
         "persistAuthorization": False,
         "displayRequestDuration": True,
@@ -423,6 +439,28 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",  # the default
         "ops.schema.idempotency_key_header",
     ],
+}
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------------------
+# Every page (admin, browsable API, docs) loads only from this origin, and runs no inline
+# script: the admin's and the browsable API's scripts are files, and the docs page uses
+# drf-spectacular's split view (its start-up script is a file too). Inline *styles* stay
+# allowed: the admin and Swagger UI set style attributes, which only a nonce-less
+# 'unsafe-inline' permits, and a style cannot run code. Images may be data: URLs (Swagger UI's
+# icons).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }
 
 # --- logging ----------------------------------------------------------------------------------

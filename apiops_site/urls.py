@@ -2,13 +2,16 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apiops_site.api_root import ApiRootView
+from apiops_site.docs import DocsView, SchemaView
 
 urlpatterns = [
+    path("ops/", ApiRootView.as_view(), name="api-root"),
     path("", include("ops.urls")),
     path("", include("jobs.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", DocsView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
 ]
 

@@ -18,11 +18,11 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import hvac
-import hvac.exceptions
-import requests
+if TYPE_CHECKING:
+    import hvac.exceptions
+
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -154,6 +154,10 @@ class _Reader:
     """One login and a few KV reads against one Vault, turning every failure into VaultError."""
 
     def __init__(self, cfg: VaultSettings) -> None:
+        # Imported here, not at the top: hvac and requests cost every process (each
+        # manage.py command) tens of milliseconds, and most never talk to Vault.
+        import hvac
+
         self.cfg = cfg
         self._sensitive: list[str] = []
         # token="" (not None) stops hvac from reading VAULT_TOKEN or ~/.vault-token behind
@@ -235,6 +239,9 @@ class _Reader:
 
     def _call(self, where: str, call: Callable[[], T]) -> T:
         """Run one hvac call; map Vault's answers and transport failures to VaultError."""
+        import hvac.exceptions
+        import requests
+
         addr = self.cfg.addr
         try:
             return call()

@@ -31,6 +31,8 @@ from jobs.models import Job, JobStatus, JobStep
 from jobs.registry import get_job_type
 from jobs.services import job_request
 from ops.cli import (
+    EXIT_TIMED_OUT,
+    OpsCommand,
     add_dry_run_option,
     cli_actor,
     fmt_duration,
@@ -64,7 +66,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-class JobStartCommand(BaseCommand):
+class JobStartCommand(OpsCommand):
     """Start a job of ``job_type``; ``--wait`` follows it to its end (exit 0 success, 1 not)."""
 
     job_type: str = ""
@@ -104,7 +106,8 @@ class JobStartCommand(BaseCommand):
             "--timeout",
             type=float,
             default=None,
-            help="stop waiting after this many seconds (the job goes on); default: no limit",
+            help="stop waiting after this many seconds, exit 7 (the job goes on); default: no "
+            "limit",
         )
 
     def handle(
@@ -179,7 +182,8 @@ class Follower:
             if timeout is not None and waited > timeout:
                 raise CommandError(
                     f"job {job_id} still {job.status} after {timeout:g} s; it goes on: "
-                    f"manage.py ops_job {job_id}"
+                    f"manage.py ops_job {job_id}",
+                    returncode=EXIT_TIMED_OUT,
                 )
             time.sleep(interval)
 

@@ -39,6 +39,10 @@ class JobStartViewSet(OperationViewSet):
     def action_name(self) -> str:  # the audit rows' action: the type's name
         return self.job_type
 
+    @property
+    def operation(self) -> str:  # the operation callers must be allowed: the type's name
+        return self.job_type
+
     def audit_target(self) -> Target:
         """What the body names (this path names no object), for the row of a refusal."""
         return services.request_target(
@@ -114,6 +118,16 @@ class JobActionViewSet(OperationViewSet):
     """``POST /ops/jobs/{job_id}/cancel`` and ``POST /ops/jobs/{job_id}/retry`` (empty body)."""
 
     kind = services.KIND_JOB
+
+    @property
+    def operation(self) -> str | None:
+        """Cancelling or retrying a job is allowed to whoever may run its type (None for an
+        unknown job: the service answers its 404)."""
+        return (
+            Job.objects.filter(job_id=self.kwargs.get("job_id"))
+            .values_list("type", flat=True)
+            .first()
+        )
 
     def audit_target(self) -> Target:
         """The job named in the path, for the row of a refusal."""

@@ -47,11 +47,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from jobs import proctree
+from jobs.stop_signal import StopSignal
 
 REPO = Path(__file__).resolve().parent.parent
 MANAGE = REPO / "manage.py"
@@ -259,13 +259,9 @@ def main(argv: list[str]) -> int:
     """Keep ``manage.py qcluster`` (extra arguments passed on) running until told to stop."""
     args, qcluster_args = _parse(argv)
     proctree.become_subreaper()
-    stopping = threading.Event()
-
-    def stop(signum: int, frame: object) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # Not a threading.Event set in a handler: that can deadlock (see jobs/stop_signal.py).
+    stopping = StopSignal()
+    stopping.install((signal.SIGTERM, signal.SIGINT))
     liveness = LivenessCheck(args.liveness_max_age) if args.liveness_max_age else None
     failed_starts = 0
     while True:

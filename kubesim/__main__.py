@@ -10,7 +10,7 @@ import argparse
 import logging
 import signal
 import sys
-import threading
+import time
 from types import FrameType
 
 from .errors import ApiError
@@ -84,10 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, ApiError) as e:
         print(f"kubesim: cannot load manifests: {e}", file=sys.stderr)
         return 2
-    stop = threading.Event()
+    # A plain list, not a threading.Event: a handler that takes the Event's lock can deadlock
+    # against the main thread waiting on it (the handler runs in that thread).
+    stop: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        stop.append(signum)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -98,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"kubesim listening on {sim.url}", flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop:
+            time.sleep(0.1)
     finally:
         sim.stop()
     print("kubesim stopped", flush=True)

@@ -185,10 +185,8 @@ class OpsLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "time",
         "actor_display",
         "source_ip",
-        "action",
-        "resource_kind",
-        "namespace",
-        "resource_name",
+        "operation",
+        "target",
         "status_badge",
         "error_short",
     ]
@@ -251,6 +249,16 @@ class OpsLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="actor", ordering="actor")
     def actor_display(self, row: OpsLog) -> str:
         return row.actor or "(no valid key)"
+
+    @admin.display(description="operation", ordering="action")
+    def operation(self, row: OpsLog) -> str:
+        return f"{row.action} {row.resource_kind}"
+
+    @admin.display(description="target", ordering="namespace")
+    def target(self, row: OpsLog) -> str:
+        if not row.namespace:
+            return row.resource_name or "-"
+        return f"{row.namespace}/{row.resource_name}" if row.resource_name else row.namespace
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, row: OpsLog) -> str:

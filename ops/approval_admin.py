@@ -18,12 +18,11 @@ from django.utils.html import format_html
 
 from ops.actors import Actor
 from ops.approvals import decide, effective_status
+from ops.authentication import DECIDE_APPROVAL_PERMISSION as DECIDE_PERMISSION
 from ops.cli import error_text, plan_lines
 from ops.client_ip import client_ip
 from ops.errors import OpsError
 from ops.models import Approval, ApprovalStatus, OpsLogOrigin
-
-DECIDE_PERMISSION = "ops.decide_approval"
 
 
 class DecisionForm(forms.Form):

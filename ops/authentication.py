@@ -7,6 +7,10 @@ constant-time. Before looking at the key, the caller's recent failures are count
 a correct key, so guessing cannot be confirmed while throttled.
 
 Failures are written to the audit log by the exception handler (``denied``, no actor).
+
+:class:`StaffSessionAuthentication` lets a staff user logged in to the admin use the API (the
+browsable API in a browser) with their session, CSRF enforced, acting as ``admin:<username>``
+with the operations and namespaces their Django permissions give (:mod:`ops.permissions`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from django.db import DEFAULT_DB_ALIAS
 from django.db import Error as DatabaseError
 from django.utils import timezone
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import BasePermission
 
 from ops.actors import Actor
@@ -27,11 +31,15 @@ from ops.audit import audit_alias
 from ops.client_ip import client_ip
 from ops.db import read_as_health_check
 from ops.errors import DATABASE_UNAVAILABLE, AuditUnavailable, DatabaseUnavailable
+from ops.extensions import operations
 from ops.models import ApiKey, keys_equal
-from ops.policy import DEFAULT_OPERATIONS
+from ops.permissions import NAMESPACE_PREFIX, RUN_PREFIX
+from ops.policy import APPROVE, DEFAULT_OPERATIONS
 from ops.selectors import recent_auth_failures
 
 HEADER = "HTTP_X_API_KEY"
+#: The Django permission that lets a staff user approve or reject (as ``approve`` for a key).
+DECIDE_APPROVAL_PERMISSION = "ops.decide_approval"
 _LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
@@ -43,7 +51,9 @@ class ApiPrincipal:
     namespaces: tuple[str, ...] | None
     key_id: int | None = None  # None for the bootstrap key
     key_prefix: str | None = None
-    operations: tuple[str, ...] | None = None  # None: everything (the bootstrap key)
+    #: What it may ask for (see :func:`ops.policy.operation_allowed`): operation names, ``all``
+    #: and ``approve``. None: everything (the bootstrap key).
+    operations: tuple[str, ...] | frozenset[str] | None = None
 
     is_authenticated = True
     is_anonymous = False
@@ -127,6 +137,40 @@ class ApiKeyAuthentication(BaseAuthentication):
     def authenticate_header(self, request) -> str:
         """Makes DRF answer 401 (not 403) and tells the client which header to send."""
         return 'ApiKey realm="apiops", header="X-API-Key"'
+
+
+def session_principal(user):
+    """The :class:`~ops.authentication.ApiPrincipal` of a staff user's session."""
+    namespaces = tuple(
+        ns
+        for ns in settings.APIOPS["ALLOWED_NAMESPACES"]
+        if user.has_perm(f"ops.{NAMESPACE_PREFIX}{ns}")
+    )
+    allowed = frozenset(
+        op for op in operations() if namespaces and user.has_perm(f"ops.{RUN_PREFIX}{op}")
+    )
+    if namespaces and user.has_perm(DECIDE_APPROVAL_PERMISSION):
+        allowed |= {APPROVE}
+    return ApiPrincipal(
+        name=f"admin:{user.get_username()}",
+        namespaces=namespaces or None,
+        operations=allowed,
+    )
+
+
+class StaffSessionAuthentication(SessionAuthentication):
+    """The admin session of an active staff user (DRF's session authentication: CSRF is
+    enforced on every unsafe method), as the principal ``admin:<username>``.
+
+    Any other logged-in user is not authenticated here (401, like a request without a key).
+    """
+
+    def authenticate(self, request):
+        """Return ``(ApiPrincipal, None)`` for a staff session, None otherwise."""
+        found = super().authenticate(request)
+        if found is None or not found[0].is_staff:
+            return None
+        return session_principal(found[0]), None
 
 
 class IsApiKeyOrStaff(BasePermission):

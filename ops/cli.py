@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
 
@@ -29,10 +29,19 @@ EXIT_NOT_FOUND = 4
 EXIT_CONFLICT = 5
 #: The request was held for approval (OPS_APPROVAL_REQUIRED): nothing was done yet.
 EXIT_HELD = 8
+#: A ``--timeout`` passed before what the command waits for happened (as opsctl's 7).
+EXIT_TIMED_OUT = 7
 _EXIT_BY_STATUS = {400: EXIT_INVALID, 403: EXIT_DENIED, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class OpsCommand(BaseCommand):
+    """Base of the operators' commands: they start without Django's system checks, which
+    import every URL and view and belong to ``check``, ``migrate`` and the server."""
+
+    requires_system_checks: list[str] = []
 
 
 def cli_actor() -> Actor:

@@ -24,6 +24,7 @@ behaviour is pinned down:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import random
@@ -32,14 +33,38 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import urllib3
 from django.conf import settings
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException, OpenApiException
-from kubernetes.config.config_exception import ConfigException
-from pydantic import ValidationError as PydanticValidationError
+
+if TYPE_CHECKING:
+    from kubernetes.client.exceptions import ApiException
+
+
+class _LazyModule:
+    """A module imported on first attribute access: ``kubernetes`` (and pydantic with it)
+    costs every process a few hundred milliseconds at start-up, which a ``manage.py`` command
+    that never reaches the cluster (``--help``, ``ops_audit``) should not pay."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+def preload() -> None:
+    """Import the client library now: a server does it before its first request, not in it."""
+    for name in ("kubernetes.client", "kubernetes.config", "pydantic"):
+        importlib.import_module(name)
+
+
+client = _LazyModule("kubernetes.client")
+config = _LazyModule("kubernetes.config")
+_client_errors = _LazyModule("kubernetes.client.exceptions")
+_config_errors = _LazyModule("kubernetes.config.config_exception")
+_pydantic = _LazyModule("pydantic")
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +238,7 @@ def _build_client(path: str | None) -> client.ApiClient:
             )
         else:
             config.load_incluster_config(client_configuration=cfg)
-    except (ConfigException, OSError, ValueError) as e:
+    except (_config_errors.ConfigException, OSError, ValueError) as e:
         where = f"kubeconfig {path}" if path else "the in-cluster service account"
         raise K8sUnavailable(f"cannot load {where}: {e}") from e
     cfg.retries = False  # one retry policy, ours (see the module docstring)
@@ -372,11 +397,11 @@ def _once(
     """One client call; its failure raised as a :class:`K8sError` from the client's exception."""
     try:
         return fn(*args, _request_timeout=timeout, **kwargs)
-    except ApiException as e:
+    except _client_errors.ApiException as e:
         raise _from_api_exception(e, what) from e
     except urllib3.exceptions.HTTPError as e:
         raise _from_urllib3(e, what) from e
-    except (PydanticValidationError, OpenApiException) as e:
+    except (_pydantic.ValidationError, _client_errors.OpenApiException) as e:
         # The server answered something the client cannot parse: not worth retrying.
         raise K8sError(f"{what}: unexpected answer from the API server: {e}") from e
 

@@ -38,24 +38,39 @@ ALL_OPERATIONS = "all"
 DEFAULT_OPERATIONS = (ALL_OPERATIONS,)
 
 
-def operation_allowed(actor: Actor, operation: str) -> bool:
-    """Whether ``actor``'s key may ask for ``operation`` (``approve`` included)."""
-    granted = actor.operations
-    if granted is None:
-        return True
-    if operation in granted:
-        return True
-    return operation != APPROVE and ALL_OPERATIONS in granted
+def operation_allowed(principal, operation: str, namespace: str | None = None) -> bool:
+    """Whether ``principal`` (an :class:`Actor`, or ``request.user`` of an API request) may ask
+    for ``operation`` (``scale``, ``delete-pod``, ``delete-pvc``, a job type, or ``approve``)
+    in ``namespace``.
+
+    The one place an operation is allowed or refused per caller. ``operations`` None (the
+    bootstrap key, the CLI, job steps): everything. Else the names it holds, ``all`` standing
+    for every operation but ``approve``, which is only ever given by name (a key's
+    ``--operations``; a staff session's ``ops.run_*`` and ``ops.decide_approval``
+    permissions). A principal with a namespace scope may act only there; ``namespace`` None
+    means the request names none (yet). The namespace policy itself
+    (``OPS_ALLOWED_NAMESPACES``) is checked by the services.
+    """
+    granted = getattr(principal, "operations", None)
+    if (
+        granted is not None
+        and operation not in granted
+        and (operation == APPROVE or ALL_OPERATIONS not in granted)
+    ):
+        return False
+    scope = getattr(principal, "namespaces", None)
+    return namespace is None or not scope or namespace in scope
 
 
 def operation_refusal(actor: Actor, operation: str) -> str | None:
     """Why ``actor`` may not ask for ``operation``, or None when it may."""
     if operation_allowed(actor, operation):
         return None
-    granted = ", ".join(actor.operations or ()) or "none"
+    granted = ", ".join(sorted(actor.operations or ())) or "none"
     return (
-        f"The key {actor.name!r} may not request {operation!r} (its operations: {granted}); "
-        f"ask for a key with --operations {operation}."
+        f"{actor.name!r} may not request {operation!r} (its operations: {granted}); a key "
+        f"needs --operations {operation}, a staff user the permission "
+        + ("ops.decide_approval." if operation == APPROVE else f"ops.run_{operation}.")
     )
 
 

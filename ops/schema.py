@@ -1,5 +1,7 @@
-"""OpenAPI (drf-spectacular) description of the X-API-Key scheme and the Idempotency-Key header."""
+"""OpenAPI (drf-spectacular) description of the X-API-Key scheme, the staff session and
+the Idempotency-Key header."""
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -58,3 +60,11 @@ def idempotency_key_header(result, generator, request, public):
             for answer in responses.values():
                 answer.setdefault("headers", {}).update(_REPLAYED)
     return result
+
+
+class StaffSessionScheme(SessionScheme):
+    """Documents :class:`ops.authentication.StaffSessionAuthentication`: the admin's session
+    cookie (a browser's, with its CSRF token on unsafe methods)."""
+
+    target_class = "ops.authentication.StaffSessionAuthentication"
+    name = "StaffSession"

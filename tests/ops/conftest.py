@@ -116,3 +116,13 @@ def dead_audit_db() -> Iterator[None]:
 def dead_default_db() -> Iterator[None]:
     """The request (default) connection fails to connect; the audit connection works."""
     yield from _pointed_at_a_missing_database("default")
+
+
+@pytest.fixture
+def supervisor():
+    """A ``make run`` supervisor whose children are all stopped after the test."""
+    from apiops_site import run
+
+    sup = run.Supervisor()
+    yield sup
+    sup.stop_all()

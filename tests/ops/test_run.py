@@ -34,13 +34,6 @@ PARENT = (
 )
 
 
-@pytest.fixture
-def supervisor():
-    sup = run.Supervisor()
-    yield sup
-    sup.stop_all()
-
-
 def test_start_waits_for_the_ready_line_and_stop_all_ends_the_whole_group(supervisor, capsys):
     proc = supervisor.start(run.Spec("child", [PY, "-c", PARENT], ready_text="child ready"), {})
     assert os.getpgid(proc.pid) == proc.pid  # its own process group

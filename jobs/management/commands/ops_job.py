@@ -3,16 +3,16 @@ answers), plus the audit rows its steps wrote."""
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from jobs.cli import job_summary, steps_table
 from jobs.models import Job
 from jobs.selectors import jobs_visible_to
-from ops.cli import EXIT_NOT_FOUND, cli_actor, fmt_time, format_table, shorten
+from ops.cli import EXIT_NOT_FOUND, OpsCommand, cli_actor, fmt_time, format_table, shorten
 from ops.selectors import audit_rows_for_job
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "Show a job: its status, parameters, steps (order, status, times, detail)."
 
     def add_arguments(self, parser):

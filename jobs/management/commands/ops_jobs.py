@@ -3,7 +3,7 @@ as a table, newest first, filtered as ``GET /ops/jobs`` filters them."""
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from jobs.cli import job_target, progress
 from jobs.filters import JobFilter
@@ -12,6 +12,7 @@ from jobs.selectors import jobs_visible_to, with_progress
 from jobs.serializers import JobSerializer
 from ops.cli import (
     EXIT_INVALID,
+    OpsCommand,
     add_output_option,
     cli_actor,
     fmt_duration,
@@ -23,7 +24,7 @@ from ops.cli import (
 HEADERS = ["job", "type", "target", "status", "steps", "created (UTC)", "took", "actor"]
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "List jobs, newest first."
 
     def add_arguments(self, parser):

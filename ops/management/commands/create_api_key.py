@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from ops.cli import OpsCommand
 from ops.extensions import operations
 from ops.models import ApiKey
 from ops.policy import ALL_OPERATIONS, APPROVE
@@ -47,7 +48,7 @@ def parse_operations(value: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "Create a named API key (the name is the actor in the audit log); prints it once."
 
     def add_arguments(self, parser):

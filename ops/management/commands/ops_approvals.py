@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from ops.approvals import effective_status
-from ops.cli import add_output_option, fmt_time, format_table, shorten, write_json
+from ops.cli import OpsCommand, add_output_option, fmt_time, format_table, shorten, write_json
 from ops.filters import ApprovalFilter
 from ops.models import Approval, ApprovalStatus
 from ops.serializers import ApprovalSerializer
@@ -13,7 +11,7 @@ from ops.serializers import ApprovalSerializer
 HEADERS = ["approval", "status", "operation", "object", "requested by", "expires (UTC)", "decided"]
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "List requests held for approval (OPS_APPROVAL_REQUIRED), newest first."
 
     def add_arguments(self, parser):

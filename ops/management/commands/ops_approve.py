@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand
-
 from ops.approvals import decide
-from ops.cli import cli_actor, service_errors
+from ops.cli import OpsCommand, cli_actor, service_errors
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = (
         "Approve a request held for approval: the operation runs for its requester. Exit "
         "codes: 2 no reason, 3 self-approval or not allowed, 4 unknown, 5 closed, expired or "

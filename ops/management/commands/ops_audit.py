@@ -6,10 +6,11 @@ The audit log as a table, newest first. Filters are checked by the same FilterSe
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from ops.cli import (
     EXIT_INVALID,
+    OpsCommand,
     add_output_option,
     fmt_time,
     format_table,
@@ -25,7 +26,7 @@ from ops.serializers import OpsLogSerializer
 HEADERS = ["time (UTC)", "actor", "source", "action", "kind", "object", "status", "error"]
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "Show the audit log (ops_log), newest first."
 
     def add_arguments(self, parser):

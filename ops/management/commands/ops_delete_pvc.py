@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from ops import services
-from ops.cli import add_dry_run_option, cli_actor, report_deferred, service_errors
+from ops.cli import (
+    OpsCommand,
+    add_dry_run_option,
+    cli_actor,
+    report_deferred,
+    service_errors,
+)
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = (
         "Delete a PersistentVolumeClaim, audited as cli:<user> (it may stay Terminating while "
         "a pod mounts it). Exit codes: 2 bad arguments, 3 namespace denied, 4 not found, "

@@ -6,10 +6,9 @@ Calls the same service as ``POST .../scale``: the same input rules, namespace po
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from ops import services
 from ops.cli import (
+    OpsCommand,
     add_dry_run_option,
     cli_actor,
     int_or_raw,
@@ -23,7 +22,7 @@ SCALE_SERVICES = {
 }
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = (
         "Set the replicas of a Deployment or StatefulSet, audited as cli:<user>. "
         "Exit codes: 2 bad arguments, 3 namespace denied, 4 not found, 5 conflict, "

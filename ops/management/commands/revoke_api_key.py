@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from ops.cli import OpsCommand
 from ops.models import ApiKey
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "Revoke the active API key of NAME; requests with it get 401 from now on."
 
     def add_arguments(self, parser):

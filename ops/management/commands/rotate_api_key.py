@@ -3,18 +3,18 @@ old key(s) keep working until the overlap ends, then get 401."""
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from ops.audit import Target, record
-from ops.cli import cli_actor, fmt_time, parse_duration
+from ops.cli import OpsCommand, cli_actor, fmt_time, parse_duration
 from ops.models import ApiKey, OpsLogStatus
 
 ACTION_ROTATE = "rotate"
 KIND_API_KEY = "api_key"
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = (
         "Issue a new API key for NAME (same scope) and let its current key(s) expire after the "
         "overlap, so whoever uses the name can switch without a gap. Prints the new key once."
