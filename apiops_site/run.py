@@ -4,7 +4,8 @@
 2. kubesim with ``kubesim/demo.yaml``, its kubeconfig in ``var/kubesim.kubeconfig`` (unless
    ``OPS_KUBECONFIG`` names another cluster; a developer's ``KUBECONFIG`` is never used);
 3. the web server (gunicorn) on ``127.0.0.1:${OPS_PORT:-8000}``, plus the entries of
-   :data:`EXTRA_PROCESSES` (a worker is one line there);
+   :data:`EXTRA_PROCESSES` (a worker is one line there), all writing their metrics to a fresh
+   ``var/metrics`` (``PROMETHEUS_MULTIPROC_DIR``), which ``/metrics`` sums;
 4. prints the URL and the API key (``OPS_API_KEY``, or a development key kept in
    ``var/dev-api-key``).
 
@@ -22,6 +23,7 @@ import contextlib
 import ctypes
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +42,7 @@ VAR = REPO / "var"
 PY = sys.executable
 SIM_KUBECONFIG = VAR / "kubesim.kubeconfig"
 DEV_KEY_FILE = VAR / "dev-api-key"
+METRICS_DIR = VAR / "metrics"
 # The longest grace a child gets (gunicorn's graceful timeout): a stop ends well within 10 s.
 STOP_GRACE = 5.0
 # A restartable child that exits sooner than this after its start failed to start...
@@ -235,6 +238,15 @@ def dev_api_key() -> str:
     return key
 
 
+def fresh_metrics_dir() -> Path:
+    """An empty var/metrics: where the web and worker processes write their metrics, summed
+    by /metrics (prometheus-client's multiprocess mode). Emptied at each start: files of a
+    previous run's processes would be added to this run's counts."""
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    METRICS_DIR.mkdir(parents=True)
+    return METRICS_DIR
+
+
 def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> bool:
     """Poll ``url`` until it answers 200, the process dies, or the timeout passes."""
     deadline = time.monotonic() + timeout
@@ -332,6 +344,7 @@ def main() -> int:
 
         if not env.get("OPS_API_KEY"):
             env["OPS_API_KEY"] = dev_api_key()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(fresh_metrics_dir())
 
         web_proc = sup.start(web_spec(env, port), env)
         for spec in EXTRA_PROCESSES:

@@ -1,8 +1,11 @@
-"""Root URLs: the ops and jobs APIs, health probes, OpenAPI schema and docs, the admin."""
+"""Root URLs: the ops and jobs APIs, health probes, OpenAPI schema and docs, the admin,
+Prometheus metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from ops.metrics import metrics_view
 
 urlpatterns = [
     path("", include("ops.urls")),
@@ -10,6 +13,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = "ops.handlers.json_400"

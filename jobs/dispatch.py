@@ -11,7 +11,9 @@ lapsed and whose next run is overdue, and sends them a tick with their current `
 — a duplicate is harmless, it fails to claim. The pump keeps itself going with a delayed
 enqueue every ``JOB_PUMP_INTERVAL`` seconds; a compare-and-set on the single ``ops_job_pump``
 row lets only one such chain live, and a django-q2 schedule (every minute) plus every worker
-start revive it if it dies. Each run also closes audit rows a dead process left ``pending``.
+start revive it if it dies. Each run also closes audit rows a dead process left ``pending``
+and sends the notifications that are due (retries after their pause, deliveries a killed
+worker left behind).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -29,6 +31,7 @@ from django_q.tasks import async_task
 
 from jobs.conf import job_settings
 from jobs.models import ACTIVE_STATUSES, Job, JobPump
+from ops import notifications
 from ops.audit import close_stale_pending
 from ops.errors import AuditUnavailable
 
@@ -36,6 +39,7 @@ logger = logging.getLogger("jobs.dispatch")
 
 TICK_TASK = "jobs.tasks.tick"
 PUMP_TASK = "jobs.tasks.pump"
+NOTIFY_TASK = "jobs.tasks.deliver_notifications"
 PUMP_SCHEDULE_NAME = "jobs.pump"
 
 
@@ -75,6 +79,23 @@ def enqueue_tick_on_commit(job_id: str, seq: int, *, delay: float = 0.0) -> None
 def enqueue_pump(*, delay: float = 0.0) -> None:
     """Queue a pump run, visible to workers after ``delay`` seconds."""
     _enqueue(PUMP_TASK, delay=delay, name="jobs pump")
+
+
+def enqueue_deliveries(delay: float = 0.0) -> None:
+    """Queue a run of the notification sender, visible to workers after ``delay`` seconds
+    (registered with :func:`ops.notifications.register_waker`)."""
+    _enqueue(NOTIFY_TASK, delay=delay, name="notifications")
+
+
+def send_notifications() -> int:
+    """Start sending due notifications from this worker's sending threads (see
+    :func:`ops.notifications.dispatch_due`); a database error is logged, never raised: the
+    pump comes back."""
+    try:
+        return notifications.dispatch_due()
+    except DatabaseError:
+        logger.warning("could not claim due notifications", exc_info=True)
+        return 0
 
 
 def dispatch_due() -> list[str]:
@@ -143,6 +164,7 @@ def pump() -> int:
         transaction.on_commit(lambda: enqueue_pump(delay=interval))
     dispatched = dispatch_due()
     close_stale_audit_rows()
+    send_notifications()  # retries whose pause is over, and what a killed worker left
     return len(dispatched)
 
 

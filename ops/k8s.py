@@ -18,6 +18,8 @@ behaviour is pinned down:
   uid as a precondition with every attempt, and a retry that finds it gone or replaced
   counts as done by the earlier attempt (:func:`_delete_object`).
 * Every call carries ``_request_timeout``.
+* Every HTTP request (each retry included) is counted and timed for ``/metrics``
+  (:class:`_MeasuredApiClient`), by verb, resource type and status.
 * Failures become :class:`K8sError` subclasses raised ``from`` the client's exception; nothing of
   the client's exception types leaks upward, and results are small frozen dataclasses.
 """
@@ -40,6 +42,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException, OpenApiException
 from kubernetes.config.config_exception import ConfigException
 from pydantic import ValidationError as PydanticValidationError
+
+from ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +217,22 @@ def _build_client(path: str | None) -> client.ApiClient:
         where = f"kubeconfig {path}" if path else "the in-cluster service account"
         raise K8sUnavailable(f"cannot load {where}: {e}") from e
     cfg.retries = False  # one retry policy, ours (see the module docstring)
-    return client.ApiClient(configuration=cfg)
+    return _MeasuredApiClient(configuration=cfg)
+
+
+class _MeasuredApiClient(client.ApiClient):
+    """The client, counting and timing each HTTP request it sends (answer read included)."""
+
+    def call_api(self, method, url, *args, **kwargs):
+        started = time.perf_counter()
+        code = "<error>"  # no answer: refused, reset, timed out
+        try:
+            response = super().call_api(method, url, *args, **kwargs)
+            code = str(response.status)
+            response.read()
+            return response
+        finally:
+            metrics.observe_kubernetes_request(method, url, code, time.perf_counter() - started)
 
 
 def api_client() -> client.ApiClient:

@@ -214,3 +214,12 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({KEY_PREFIX}_{self.prefix}_…)"
+
+
+# Notification targets, events and deliveries live in a module of their own; importing them
+# here is what makes them part of the app.
+from ops.notification_models import (  # noqa: E402, F401 - Django loads models from here
+    NotificationDelivery,
+    NotificationEvent,
+    NotificationTarget,
+)
