@@ -11,7 +11,9 @@ class OpsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from ops import metrics, notifications, schema  # noqa: F401 - schema registers on import
+        # schema registers the OpenAPI auth extension; notification_admin registers its admins
+        # (they build on ops.admin's, which the admin app has loaded by now).
+        from ops import metrics, notification_admin, notifications, schema  # noqa: F401
 
         metrics.preset_operations(["scale", "delete-pod", "delete-pvc"])
         notifications.register_gauges()

@@ -125,15 +125,29 @@ def targets(using: str = "default") -> list[Target]:
     return found
 
 
-def target_named(name: str) -> Target | None:
-    """The target called ``name`` (enabled or not, when from the admin), or None."""
+def target_named(name: str, *, disabled: bool = False) -> Target | None:
+    """The target called ``name``, or None (also for a disabled admin target, unless
+    ``disabled``)."""
     for target in environment_targets():
         if target.name == name:
             return target
     row = NotificationTarget.objects.filter(name=name).first()
-    if row is None or not row.enabled:
+    if row is None or not (row.enabled or disabled):
         return None
     return Target(row.name, row.kind, row.url, row.secret, tuple(row.events), tuple(row.namespaces))
+
+
+def send_test(target: Target) -> tuple[NotificationEvent, str | None]:
+    """Send a ``notify.test`` event to ``target`` now, whatever its filters, outside the
+    outbox; returns the event and what went wrong (None: delivered)."""
+    event = NotificationEvent(
+        event=TEST_EVENT,
+        occurred_at=timezone.now(),
+        data={"target": target.name, "message": "Test notification from ApiOps."},
+    )
+    error = send(target, event)
+    metrics.NOTIFICATIONS.labels(target.kind, "delivered" if error is None else "failed").inc()
+    return event, error
 
 
 # --- writing ---------------------------------------------------------------------------------
