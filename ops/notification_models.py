@@ -14,6 +14,7 @@ import uuid
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -93,7 +94,8 @@ class NotificationDelivery(models.Model):
     channel = models.TextField(choices=NotificationKind.choices)
     status = models.TextField(choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.IntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # The database's clock, as the claim compares it with now(): no skew between hosts.
+    next_attempt_at = models.DateTimeField(db_default=Now())
     locked_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     last_attempt_at = models.DateTimeField(null=True, blank=True)
