@@ -386,7 +386,8 @@ def claim_due(limit: int) -> list[int]:
     """Take up to ``limit`` due deliveries for this process (their attempt counted now)."""
     if limit <= 0:
         return []
-    lease = 2 * settings.APIOPS["NOTIFY_TIMEOUT"] + 30
+    # Longer than one attempt can take (connect and read timeouts), with room to record it.
+    lease = 3 * settings.APIOPS["NOTIFY_TIMEOUT"] + 5
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, [lease, limit])
         return [row[0] for row in cursor.fetchall()]
