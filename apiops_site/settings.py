@@ -168,10 +168,16 @@ APIOPS = {
 _metrics_token = read_secret("metrics-token", "OPS_METRICS_TOKEN")
 register_secret(_metrics_token)
 # prometheus-client's multiprocess mode: every web and worker process writes its values there
-# and a scrape adds them up. Read by prometheus-client itself, so only checked here.
+# and a scrape adds them up. Read by prometheus-client itself; made here when missing (an
+# emptyDir in a pod starts empty).
 _metrics_dir = env.ENVIRON.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
-if _metrics_dir and not Path(_metrics_dir).is_dir():
-    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir} is not a directory")
+if _metrics_dir:
+    try:
+        Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir} cannot be made: {exc.strerror}"
+        ) from None
 _notify_targets = parse_notify_targets(env.ENVIRON.get("OPS_NOTIFY_TARGETS"))
 for _target in _notify_targets:
     register_secret(_target["url"], _target["secret"])
