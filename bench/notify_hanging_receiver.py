@@ -171,6 +171,8 @@ def main() -> None:
     )
     for title, key in rows:
         print(f"{title:28}{ms(baseline[key]):>22}   {ms(hanging[key]):>22}")
+    for label, run_ in (("no targets", baseline), ("hanging", hanging)):
+        print(f"jobs, {label}: " + " ".join(f"{t:.2f}" for t in run_["job"]) + " s")
     print(
         f"receiver: {held} connections held open, {outstanding} deliveries not delivered "
         f"at the end ({args.jobs * 2 * 3} written)"

@@ -104,6 +104,7 @@ class NotificationDelivery(models.Model):
 
     class Meta:
         db_table = "ops_notify_delivery"
+        verbose_name_plural = "notification deliveries"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
