@@ -42,6 +42,7 @@ class JobsConfig(AppConfig):
     def _register_observability(types) -> None:
         """Zero-valued series of every job type, the database gauges of /metrics that jobs
         know, and the waker of the notification workers."""
+        from jobs import heartbeat
         from jobs.dispatch import enqueue_deliveries
         from jobs.selectors import active_jobs_by_type, pump_status, queue_due
         from ops import metrics, notifications
@@ -56,4 +57,5 @@ class JobsConfig(AppConfig):
         metrics.register_gauge_source(
             "apiops_jobs_pump_age_seconds", lambda: pump_status().age_seconds
         )
+        metrics.register_gauge_source("apiops_workers_alive", heartbeat.alive)
         notifications.register_waker(enqueue_deliveries)

@@ -170,10 +170,13 @@ def pump() -> int:
 
 def _on_worker_spawn(sender: object, proc_name: str = "", **kwargs: object) -> None:
     """A (re)started worker revives the pump, so a killed worker's job is found promptly,
-    and loads the Kubernetes client before its first step rather than during it."""
+    loads the Kubernetes client before its first step rather than during it, and starts
+    beating (:mod:`jobs.heartbeat`)."""
+    from jobs import heartbeat
     from ops import k8s
 
     k8s.warm_up()
+    heartbeat.start()
     try:
         enqueue_pump()
     except Exception:

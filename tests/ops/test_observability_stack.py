@@ -258,6 +258,10 @@ def test_counts_are_exact_over_both_web_workers_and_the_job_worker(stack):
     assert len(jobs) == 1
     assert not web & jobs
     assert total(after, "apiops_notifications_total", outcome="delivered") >= 3
+    # Read from the database at scrape time: the worker's two processes beat, the job ended.
+    assert total(after, "apiops_workers_alive") == 2
+    assert total(after, "apiops_jobs_active") == 0
+    assert total(after, "apiops_jobs_pump_age_seconds") < 10
 
 
 def signed(received) -> bool:
