@@ -310,6 +310,15 @@ def _namespace_choices(current: list[str] | None = None) -> list[tuple[str, str]
     return [(ns, ns) for ns in names]
 
 
+def checked_namespaces(values: list[str]) -> list[str]:
+    """``values`` when each is a namespace name, else a ValidationError naming the first bad one."""
+    for ns in values:
+        problem = namespace_problem(ns)
+        if problem:
+            raise forms.ValidationError(f"{ns!r}: {problem}")
+    return values
+
+
 class ApiKeyScopeForm(forms.ModelForm):
     """Scope and expiry of a key. An empty scope means every allowed namespace."""
 
@@ -328,12 +337,7 @@ class ApiKeyScopeForm(forms.ModelForm):
         self.fields["namespaces"].choices = _namespace_choices(self.instance.namespaces)
 
     def clean_namespaces(self) -> list[str]:
-        values = self.cleaned_data["namespaces"]
-        for ns in values:
-            problem = namespace_problem(ns)
-            if problem:
-                raise forms.ValidationError(f"{ns!r}: {problem}")
-        return values
+        return checked_namespaces(self.cleaned_data["namespaces"])
 
     def clean_expires_at(self):
         value = self.cleaned_data.get("expires_at")

@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.postgres.forms import SimpleArrayField
 
 from apiops_site.notify_config import url_problem
-from ops.admin import ReadOnlyAdminMixin
+from ops.admin import ReadOnlyAdminMixin, checked_namespaces
 from ops.notification_models import (
     DeliveryStatus,
     NotificationDelivery,
@@ -22,7 +22,6 @@ from ops.notification_models import (
     NotificationTarget,
 )
 from ops.notifications import retry
-from ops.validation import namespace_problem
 
 
 class NotificationTargetForm(forms.ModelForm):
@@ -80,12 +79,7 @@ class NotificationTargetForm(forms.ModelForm):
         return url
 
     def clean_namespaces(self) -> list[str]:
-        namespaces = self.cleaned_data["namespaces"]
-        for ns in namespaces:
-            problem = namespace_problem(ns)
-            if problem:
-                raise forms.ValidationError(f"{ns!r}: {problem}")
-        return namespaces
+        return checked_namespaces(self.cleaned_data["namespaces"])
 
     def clean(self):
         cleaned = super().clean()

@@ -13,21 +13,13 @@ from django.utils import timezone
 
 from jobs.models import JobStatus, JobStep
 from tests.admin.conftest import make_job, make_row
-from tests.browser.test_admin_browser import (  # noqa: F401 - the page fixture, shared
-    CHROMIUM,
+from tests.browser.test_admin_browser import (  # noqa: F401 - its page fixture and marks
     PASSWORD,
     SCREENSHOTS,
     browser_page,
+    pytestmark,
     shot,
 )
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install -y chromium)"
-    ),
-    pytest.mark.django_db(databases=["default", "audit"], transaction=True),
-]
 
 
 @pytest.fixture
