@@ -188,13 +188,13 @@ def kubernetes_request_labels(method: str, url: str) -> tuple[str, str]:
     elif parts[:1] == ["apis"]:
         rest = parts[3:]  # apis/group/version/...
     else:
-        rest, parts = [], parts
+        rest = []  # /version, discovery
     if len(rest) >= 3 and rest[0] == "namespaces":
         rest = rest[2:]  # a namespaced resource: namespaces/<ns>/<resource>...
     if rest:
         resource, named = rest[0], len(rest) >= 2
         if len(rest) >= 3:
-            resource += "/" + rest[2]
+            resource += "/" + rest[2]  # a subresource: statefulsets/<name>/scale
     else:
         resource, named = (parts[0] if parts and parts[0] not in ("api", "apis") else ""), True
     method = method.upper()

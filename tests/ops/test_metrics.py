@@ -267,6 +267,8 @@ def test_active_jobs_are_read_from_the_database_at_scrape_time(scrape):
         ),
         ("GET", "https://k/api/v1/namespaces/prod", ("get", "namespaces")),
         ("GET", "https://k/version", ("get", "version")),
+        ("GET", "https://k/apis", ("get", "")),
+        ("GET", "https://k/", ("get", "")),
         ("PUT", "https://k/apis/apps/v1/namespaces/p/statefulsets/x", ("update", "statefulsets")),
     ],
 )
