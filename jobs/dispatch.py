@@ -13,7 +13,7 @@ enqueue every ``JOB_PUMP_INTERVAL`` seconds; a compare-and-set on the single ``o
 row lets only one such chain live, and a django-q2 schedule (every minute) plus every worker
 start revive it if it dies. Each run also closes audit rows a dead process left ``pending``
 and sends the notifications that are due (retries after their pause, deliveries a killed
-worker left behind).
+worker left behind), forgetting those delivered a month ago.
 """
 
 from __future__ import annotations
@@ -98,6 +98,14 @@ def send_notifications() -> int:
         return 0
 
 
+def prune_notifications() -> None:
+    """Forget delivered notifications after a while (see :func:`ops.notifications.prune`)."""
+    try:
+        notifications.prune()
+    except DatabaseError:
+        logger.warning("could not prune delivered notifications", exc_info=True)
+
+
 def dispatch_due() -> list[str]:
     """Send a tick to every active job whose lease lapsed and whose next run is overdue.
 
@@ -165,6 +173,7 @@ def pump() -> int:
     dispatched = dispatch_due()
     close_stale_audit_rows()
     send_notifications()  # retries whose pause is over, and what a killed worker left
+    prune_notifications()
     return len(dispatched)
 
 

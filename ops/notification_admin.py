@@ -166,6 +166,12 @@ class NotificationDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields] + list(self.readonly_fields)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Everything on the page is read-only: no Save buttons.
+        extra_context = {**(extra_context or {}), "show_save": False}
+        extra_context.update(show_save_and_continue=False, show_save_and_add_another=False)
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def changelist_view(self, request, extra_context=None):
         undeliverable = NotificationDelivery.objects.filter(
             status=DeliveryStatus.UNDELIVERABLE

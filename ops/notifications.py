@@ -501,6 +501,21 @@ def retry(deliveries) -> int:
     return count
 
 
+#: How long delivered events are kept (the admin shows them meanwhile).
+KEEP_DELIVERED = timedelta(days=30)
+
+
+def prune(older_than: timedelta = KEEP_DELIVERED) -> int:
+    """Delete events older than ``older_than`` whose every delivery was delivered; how many.
+    Undeliverable and pending ones stay until they are delivered."""
+    old = NotificationEvent.objects.filter(occurred_at__lt=timezone.now() - older_than)
+    done = old.exclude(
+        deliveries__status__in=[DeliveryStatus.PENDING, DeliveryStatus.UNDELIVERABLE]
+    )
+    count, _ = NotificationEvent.objects.filter(pk__in=done.values("pk")[:1000]).delete()
+    return count
+
+
 # --- database gauges -------------------------------------------------------------------------
 
 

@@ -382,3 +382,36 @@ def test_the_failure_that_reaches_the_limit_sends_one_lockout(fast_notify, recei
     assert metrics.AUTH_LOCKOUTS._value.get() - lockouts == 1
     deliver_all()
     assert receiver.wait_for(1)[0].json()["event"] == "auth.lockout"
+
+
+def test_delivered_events_are_forgotten_after_a_month_the_others_kept(fast_notify, receiver):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    fast_notify(NOTIFY_TARGETS=(target("a", receiver.url),))
+    old_done = notifications.notify("job.succeeded", "prod", job_data("old-done"))
+    old_stuck = notifications.notify("job.failed", "prod", job_data("old-stuck"))
+    recent = notifications.notify("job.started", "prod", job_data("recent"))
+    NotificationDelivery.objects.filter(event=old_done).update(status="delivered")
+    NotificationDelivery.objects.filter(event=recent).update(status="delivered")
+    NotificationDelivery.objects.filter(event=old_stuck).update(status="undeliverable")
+    NotificationEvent.objects.filter(pk__in=[old_done.pk, old_stuck.pk]).update(
+        occurred_at=timezone.now() - timedelta(days=31)
+    )
+
+    assert notifications.prune() == 2  # the event and its delivery
+
+    assert set(NotificationEvent.objects.values_list("pk", flat=True)) == {old_stuck.pk, recent.pk}
+
+
+def test_a_delivery_page_is_read_only(fast_notify, receiver, admin_client):
+    fast_notify(NOTIFY_TARGETS=(target("a", receiver.url),))
+    notifications.notify("job.succeeded", "prod", job_data())
+    [delivery] = NotificationDelivery.objects.all()
+
+    page = admin_client.get(f"/admin/ops/notificationdelivery/{delivery.pk}/change/")
+
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert str(delivery.event_id).encode() in page.content
