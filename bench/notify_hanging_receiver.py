@@ -180,7 +180,7 @@ def main() -> None:
         print(f"jobs, {label}: " + " ".join(f"{t:.2f}" for t in run_["job"]) + " s")
     print(
         f"receiver: {held} connections held open, {outstanding} deliveries not delivered "
-        f"at the end ({args.jobs * 2 * 3} written)"
+        f"at the end ({(args.jobs + 1) * 2 * 3} written)"
     )
 
 
