@@ -12,24 +12,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 from apiops_site.secrets import read_secret, secrets_dir
+from ops.validation import namespace_problem, notify_url_problem
 
 KINDS = ("slack", "teams", "webhook")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _FIELDS = {"name", "kind", "url", "secret", "events", "namespaces"}
-
-
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a notification target (None: it can). Never quotes the URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http:// or https:// URL with a host"
-    return None
 
 
 def _strings(value: object, where: str) -> list[str]:
@@ -64,13 +55,13 @@ def _target(item: object, index: int, environ: Mapping[str, str] | None) -> dict
     secret = read_secret(f"notify-{name}-secret", "json", {**files, "json": env_secret or ""})
     if not url:
         raise ImproperlyConfigured(f"{where}: no url (nor a notify-{name}-url secret file)")
-    problem = url_problem(url)
+    problem = notify_url_problem(url)
     if problem:
         raise ImproperlyConfigured(f"{where}: url {problem}")
     events = _strings(item.get("events"), f"{where}: events")
     namespaces = _strings(item.get("namespaces", []), f"{where}: namespaces")
     for ns in namespaces:
-        if len(ns) > 63 or not _DNS1123_LABEL.match(ns):
+        if namespace_problem(ns):
             raise ImproperlyConfigured(f"{where}: namespace {ns!r} is not a DNS-1123 label")
     return {
         "name": name,

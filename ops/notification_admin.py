@@ -13,7 +13,6 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.postgres.forms import SimpleArrayField
 
-from apiops_site.notify_config import url_problem
 from ops.admin import ReadOnlyAdminMixin, checked_namespaces
 from ops.notification_models import (
     DeliveryStatus,
@@ -22,6 +21,7 @@ from ops.notification_models import (
     NotificationTarget,
 )
 from ops.notifications import retry
+from ops.validation import notify_url_problem
 
 
 class NotificationTargetForm(forms.ModelForm):
@@ -73,7 +73,7 @@ class NotificationTargetForm(forms.ModelForm):
             if not self.instance.pk:
                 raise forms.ValidationError("A new target needs a URL.")
             return self.instance.url
-        problem = url_problem(url)
+        problem = notify_url_problem(url)
         if problem:
             raise forms.ValidationError(f"The URL {problem}.")
         return url
