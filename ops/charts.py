@@ -49,10 +49,11 @@ class Bar:
 
 @dataclass(frozen=True)
 class Tick:
-    """A label on an axis and where it goes."""
+    """A label on an axis, where it goes, and which of its ends is there."""
 
     position: float
     label: str
+    anchor: str = "middle"
 
 
 @dataclass
@@ -128,8 +129,9 @@ def operations_per_hour(now: datetime, counts: dict | None = None) -> Chart:
                     status=status,
                 )
             )
-        if i % 6 == 0 or i == 23:
+        if i % 6 == 0:
             chart.x_ticks.append(Tick(round(LEFT + (i + 0.5) * slot, 2), f"{hour:%H}:00"))
+    chart.x_ticks.append(Tick(WIDTH, f"{hours[-1]:%H}:00 (now)", anchor="end"))
     for value in (0, top // 2, top):
         chart.y_ticks.append(Tick(round(HEIGHT - BOTTOM - plot_h * value / top, 2), str(value)))
     chart.legend = [(s, COLOURS[s]) for s in STACK]
@@ -185,7 +187,8 @@ def timeline(spans: Sequence[Span], now: datetime) -> Chart:
         )
     chart.y_ticks = [Tick(TOP + i * row_h + row_h / 2 + 4, s.name) for i, s in enumerate(spans)]
     chart.x_ticks = [
-        Tick(round(label_w + plot_w * f, 2), f"+{total * f:.1f} s") for f in (0, 0.5, 1)
+        Tick(round(label_w + plot_w * f, 2), f"+{total * f:.1f} s", anchor)
+        for f, anchor in ((0, "start"), (0.5, "middle"), (1, "end"))
     ]
     chart.total = len(chart.bars)
     return chart

@@ -43,7 +43,7 @@ def test_hours_are_stacked_by_status_with_heights_in_proportion():
     assert error.x < success.x
     assert [t.label for t in chart.y_ticks] == ["0", "5", "10"]
     assert chart.x_ticks[0].label == "16:00"
-    assert chart.x_ticks[-1].label == "15:00"
+    assert chart.x_ticks[-1].label == "15:00 (now)"
     assert "6 success" in success.title
 
 
