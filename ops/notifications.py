@@ -478,7 +478,7 @@ class _Pool:
         finally:
             with self.lock:
                 self.busy -= 1
-            close_old_connections()
+            connection.close()  # this thread's own; an idle pool holds none
 
 
 _pool = _Pool()
