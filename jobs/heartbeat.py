@@ -9,11 +9,12 @@ dead one stops. Rows unseen for an hour are removed by whoever beats next.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
 import threading
 
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, connection
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +49,25 @@ def alive() -> int:
 def _run(name: str) -> None:
     while True:
         try:
-            close_old_connections()
             beat(name)
         except DatabaseError:
             logger.warning("worker heartbeat of %s failed", name, exc_info=True)
+        finally:
+            connection.close()  # no session held between beats
         threading.Event().wait(INTERVAL)
 
 
+_started: set[int] = set()
+
+
 def start() -> None:
-    """Beat from a daemon thread of this worker process until it exits."""
+    """Beat from a daemon thread of this worker process until it exits (once per process).
+
+    django-q2's workers are child processes of the cluster; in a main process (a test sending
+    the spawn signal, django-q2's sync mode) nothing is started.
+    """
+    if multiprocessing.current_process().name == "MainProcess" or os.getpid() in _started:
+        return
+    _started.add(os.getpid())
     name = f"{socket.gethostname()}:{os.getpid()}"
     threading.Thread(target=_run, args=(name,), name="heartbeat", daemon=True).start()
