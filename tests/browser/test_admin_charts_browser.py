@@ -68,8 +68,8 @@ def test_the_dashboard_and_a_job_page_draw_their_charts(live_server, day, browse
     assert tallest == pytest.approx(second * 12 / 9, rel=0.05)  # 12 rows that hour, 9 the next
     assert "denied" in page.inner_text("#ops-operations-chart")  # the legend
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.locator("#ops-operations-chart").screenshot(path=str(SCREENSHOTS / "06-chart.png"))
-    assert shot(page, "06-dashboard-with-chart").stat().st_size > 0
+    page.locator("#ops-operations-chart").screenshot(path=str(SCREENSHOTS / "charts-1-hourly.png"))
+    assert shot(page, "charts-2-dashboard").stat().st_size > 0
 
     page.goto(f"{live_server.url}/admin/jobs/job/{day.pk}/change/")
     timeline = page.wait_for_selector("#ops-job-timeline")
@@ -81,4 +81,4 @@ def test_the_dashboard_and_a_job_page_draw_their_charts(live_server, day, browse
     assert boxes[3]["width"] == pytest.approx(4 * boxes[0]["width"], rel=0.05)
     assert page.locator("#ops-job-timeline rect.ops-bar-failed").count() == 1
     assert timeline.bounding_box()["width"] > 400
-    assert shot(page, "07-job-timeline").stat().st_size > 0
+    assert shot(page, "charts-3-job-timeline").stat().st_size > 0
