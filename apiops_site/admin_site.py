@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.db.models import Count, Prefetch
 from django.urls import reverse
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from ops.charts import Chart
 
 WINDOW = timedelta(hours=24)
 RECENT_LIMIT = 8
@@ -48,7 +52,7 @@ class Dashboard:
     failed_jobs_url: str = ""
     failed_jobs_count: int = 0
     #: Operations per hour stacked by status (ops.charts.operations_per_hour).
-    ops_chart: object = None
+    ops_chart: Chart | None = None
 
 
 def _changelist(model: str, **params: object) -> str:
