@@ -358,6 +358,11 @@ def main() -> int:
                 flush=True,
             )
             print(f"  cluster:   OPS_KUBECONFIG={env['OPS_KUBECONFIG']}", flush=True)
+            if env.get("OPS_METRICS_TOKEN"):
+                print(
+                    f"  metrics:   {base}/metrics (Authorization: Bearer $OPS_METRICS_TOKEN)",
+                    flush=True,
+                )
             print(
                 f"  opsctl:    OPSCTL_SERVER={base} OPSCTL_KEY={env['OPS_API_KEY']} "
                 "python -m opsctl whoami",

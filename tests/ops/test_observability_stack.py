@@ -201,10 +201,21 @@ def test_counts_are_exact_over_both_web_workers_and_the_job_worker(stack):
     before, logged_before = scrape(stack), len(stack.sim.requests)
     scale = "/ops/namespaces/staging/deployments/web/scale"
 
+    codes: list[int] = []
     with ThreadPoolExecutor(6) as pool:
-        codes = list(
-            pool.map(lambda i: call(stack, "POST", scale, {"replicas": i % 3 + 1})[0], range(40))
-        )
+        # Batches of 40 concurrent scales until both web workers have served some (the
+        # kernel decides who accepts; one batch nearly always does it).
+        while len(codes) < 400 and (
+            not codes
+            or len(
+                processes_counting(stack.metrics_dir, "apiops_operations_total", operation="scale")
+            )
+            < 2
+        ):
+            codes += pool.map(
+                lambda i: call(stack, "POST", scale, {"replicas": i % 3 + 1})[0], range(40)
+            )
+    sent = len(codes)
     code, started = call(
         stack,
         "POST",
@@ -215,7 +226,7 @@ def test_counts_are_exact_over_both_web_workers_and_the_job_worker(stack):
     wait_delivered()
     after, logged_after = scrape(stack), len(stack.sim.requests)
 
-    assert codes == [200] * 40
+    assert codes == [200] * sent
     assert (code, job["status"]) == (202, "success"), job
 
     def delta(name: str, **labels: str) -> float:
@@ -223,7 +234,7 @@ def test_counts_are_exact_over_both_web_workers_and_the_job_worker(stack):
 
     assert (
         delta("apiops_operations_total", operation="scale", namespace="staging", status="success")
-        == 40
+        == sent
     )
     assert (
         delta(
@@ -238,7 +249,7 @@ def test_counts_are_exact_over_both_web_workers_and_the_job_worker(stack):
         delta("apiops_operations_total", operation="restart", namespace="prod", status="success")
         == 1
     )
-    assert delta("apiops_operations_total") == 42
+    assert delta("apiops_operations_total") == sent + 2
     assert delta("apiops_jobs_total", type="rollout-restart", status="success") == 1
     for step in ("restart", "wait_rollout"):
         assert (
@@ -248,9 +259,10 @@ def test_counts_are_exact_over_both_web_workers_and_the_job_worker(stack):
     # Every request our processes sent to the cluster, and nothing else, as kubesim saw it.
     assert delta("apiops_kubernetes_requests_total") == logged_after - logged_before
     assert (
-        delta("apiops_kubernetes_requests_total", verb="patch", resource="deployments/scale") == 40
+        delta("apiops_kubernetes_requests_total", verb="patch", resource="deployments/scale")
+        == sent
     )
-    assert delta("apiops_http_request_duration_seconds_count", method="POST", status="200") == 40
+    assert delta("apiops_http_request_duration_seconds_count", method="POST", status="200") == sent
     # The scales were served by both web workers, the job by the worker: all of them summed.
     web = processes_counting(stack.metrics_dir, "apiops_operations_total", operation="scale")
     jobs = processes_counting(stack.metrics_dir, "apiops_jobs_total", type="rollout-restart")
