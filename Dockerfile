@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # ApiOps container image.
 #   API (default command): gunicorn serving apiops_site.wsgi:application on port 8000
-#   worker:                the same image with `python -m jobs.worker` (it supervises `manage.py qcluster`)
+#   worker:                the same image with `python -m jobs.worker` (it supervises `manage.py qcluster`;
+#                          `--metrics-port 9100` serves its metrics)
 #   migrations:            the same image with `python manage.py migrate --noinput`
 # Runs as uid/gid 10001 and needs no writable path but /tmp (an emptyDir in k8s/), so the
 # root filesystem can be mounted read-only.
@@ -48,6 +49,10 @@ RUN ENV=local \
     OPS_DB_URL=postgresql://build:build@127.0.0.1:9/build \
     python manage.py collectstatic --noinput \
  && python -m compileall -q /app
+
+# Every process (gunicorn's workers, the job worker's) writes its metrics there and /metrics
+# sums them; /tmp is the pod's emptyDir, and the directory is made at start.
+ENV PROMETHEUS_MULTIPROC_DIR=/tmp/apiops-metrics
 
 USER 10001:10001
 EXPOSE 8000

@@ -1,8 +1,8 @@
 """The admin site: Django's, with an index that is a dashboard.
 
 The index keeps the standard app list and adds what an operator looks at first: the last
-24 hours of operations by outcome, the latest denials, active and failed jobs, each with a
-link into the filtered list behind it. Installed as the default site by
+24 hours of operations by outcome (and a chart of them per hour), the latest denials, active
+and failed jobs, each with a link into the filtered list behind it. Installed as the default site by
 :class:`apiops_site.apps.ApiOpsAdminConfig`, so every ``admin.site.register`` lands here.
 """
 
@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.db.models import Count, Prefetch
 from django.urls import reverse
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from ops.charts import Chart
 
 WINDOW = timedelta(hours=24)
 RECENT_LIMIT = 8
@@ -47,6 +51,8 @@ class Dashboard:
     failed_jobs: list = field(default_factory=list)
     failed_jobs_url: str = ""
     failed_jobs_count: int = 0
+    #: Operations per hour stacked by status (ops.charts.operations_per_hour).
+    ops_chart: Chart | None = None
 
 
 def _changelist(model: str, **params: object) -> str:
@@ -58,10 +64,12 @@ def dashboard_summary(now: datetime | None = None) -> Dashboard:
     """The dashboard's figures: a handful of indexed queries, whatever the table sizes."""
     from jobs.models import ACTIVE_STATUSES, Job, JobStatus, JobStep
     from jobs.selectors import with_progress
+    from ops.charts import operations_per_hour
     from ops.models import OpsLogStatus
     from ops.selectors import audit_rows
 
-    since = ((now or timezone.now()) - WINDOW).replace(microsecond=0)
+    now = now or timezone.now()
+    since = (now - WINDOW).replace(microsecond=0)
     window = {"ts__gte": since.isoformat()}
     recent = audit_rows().filter(ts__gte=since)
     counts = dict(recent.order_by().values_list("status").annotate(n=Count("id")))
@@ -97,6 +105,7 @@ def dashboard_summary(now: datetime | None = None) -> Dashboard:
         failed_jobs_url=_changelist(
             "jobs_job", status__exact=JobStatus.FAILED, created_at__gte=since.isoformat()
         ),
+        ops_chart=operations_per_hour(now),
     )
 
 

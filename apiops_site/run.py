@@ -6,7 +6,8 @@
 2. kubesim with ``kubesim/demo.yaml``, its kubeconfig in ``var/kubesim.kubeconfig`` (unless
    ``OPS_KUBECONFIG`` names another cluster; a developer's ``KUBECONFIG`` is never used);
 3. the web server (gunicorn) on ``127.0.0.1:${OPS_PORT:-8000}``, plus the entries of
-   :data:`EXTRA_PROCESSES` (a worker is one line there);
+   :data:`EXTRA_PROCESSES` (a worker is one line there), all writing their metrics to a fresh
+   ``var/metrics`` (``PROMETHEUS_MULTIPROC_DIR``), which ``/metrics`` sums;
 4. prints the URL and the API key (``OPS_API_KEY``, or a development key kept in
    ``var/dev-api-key``), once gunicorn listens on the port and ``/health/live`` answered.
 
@@ -33,6 +34,7 @@ import ctypes
 import errno
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,6 +65,7 @@ STOP_GRACE = 3.0
 EXIT_PORT_BUSY = 2
 # Lines of each child's output kept to explain its death.
 LAST_LINES = 5
+METRICS_DIR = VAR / "metrics"
 # A restartable child that exits sooner than this after its start failed to start...
 RESTART_WINDOW = 60.0
 # ... and after this many such exits in a row, make run gives up and stops everything.
@@ -351,6 +354,15 @@ def dev_api_key() -> str:
     return key
 
 
+def fresh_metrics_dir() -> Path:
+    """An empty var/metrics: where the web and worker processes write their metrics, summed
+    by /metrics (prometheus-client's multiprocess mode). Emptied at each start: files of a
+    previous run's processes would be added to this run's counts."""
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    METRICS_DIR.mkdir(parents=True)
+    return METRICS_DIR
+
+
 def wait_http(
     url: str, timeout: float, proc: subprocess.Popen, stop: StopSignal | None = None
 ) -> bool:
@@ -431,6 +443,8 @@ def _announce(base: str, env: dict[str, str]) -> None:
         flush=True,
     )
     print(f"  cluster:   OPS_KUBECONFIG={env['OPS_KUBECONFIG']}", flush=True)
+    if env.get("OPS_METRICS_TOKEN"):
+        print(f"  metrics:   {base}/metrics (Authorization: Bearer $OPS_METRICS_TOKEN)", flush=True)
     print(
         f"  opsctl:    OPSCTL_SERVER={base} OPSCTL_KEY={env['OPS_API_KEY']} "
         "python -m opsctl whoami",
@@ -472,6 +486,7 @@ def serve(sup: Supervisor, env: dict[str, str], port: str) -> int:
         env["OPS_KUBECONFIG"] = str(SIM_KUBECONFIG)
     if not env.get("OPS_API_KEY"):
         env["OPS_API_KEY"] = dev_api_key()
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(fresh_metrics_dir())
 
     web_proc = sup.start(web_spec(env, port), env)
     for spec in EXTRA_PROCESSES:

@@ -18,6 +18,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from apiops_site.log import register_secret
+from apiops_site.notify_config import parse_notify_targets
 from apiops_site.secrets import DEFAULT_SECRETS_DIR, read_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -176,6 +177,41 @@ for _pattern in APIOPS["APPROVAL_REQUIRED"]:
             "(either may be *, e.g. prod:* or *:pg-rebuild)"
         )
 
+# --- metrics and notifications (ops/metrics.py, ops/notifications.py) --------------------------
+# GET /metrics answers only with this bearer token (the metrics-token secret file wins).
+_metrics_token = read_secret("metrics-token", "OPS_METRICS_TOKEN")
+register_secret(_metrics_token)
+# prometheus-client's multiprocess mode: every web and worker process writes its values there
+# and a scrape adds them up. Read by prometheus-client itself; made here when missing (an
+# emptyDir in a pod starts empty).
+_metrics_dir = env.ENVIRON.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+if _metrics_dir:
+    try:
+        Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir} cannot be made: {exc.strerror}"
+        ) from None
+_notify_targets = parse_notify_targets(env.ENVIRON.get("OPS_NOTIFY_TARGETS"))
+for _target in _notify_targets:
+    register_secret(_target["url"], _target["secret"])
+APIOPS.update(
+    {
+        "METRICS_TOKEN": _metrics_token,
+        # Targets from OPS_NOTIFY_TARGETS, beside those managed in the admin.
+        "NOTIFY_TARGETS": _notify_targets,
+        # One delivery attempt's timeout; the pause after a failed attempt doubles from
+        # NOTIFY_BACKOFF up to NOTIFY_BACKOFF_MAX; after NOTIFY_MAX_ATTEMPTS it is given up
+        # (shown in the admin, retryable there). Deliveries run NOTIFY_CONCURRENCY at a time in
+        # each worker process, beside (never instead of) the jobs' ticks.
+        "NOTIFY_TIMEOUT": _env_float("OPS_NOTIFY_TIMEOUT", 5.0, minimum=0.1),
+        "NOTIFY_BACKOFF": _env_float("OPS_NOTIFY_BACKOFF", 2.0, minimum=0.01),
+        "NOTIFY_BACKOFF_MAX": _env_float("OPS_NOTIFY_BACKOFF_MAX", 300.0, minimum=0.01),
+        "NOTIFY_MAX_ATTEMPTS": _env_int("OPS_NOTIFY_MAX_ATTEMPTS", 12, minimum=1),
+        "NOTIFY_CONCURRENCY": _env_int("OPS_NOTIFY_CONCURRENCY", 4, minimum=1),
+    }
+)
+
 # django-q2 only delivers the jobs' ticks (jobs/dispatch.py); the job rows are the state.
 # ORM broker: the queue is a table in our database. timeout (a tick's hard limit) is well under
 # retry (when an unacknowledged task is delivered again); a killed worker's job is recovered
@@ -264,6 +300,8 @@ MIDDLEWARE = [
     # First, so every answer (redirects and refusals of the others included) has a request id
     # and one access line.
     "apiops_site.log.RequestLogMiddleware",
+    # Times every answer, by URL pattern (apiops_http_request_duration_seconds).
+    "ops.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every answer (CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",

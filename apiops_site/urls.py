@@ -1,10 +1,12 @@
-"""Root URLs: the ops and jobs APIs, health probes, OpenAPI schema and docs, the admin."""
+"""Root URLs: the ops and jobs APIs, health probes, OpenAPI schema and docs, the admin,
+Prometheus metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
 
 from apiops_site.api_root import ApiRootView
 from apiops_site.docs import DocsView, SchemaView
+from ops.metrics import metrics_view
 
 urlpatterns = [
     path("ops/", ApiRootView.as_view(), name="api-root"),
@@ -13,6 +15,7 @@ urlpatterns = [
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = "ops.handlers.json_400"

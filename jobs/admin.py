@@ -12,11 +12,13 @@ from urllib.parse import urlencode
 from django.contrib import admin
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from jobs import q_admin  # noqa: F401 - django-q2's admin pages, made read-only
 from jobs.models import Job, JobStep
 from jobs.selectors import with_progress
+from ops import charts
 from ops.admin import ReadOnlyAdminMixin
 from ops.cli import fmt_duration, fmt_time
 
@@ -88,6 +90,7 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     "target",
                     "status_badge",
                     "progress",
+                    "timeline",
                     "params_json",
                     "error_text",
                     "result_json",
@@ -131,6 +134,17 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="progress")
     def progress(self, job: Job) -> str:
         return progress_bar(done=job.steps_done, total=job.steps_total, status=job.status)
+
+    @admin.display(description="timeline")
+    def timeline(self, job: Job) -> str:
+        steps = charts.spans_of(job.steps.order_by("step_order"))
+        if not any(step.started_at for step in steps):
+            return "no step has started"
+        chart = charts.timeline(steps, timezone.now())
+        return render_to_string(
+            "admin/ops/chart.html",
+            {"chart": chart, "chart_id": "ops-job-timeline", "label": f"Steps of {job.job_id}"},
+        )
 
     @admin.display(description="created (UTC)", ordering="created_at")
     def created(self, job: Job) -> str:

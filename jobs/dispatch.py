@@ -12,7 +12,9 @@ lapsed and whose next run is overdue, and sends them a tick with their current `
 enqueue every ``JOB_PUMP_INTERVAL`` seconds; a compare-and-set on the single ``ops_job_pump``
 row lets only one such chain live, and a django-q2 schedule (every minute) plus every worker
 start revive it if it dies. Each run also closes audit rows a dead process left ``pending``
-and deletes expired Idempotency-Keys.
+and sends the notifications that are due (retries after their pause, deliveries a killed
+worker left behind), forgetting those delivered a month ago; it expires approvals and deletes
+expired Idempotency-Keys.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -30,6 +32,7 @@ from django_q.tasks import async_task
 
 from jobs.conf import job_settings
 from jobs.models import ACTIVE_STATUSES, Job, JobPump
+from ops import notifications
 from ops.approvals import expire_due
 from ops.audit import close_stale_pending
 from ops.errors import AuditUnavailable
@@ -39,6 +42,7 @@ logger = logging.getLogger("jobs.dispatch")
 
 TICK_TASK = "jobs.tasks.tick"
 PUMP_TASK = "jobs.tasks.pump"
+NOTIFY_TASK = "jobs.tasks.deliver_notifications"
 PUMP_SCHEDULE_NAME = "jobs.pump"
 
 
@@ -78,6 +82,31 @@ def enqueue_tick_on_commit(job_id: str, seq: int, *, delay: float = 0.0) -> None
 def enqueue_pump(*, delay: float = 0.0) -> None:
     """Queue a pump run, visible to workers after ``delay`` seconds."""
     _enqueue(PUMP_TASK, delay=delay, name="jobs pump")
+
+
+def enqueue_deliveries(delay: float = 0.0) -> None:
+    """Queue a run of the notification sender, visible to workers after ``delay`` seconds
+    (registered with :func:`ops.notifications.register_waker`)."""
+    _enqueue(NOTIFY_TASK, delay=delay, name="notifications")
+
+
+def send_notifications() -> int:
+    """Start sending due notifications from this worker's sending threads (see
+    :func:`ops.notifications.dispatch_due`); a database error is logged, never raised: the
+    pump comes back."""
+    try:
+        return notifications.dispatch_due()
+    except DatabaseError:
+        logger.warning("could not claim due notifications", exc_info=True)
+        return 0
+
+
+def prune_notifications() -> None:
+    """Forget delivered notifications after a while (see :func:`ops.notifications.prune`)."""
+    try:
+        notifications.prune()
+    except DatabaseError:
+        logger.warning("could not prune delivered notifications", exc_info=True)
 
 
 def dispatch_due() -> list[str]:
@@ -171,15 +200,20 @@ def pump() -> int:
     close_stale_audit_rows()
     expire_approvals()
     purge_idempotency_keys()
+    send_notifications()  # retries whose pause is over, and what a killed worker left
+    prune_notifications()
     return len(dispatched)
 
 
 def _on_worker_spawn(sender: object, proc_name: str = "", **kwargs: object) -> None:
     """A (re)started worker revives the pump, so a killed worker's job is found promptly,
-    and loads the Kubernetes client before its first step rather than during it."""
+    loads the Kubernetes client before its first step rather than during it, and starts
+    beating (:mod:`jobs.heartbeat`)."""
+    from jobs import heartbeat
     from ops import k8s
 
     k8s.warm_up()
+    heartbeat.start()
     try:
         enqueue_pump()
     except Exception:

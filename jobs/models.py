@@ -162,3 +162,21 @@ class JobPump(models.Model):
 
     def __str__(self) -> str:
         return f"pump (last run {self.last_run_at})"
+
+
+class WorkerBeat(models.Model):
+    """A job worker process and when it last said it was alive (``jobs.heartbeat``).
+
+    ``/metrics`` counts those seen recently (``apiops_workers_alive``); a worker that died
+    simply stops beating, and its row is removed an hour later.
+    """
+
+    name = models.TextField(primary_key=True)  # host:pid
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "ops_job_worker"
+
+    def __str__(self) -> str:
+        return f"{self.name} (seen {self.seen_at})"

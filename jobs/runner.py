@@ -34,12 +34,13 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.db.models.functions import Now
 
+from jobs import events
 from jobs.conf import JobSettings, job_settings
 from jobs.models import ACTIVE_STATUSES, STOPPED_STATUSES, Job, JobStatus, JobStep
 from jobs.registry import get_job_type
 from jobs.selectors import acting_key_refusal
 from jobs.steps import Done, Wait
-from ops import audit
+from ops import audit, metrics
 from ops.actors import ORIGIN_API, ORIGIN_CLI
 
 logger = logging.getLogger("jobs.runner")
@@ -80,13 +81,18 @@ class Claim:
     early: float
 
 
+# Also returns how late the claim comes (the job's pick-up delay) and the status before it:
+# "pending" means this claim starts the job (first run, or after a retry).
 _CLAIM_SQL = """
+WITH before AS (SELECT status FROM ops_job WHERE job_id = %s)
 UPDATE ops_job
    SET status = 'running', lease_owner = %s, heartbeat_at = now(),
        lease_expires_at = now() + make_interval(secs => %s)
  WHERE job_id = %s AND tick_seq = %s AND status IN ('pending', 'running')
    AND (lease_owner IS NULL OR lease_expires_at < now())
-RETURNING GREATEST(EXTRACT(EPOCH FROM (next_run_at - now())), 0)
+RETURNING GREATEST(EXTRACT(EPOCH FROM (next_run_at - now())), 0),
+          GREATEST(EXTRACT(EPOCH FROM (now() - next_run_at)), 0),
+          (SELECT status FROM before)
 """
 
 
@@ -94,14 +100,20 @@ def claim(job_id: str, seq: int, owner: str, cfg: JobSettings | None = None) -> 
     """Take the job if this tick is the current one and nobody holds a live lease.
 
     One compare-and-set UPDATE on the database clock: of any number of racing ticks exactly
-    one gets the row back; the others (and stale or duplicated deliveries) get None.
+    one gets the row back; the others (and stale or duplicated deliveries) get None. The claim
+    that starts a pending job writes its ``job.started`` event in the same transaction.
     """
     cfg = cfg or job_settings()
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [owner, cfg.lease_seconds, job_id, seq])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, [job_id, owner, cfg.lease_seconds, job_id, seq])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        if row[2] == JobStatus.PENDING:
+            events.job_started(Job.objects.get(job_id=job_id))
+    late = float(row[1] or 0)
+    metrics.JOB_PICKUP.observe(late)
     return Claim(early=float(row[0] or 0))
 
 
@@ -251,10 +263,17 @@ class _Entered:
 
 @dataclass(frozen=True)
 class _StepDone:
-    step_id: int
-    name: str
+    step: JobStep
     state: dict[str, Any]
     detail: str
+
+    @property
+    def step_id(self) -> int:
+        return self.step.pk
+
+    @property
+    def name(self) -> str:
+        return self.step.name
 
 
 def run_tick(job_id: str, seq: int) -> str:
@@ -339,6 +358,7 @@ def _enter_next_step(
                 finished_at=now,
                 active_tick=None,
             )
+            events.step_ended(job.type, done.step, now)
             logger.info("job %s: step %s done: %s", job_id, done.name, done.detail)
         step = (
             JobStep.objects.select_for_update()
@@ -352,6 +372,7 @@ def _enter_next_step(
             job.next_run_at = None
             _release(job)
             job.save(update_fields=_END_FIELDS)
+            events.job_ended(job)
             logger.info("job %s: success", job_id)
             return f"{job_id}: success"
         if job.cancel_requested:
@@ -422,7 +443,7 @@ def _run_step(
             _fail(ctx, step, describe_error(exc), code=error_code(exc))
             return f"{ctx.job_id}: failed in {step.name}"
         if isinstance(result, Done):
-            return _StepDone(step_id=step.pk, name=step.name, state=ctx.state, detail=result.detail)
+            return _StepDone(step=step, state=ctx.state, detail=result.detail)
         if not isinstance(result, Wait):
             raise TypeError(f"step {step.name} returned {result!r}, not Done or Wait")
         if entered.db_time() >= step.deadline_at:
@@ -490,12 +511,14 @@ def _fail_locked(
         step.finished_at = now
         step.active_tick = None
         step.save()
+        events.step_ended(job.type, step, now)
     job.status = status
     job.finished_at = now
     job.next_run_at = None
     job.error = None if cancelled else {"code": code or "failed", "detail": detail}
     _release(job)
     job.save(update_fields=_END_FIELDS)
+    events.job_ended(job)
     logger.warning("job %s: step %s %s: %s", job.job_id, step.name, status, detail)
     job_id = job.job_id
     transaction.on_commit(lambda: note_aftermath(job_id), robust=True)
@@ -561,6 +584,7 @@ def cancel_if_unclaimed(job: Job) -> bool:
         job.next_run_at = None
         _release(job)
         job.save(update_fields=_END_FIELDS)
+        events.job_ended(job)
         return True
     started = step.status != JobStatus.PENDING
     _fail_locked(

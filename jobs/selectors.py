@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.db.models.functions import Now
 
-from jobs.models import Job, JobPump, JobStatus, JobStep
+from jobs.models import ACTIVE_STATUSES, Job, JobPump, JobStatus, JobStep
+from jobs.registry import job_type_names
 from ops.actors import ORIGIN_CLI, Actor
 from ops.models import ApiKey
 
@@ -93,3 +95,32 @@ def acting_key_refusal(name: str | None, origin: str | None) -> str | None:
     return (
         f"the API key {name!r} this job acts for expired at {key.expires_at:%Y-%m-%d %H:%M:%S} UTC"
     )
+
+
+def active_jobs_by_type() -> dict[tuple[str], int]:
+    """``/metrics``' ``apiops_jobs_active``: pending or running jobs of each type (every
+    registered type, 0 included)."""
+    counts = {(name,): 0 for name in job_type_names()}
+    rows = (
+        Job.objects.filter(status__in=ACTIVE_STATUSES).values_list("type").annotate(n=Count("id"))
+    )
+    for job_type, n in rows:
+        counts[(job_type,)] = n
+    return counts
+
+
+_QUEUE_SQL = """
+SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(lock)), 0)
+  FROM django_q_ormq WHERE key = %s AND lock <= now()
+"""
+
+
+def queue_due() -> tuple[int, float]:
+    """Tasks of the ORM broker's queue that are due and not taken (a taken task's ``lock``
+    is pushed into the future), and the age of the oldest of them in seconds (0: none)."""
+    from django_q.conf import Conf
+
+    with connection.cursor() as cursor:
+        cursor.execute(_QUEUE_SQL, [Conf.CLUSTER_NAME])
+        count, age = cursor.fetchone()
+    return int(count), max(0.0, float(age))

@@ -28,6 +28,9 @@ this process is killed itself, the kernel sends the cluster that SIGTERM (``PR_S
 It is a child subreaper, so processes orphaned by a dying sentinel stay in its tree and end
 with the cluster.
 
+**Metrics** (``--metrics-port``): serves what the cluster's processes counted, for a worker
+pod of its own (:mod:`jobs.metrics_server`).
+
 **A stall without a death** (``--liveness-max-age``): every third of that time it runs
 ``manage.py jobs_health`` and restarts the cluster when the jobs pump has not run for that
 long, as the Kubernetes worker's liveness probe does through the kubelet.
@@ -252,6 +255,14 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         metavar="SECONDS",
         help="restart the cluster when the jobs pump has not run for this long (default: off)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve the cluster's metrics on this port (/metrics, bearer token; see "
+        "jobs/metrics_server.py); default: off",
+    )
     return parser.parse_known_args(argv)
 
 
@@ -262,6 +273,10 @@ def main(argv: list[str]) -> int:
     # Not a threading.Event set in a handler: that can deadlock (see jobs/stop_signal.py).
     stopping = StopSignal()
     stopping.install((signal.SIGTERM, signal.SIGINT))
+    if args.metrics_port is not None:
+        from jobs.metrics_server import serve
+
+        serve(args.metrics_port)
     liveness = LivenessCheck(args.liveness_max_age) if args.liveness_max_age else None
     failed_starts = 0
     while True:

@@ -327,6 +327,15 @@ def _operation_choices() -> list[tuple[str, str]]:
     ]
 
 
+def checked_namespaces(values: list[str]) -> list[str]:
+    """``values`` when each is a namespace name, else a ValidationError naming the first bad one."""
+    for ns in values:
+        problem = namespace_problem(ns)
+        if problem:
+            raise forms.ValidationError(f"{ns!r}: {problem}")
+    return values
+
+
 class ApiKeyScopeForm(forms.ModelForm):
     """Scope, operations and expiry of a key. An empty scope means every allowed namespace;
     no operation ticked means every operation, without approve."""
@@ -355,12 +364,7 @@ class ApiKeyScopeForm(forms.ModelForm):
         return self.cleaned_data["operations"] or None
 
     def clean_namespaces(self) -> list[str]:
-        values = self.cleaned_data["namespaces"]
-        for ns in values:
-            problem = namespace_problem(ns)
-            if problem:
-                raise forms.ValidationError(f"{ns!r}: {problem}")
-        return values
+        return checked_namespaces(self.cleaned_data["namespaces"])
 
     def clean_expires_at(self):
         value = self.cleaned_data.get("expires_at")

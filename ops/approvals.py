@@ -55,6 +55,7 @@ from ops.errors import (
     StaleApproval,
 )
 from ops.models import Approval, ApprovalStatus, OpsLogOrigin, OpsLogStatus
+from ops.notifications import notify
 from ops.plans import Plan, PlanObject, stale
 
 logger = logging.getLogger(__name__)
@@ -130,8 +131,8 @@ def hold(
     }
     audit_target = Target(ACTION_REQUEST, KIND_APPROVAL, target.namespace, approval_id, body)
     now = timezone.now()
-    with attempt(actor=actor, target=audit_target, success_http_status=202):
-        return Approval.objects.create(
+    with attempt(actor=actor, target=audit_target, success_http_status=202), transaction.atomic():
+        approval = Approval.objects.create(
             approval_id=approval_id,
             operation=operation,
             namespace=target.namespace,
@@ -149,6 +150,28 @@ def hold(
             expires_at=now + timedelta(seconds=settings.APIOPS["APPROVAL_TTL"]),
             warnings=list(warnings or []),
         )
+        _notify("approval.requested", approval)
+        return approval
+
+
+def _notify(event: str, approval: Approval) -> None:
+    """The notification of an approval's change, in the transaction that makes it."""
+    notify(
+        event,
+        approval.namespace,
+        {
+            "approval_id": approval.approval_id,
+            "operation": approval.operation,
+            "object": f"{approval.resource_kind} {approval.namespace}/{approval.resource_name}",
+            "requested_by": approval.requested_by,
+            "decided_by": approval.decided_by,
+            "reason": approval.reason,
+            "status": approval.status,
+            "plan_digest": approval.plan_digest,
+            "expires_at": approval.expires_at.isoformat(),
+            "job_id": approval.job_id,
+        },
+    )
 
 
 def visible_to(actor: Actor):
@@ -352,6 +375,8 @@ def _close(
     approval.save(
         update_fields=["status", "decided_by", "decided_at", "reason", "outcome", "job_id"]
     )
+    if status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
+        _notify(f"approval.{status}", approval)
 
 
 def expire_due(limit: int = 500) -> int:
@@ -384,7 +409,13 @@ def expire_due(limit: int = 500) -> int:
             approval.status = ApprovalStatus.EXPIRED
             approval.decided_at = timezone.now()
             approval.save(update_fields=["status", "decided_at"])
+            _notify("approval.expired", approval)
             done += 1
     if done:
         logger.info("marked %d approvals expired", done)
     return done
+
+
+def pending_count() -> int:
+    """Approvals waiting for a decision now (past ``expires_at`` they no longer wait)."""
+    return Approval.objects.filter(status=ApprovalStatus.PENDING, expires_at__gt=Now()).count()

@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 
 class OpsConfig(AppConfig):
-    """Audited Kubernetes primitives, API keys and the audit log."""
+    """Audited Kubernetes primitives, API keys, the audit log, metrics and notifications."""
 
     name = "ops"
     verbose_name = "Operations"
@@ -13,9 +13,14 @@ class OpsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from ops import schema  # noqa: F401 - registers the OpenAPI auth extension
+        # schema registers the OpenAPI auth extension; notification_admin registers its admins
+        # (they build on ops.admin's, which the admin app has loaded by now).
+        from ops import approvals, metrics, notification_admin, notifications, schema  # noqa: F401
         from ops.permissions import ensure_permissions
 
         # The operations' permissions for staff sessions (job types register in their
         # ready(), which has run by the time migrate ends).
         post_migrate.connect(ensure_permissions, sender=self)
+        metrics.preset_operations(["scale", "delete-pod", "delete-pvc"])
+        notifications.register_gauges()
+        metrics.register_gauge_source("apiops_approvals_pending", approvals.pending_count)

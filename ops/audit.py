@@ -29,6 +29,7 @@ from django.db import connections, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from ops import metrics
 from ops.actors import Actor
 from ops.errors import AuditUnavailable, OpsError
 from ops.models import OpsLog, OpsLogStatus
@@ -135,9 +136,20 @@ def record(
     try:
         _write(lambda alias: row.save(using=alias, force_insert=True))
     except DatabaseError as e:
+        metrics.AUDIT_WRITE_FAILURES.inc()
         logger.error("audit row could not be written (%s); refusing the operation", e)
         raise AuditUnavailable() from e
+    _count(target, status)
     return row
+
+
+def _count(target: Target, status: str) -> None:
+    metrics.count_operation(
+        action=target.action,
+        resource_kind=target.resource_kind,
+        namespace=target.namespace,
+        status=status,
+    )
 
 
 def record_error(
@@ -236,7 +248,10 @@ class Attempt:
         except DatabaseError:
             # The operation has happened; its row stays "pending", which says exactly that the
             # outcome could not be recorded. Do not hide the operation's own result or error.
+            metrics.AUDIT_WRITE_FAILURES.inc()
             logger.exception("could not record the outcome of audit row %s", pk)
+        else:
+            _count(self.target, fields["status"])
         return False
 
 

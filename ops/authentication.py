@@ -6,7 +6,9 @@ constant-time. Before looking at the key, the caller's recent failures are count
 ``OPS_AUTH_FAILURE_LIMIT`` within the window every request from that source is 429, even with
 a correct key, so guessing cannot be confirmed while throttled.
 
-Failures are written to the audit log by the exception handler (``denied``, no actor).
+Failures are written to the audit log by the exception handler (``denied``, no actor); the
+failure that reaches the limit also writes an ``auth.lockout`` notification in the same
+transaction (:func:`note_failure`).
 
 :class:`StaffSessionAuthentication` lets a staff user logged in to the admin use the API (the
 browsable API in a browser) with their session, CSRF enforced, acting as ``admin:<username>``
@@ -19,13 +21,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db import Error as DatabaseError
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import BasePermission
 
+from ops import metrics
 from ops.actors import Actor
 from ops.audit import audit_alias
 from ops.client_ip import client_ip
@@ -33,9 +36,10 @@ from ops.db import read_as_health_check
 from ops.errors import DATABASE_UNAVAILABLE, AuditUnavailable, DatabaseUnavailable
 from ops.extensions import operations
 from ops.models import ApiKey, keys_equal
+from ops.notifications import notify
 from ops.permissions import NAMESPACE_PREFIX, RUN_PREFIX
 from ops.policy import APPROVE, DEFAULT_OPERATIONS
-from ops.selectors import recent_auth_failures
+from ops.selectors import AUTH_FAILURE_CODES, recent_auth_failures
 
 HEADER = "HTTP_X_API_KEY"
 #: The Django permission that lets a staff user approve or reject (as ``approve`` for a key).
@@ -90,6 +94,29 @@ def _touch(key: ApiKey) -> None:
     if key.last_used_at is not None and now - key.last_used_at < _LAST_USED_RESOLUTION:
         return
     ApiKey.objects.using(audit_alias()).filter(pk=key.pk).update(last_used_at=now)
+
+
+def note_failure(source_ip: str | None, code: str) -> None:
+    """Called in the audit connection's transaction that has just written a failed
+    authentication (``code``): when it is the failure that reaches ``AUTH_FAILURE_LIMIT``, the
+    source is locked out from now on, which is announced (``auth.lockout``) and counted.
+
+    Two failures committed at the same moment may both see the limit reached: the event is
+    then sent twice, each with an id of its own (receivers see the same source and window).
+    """
+    if not source_ip or code not in AUTH_FAILURE_CODES:
+        return
+    conf = settings.APIOPS
+    limit = conf["AUTH_FAILURE_LIMIT"]
+    if recent_auth_failures(source_ip, limit=limit + 1) != limit:
+        return
+    data = {
+        "source_ip": source_ip,
+        "failures": limit,
+        "window_seconds": conf["AUTH_FAILURE_WINDOW"],
+    }
+    notify("auth.lockout", "", data, using=audit_alias())
+    transaction.on_commit(metrics.AUTH_LOCKOUTS.inc, using=audit_alias())
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -20,14 +20,15 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.html import escape
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from ops.audit import Target, record
+from ops.audit import Target, audit_alias, record
+from ops.authentication import note_failure
 from ops.client_ip import client_ip
 from ops.errors import DATABASE_UNAVAILABLE, DatabaseUnavailable, InvalidInput, OpsError
 from ops.models import OpsLogStatus
@@ -107,19 +108,25 @@ def _audit_refusal(exc: Exception, body: dict, response: Response, context: dict
     # The principal, when authentication got that far (DRF keeps it in Request._user).
     principal = vars(request).get("_user")
     refused = isinstance(exc, (*_AUTH_ERRORS, exceptions.PermissionDenied))
+    source = client_ip(request)
     try:
-        record(
-            actor_name=getattr(principal, "name", None),
-            source_ip=client_ip(request),
-            origin="api",
-            target=target,
-            status=OpsLogStatus.DENIED if refused else OpsLogStatus.ERROR,
-            error_message=_error_text(body),
-            code=body["code"],
-            http_status=response.status_code,
-            key_prefix=getattr(principal, "key_prefix", None),
-        )
-    except OpsError:
+        # One transaction: the row of a failed authentication and, when it locks the source
+        # out, the auth.lockout notification.
+        with transaction.atomic(using=audit_alias()):
+            record(
+                actor_name=getattr(principal, "name", None),
+                source_ip=source,
+                origin="api",
+                target=target,
+                status=OpsLogStatus.DENIED if refused else OpsLogStatus.ERROR,
+                error_message=_error_text(body),
+                code=body["code"],
+                http_status=response.status_code,
+                key_prefix=getattr(principal, "key_prefix", None),
+            )
+            if principal is None:
+                note_failure(source, body["code"])
+    except (OpsError, DatabaseError):
         # The answer is already a refusal; nothing was done. The failure is logged by audit.
         logger.error("refused %s %s could not be audited", request.method, request.path)
 

@@ -18,12 +18,15 @@ behaviour is pinned down:
   uid as a precondition with every attempt, and a retry that finds it gone or replaced
   counts as done by the earlier attempt (:func:`_delete_object`).
 * Every call carries ``_request_timeout``.
+* Every HTTP request (each retry included) is counted and timed for ``/metrics``
+  (:func:`_measured_client_class`), by verb, resource type and status.
 * Failures become :class:`K8sError` subclasses raised ``from`` the client's exception; nothing of
   the client's exception types leaks upward, and results are small frozen dataclasses.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -37,6 +40,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import urllib3
 from django.conf import settings
+
+from ops import metrics
 
 if TYPE_CHECKING:
     from kubernetes.client.exceptions import ApiException
@@ -242,7 +247,27 @@ def _build_client(path: str | None) -> client.ApiClient:
         where = f"kubeconfig {path}" if path else "the in-cluster service account"
         raise K8sUnavailable(f"cannot load {where}: {e}") from e
     cfg.retries = False  # one retry policy, ours (see the module docstring)
-    return client.ApiClient(configuration=cfg)
+    return _measured_client_class()(configuration=cfg)
+
+
+@functools.cache
+def _measured_client_class() -> type:
+    """The client class counting and timing each HTTP request it sends (answer read
+    included); made on first use, as the client library is imported then."""
+
+    class _MeasuredApiClient(client.ApiClient):
+        def call_api(self, method, url, *args, **kwargs):
+            started = time.perf_counter()
+            code = "<error>"  # no answer: refused, reset, timed out
+            try:
+                response = super().call_api(method, url, *args, **kwargs)
+                code = str(response.status)
+                response.read()
+                return response
+            finally:
+                metrics.observe_kubernetes_request(method, url, code, time.perf_counter() - started)
+
+    return _MeasuredApiClient
 
 
 def api_client() -> client.ApiClient:

@@ -322,3 +322,12 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key_name}: {self.idempotency_key}"
+
+
+# Notification targets, events and deliveries live in a module of their own; importing them
+# here is what makes them part of the app.
+from ops.notification_models import (  # noqa: E402, F401 - Django loads models from here
+    NotificationDelivery,
+    NotificationEvent,
+    NotificationTarget,
+)

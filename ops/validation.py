@@ -8,6 +8,7 @@ reaches the cluster, and never becomes part of a URL path we send to it.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
@@ -90,4 +91,13 @@ def replicas_problem(value: object, *, maximum: int) -> str | None:
         return "Must be at least 0."
     if value > maximum:
         return f"Must be at most {maximum}."
+    return None
+
+
+def notify_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a notification target's URL, or None. Never quotes the URL (a
+    webhook URL is a credential)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
     return None

@@ -638,3 +638,41 @@ def test_a_dry_run_approval_checks_everything_and_decides_nothing(
     assert changed.json()["code"] == "stale_approval"
     assert Approval.objects.get(approval_id=approval_id).status == "pending"
     assert real_mutations(cluster) == []
+
+
+@DB
+def test_approval_events_are_written_in_the_transactions_that_make_them(
+    apiops, gated, cluster, requester, approver
+):
+    from ops.notification_models import NotificationEvent
+
+    apiops(
+        NOTIFY_TARGETS=(
+            {
+                "name": "chat",
+                "kind": "webhook",
+                "url": "http://127.0.0.1:9/hook",
+                "secret": "s3cret",
+                "events": ("approval.*",),
+                "namespaces": ("prod",),
+            },
+        )
+    )
+    first = requester.delete(CLAIM).json()["approval_id"]
+    second = requester.delete(POD).json()["approval_id"]
+    approver.post(f"/ops/approvals/{first}/approve", {"reason": "CHG"}, format="json")
+    approver.post(f"/ops/approvals/{second}/reject", {"reason": "no"}, format="json")
+    third = requester.post(SCALE_WEB, {"replicas": 3}, format="json").json()["approval_id"]
+    Approval.objects.filter(approval_id=third).update(expires_at=timezone.now())
+    approvals.expire_due()
+
+    events = [(e.event, e.data["approval_id"]) for e in NotificationEvent.objects.order_by("occurred_at")]
+    assert events == [
+        ("approval.requested", first),
+        ("approval.requested", second),
+        ("approval.approved", first),
+        ("approval.rejected", second),
+        ("approval.requested", third),
+        ("approval.expired", third),
+    ]
+    assert approvals.pending_count() == 0
