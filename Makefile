@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # pytest-xdist workers for `make test`. Most slow tests wait on real worker clusters, servers
 # and leases rather than on the CPU, so more workers than cores pays off.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 
 .PHONY: venv run test lint format
 
