@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed
 # index or path of the machine that ran it.
 LOCK := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host
+# pytest-xdist workers for `make test`. Most slow tests wait on real worker clusters, servers
+# and leases rather than on the CPU, so more workers than cores pays off.
+TEST_WORKERS ?= 6
 
 .PHONY: venv run stop test lint format lock
 
@@ -39,7 +42,7 @@ stop:
 test: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,18 +1,61 @@
 """Shared pytest configuration: the kubesim fixtures for every test package, a test database
-of its own for each pytest process, and every connection closed before that database is
-dropped."""
+of its own for each pytest process (so each pytest-xdist worker has one), every connection
+closed before that database is dropped, and the tests of a module that share a module-scoped
+fixture kept on one pytest-xdist worker."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from pathlib import Path
 
 import psutil
 import pytest
+from xdist.scheduler import LoadGroupScheduling
 
 pytest_plugins = ["kubesim.pytest_plugin"]
 
 _OWN_TEST_DB = re.compile(r"^test_(?P<base>\w+)_p(?P<pid>\d+)$")
+
+
+_TESTS_DIR = Path(__file__).resolve().parent
+_SHARED_SCOPE = re.compile(r"""scope\s*=\s*["'](module|package)["']""")
+
+
+@functools.cache
+def _shares_module_fixtures(test_file: str) -> bool:
+    """Whether ``test_file`` (a path relative to the repository) or a conftest.py between it and
+    tests/ defines a module- or package-scoped fixture (the opsctl stack, an installed copy of
+    opsctl, rendered manifests)."""
+    path = _TESTS_DIR.parent / test_file
+    sources = [path, *(d / "conftest.py" for d in path.parents if d.is_relative_to(_TESTS_DIR))]
+    sources = [s for s in sources if s != _TESTS_DIR / "conftest.py" and s.is_file()]
+    return any(_SHARED_SCOPE.search(s.read_text(encoding="utf-8")) for s in sources)
+
+
+class _LoadWithSharedModules(LoadGroupScheduling):
+    """``--dist loadgroup``, where every test is its own unit of work (as with ``load``) except
+    in a module that shares a module-scoped fixture: its tests go to one worker, back to back.
+
+    Spread over several workers, each would build that fixture again (the opsctl stack starts
+    kubesim, gunicorn and a job worker), and the stack's teardown empties what its processes
+    committed before the worker runs anything else. Decided here, by the test file's path,
+    because xdist's own ``xdist_group`` marks do not reach the scheduler with this pytest (it
+    no longer reads ``item._nodeid``).
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        if "@" in nodeid:
+            return super()._split_scope(nodeid)
+        test_file = nodeid.split("::", 1)[0]
+        return test_file if _shares_module_fixtures(test_file) else nodeid
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "loadgroup":
+        return _LoadWithSharedModules(config, log)
+    return None
 
 
 def _drop_stale_test_databases(base: str) -> None:

@@ -133,8 +133,12 @@ def _ensure_database(server: EmbeddedServer, name: str) -> None:
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
             if cur.fetchone() is None:
-                # another process may create it between our check and our create
-                with contextlib.suppress(psycopg2.errors.DuplicateDatabase):
+                # Another process may create it between our check and our create: PostgreSQL
+                # says so with DuplicateDatabase, or, when both creates run at once (parallel
+                # test workers on a fresh clone), with a unique violation on pg_database.
+                with contextlib.suppress(
+                    psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation
+                ):
                     cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     finally:
         conn.close()

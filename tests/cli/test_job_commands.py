@@ -146,7 +146,9 @@ def test_wait_follows_the_steps_until_success_and_returns_normally(demo):
 
 @TRANSACTIONAL_DB
 def test_wait_exits_non_zero_naming_the_failed_step(demo, fast):
-    fast(JOB_WAIT_TIMEOUT=1.0, JOB_POLL_INTERVAL=0.2)
+    # Room for the controller to have created postgres-1 before the timeout names it, also on
+    # a machine busy with parallel test workers.
+    fast(JOB_WAIT_TIMEOUT=4.0, JOB_POLL_INTERVAL=0.2)
     demo.pod_never_ready("staging", "postgres-1")
 
     with worker():

@@ -203,7 +203,9 @@ def test_a_rollout_past_its_progress_deadline_fails_with_kubectls_words(api, web
 
 
 def test_a_pod_that_never_becomes_ready_times_out_naming_it(api, pg_cluster, drive, fast_jobs):
-    fast_jobs(JOB_WAIT_TIMEOUT=2.0, JOB_POLL_INTERVAL=0.2)
+    # Room for the controller to have recreated postgres-2 before the timeout names it, also
+    # on a machine busy with parallel test workers.
+    fast_jobs(JOB_WAIT_TIMEOUT=4.0, JOB_POLL_INTERVAL=0.2)
     job_id = start(api, kind="statefulset", name="postgres")
     pg_cluster.pod_never_ready("prod", "postgres-2")  # the first one the rollout replaces
 
@@ -218,13 +220,16 @@ def test_a_restart_resumed_after_its_write_landed_writes_nothing_more(api, web, 
     set, the audit row pending. The resumed step finds its own value and goes on."""
     job_id = start(api, kind="deployment", name="web")
     stamp = "2026-01-02T03:04:05Z"
+    # Read before the write, as the step does: after it, the controller may already have
+    # created a new pod, which would then count as an old one never going away.
+    old_pods = sorted(uids(web, "app=web"))
     k8s.workload_restart(kind="deployment", namespace="prod", name="web", restarted_at=stamp)
     JobStep.objects.filter(job_id=job_id, name="restart").update(
         status="running",
         active_tick="dead-worker:1:0",
         attempts=1,
         started_at=timezone.now(),
-        state={"restarted_at": stamp, "old_pod_uids": sorted(uids(web, "app=web"))},
+        state={"restarted_at": stamp, "old_pod_uids": old_pods},
     )
     row = OpsLog.objects.using("audit").create(
         actor="bootstrap",

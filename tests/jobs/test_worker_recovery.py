@@ -75,9 +75,15 @@ def worker_processes(cluster: Cluster) -> list[psutil.Process]:
     return [proc for proc in below if proc.pid in pids]
 
 
-def logged_pid(cluster: Cluster, what: str) -> psutil.Process:
-    """The last process django-q2 logged as ``what`` ("pushing tasks", "monitoring")."""
-    return psutil.Process(int(re.findall(rf"{what} at (\d+)", cluster.output())[-1]))
+def logged_pid(cluster: Cluster, what: str) -> psutil.Process | None:
+    """The last process django-q2 logged as ``what`` ("pushing tasks", "monitoring"), if it
+    still runs (on a slow start the supervisor may already have replaced that cluster)."""
+    found = re.findall(rf"{what} at (\d+)", cluster.output())
+    try:
+        proc = psutil.Process(int(found[-1])) if found else None
+    except psutil.NoSuchProcess:
+        return None
+    return proc if proc and alive(proc) else None
 
 
 def sentinel_and_below(cluster: Cluster) -> list[psutil.Process]:
@@ -98,6 +104,10 @@ def pump_is_recent(max_age: float) -> str | None:
     except CommandError as e:
         return str(e)
     return None
+
+
+#: The supervisor's line when its liveness check restarts the cluster.
+LIVENESS_RESTART = re.compile(r"liveness: .*the jobs pump last ran")
 
 
 KILLS: dict[str, Callable[[Cluster], list[psutil.Process]]] = {
@@ -183,11 +193,12 @@ def test_the_supervisor_restarts_a_cluster_whose_pump_stopped_without_any_death(
     argv = (*SUPERVISED, "--liveness-max-age", "3")
     with running_cluster(kubesim.kubeconfig_path, tmp_path / "w.log", argv=argv) as cluster:
         wait_until(lambda: pump_is_recent(3) is None, 30, "the probe passing", cluster)
-        pusher = logged_pid(cluster, "pushing tasks")
+        pusher = wait_until(lambda: logged_pid(cluster, "pushing tasks"), 30, "pusher", cluster)
+        restarts = len(LIVENESS_RESTART.findall(cluster.output()))
         pusher.send_signal(signal.SIGSTOP)  # hung, not dead: django-q2 notices nothing
 
         wait_until(
-            lambda: re.search(r"liveness: .*the jobs pump last ran", cluster.output()),
+            lambda: len(LIVENESS_RESTART.findall(cluster.output())) > restarts,
             60,
             "the supervisor's liveness check failing",
             cluster,

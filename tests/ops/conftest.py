@@ -34,8 +34,10 @@ def apiops(settings) -> Callable[..., None]:
         MAX_REPLICAS=100,
         TRUSTED_PROXIES=(),
         AUTH_FAILURE_LIMIT=1000,
-        # Fast retries, short timeouts: the behaviour is the same, the suite stays quick.
-        K8S_TIMEOUT=2.0,
+        # Fast retries, short timeouts: the behaviour is the same, the suite stays quick. The
+        # timeout is only reached by a hang (whose tests set their own), so it leaves room for
+        # an in-process kubesim on a machine busy with parallel test workers.
+        K8S_TIMEOUT=5.0,
         K8S_RETRIES=3,
         K8S_BACKOFF=0.01,
         K8S_RETRY_MAX_WAIT=0.05,

@@ -118,8 +118,13 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory, stack_settings) 
 
 
 def opsctl_env(home: Path, **extra: str) -> dict[str, str]:
-    """A user's environment: a home of its own, no opsctl settings unless given."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSCTL_", "XDG_CONFIG"))}
+    """A user's environment: a home of its own, no opsctl settings unless given, and no
+    COLUMNS/LINES (pytest-xdist workers have them): a terminal's size is the terminal's."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPSCTL_", "XDG_CONFIG")) and k not in ("COLUMNS", "LINES")
+    }
     return {**env, "HOME": str(home), **extra}
 
 

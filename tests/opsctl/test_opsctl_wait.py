@@ -119,7 +119,7 @@ def test_wait_on_a_terminal_redraws_a_compact_view_within_its_width(user):
     assert screen.startswith("job ")
     assert "\x1b[" in screen  # redrawn in place, not appended
     plain = re.sub(r"\x1b\[\d*[A-Za-z]", "", screen)
-    assert all(len(line) < 60 for line in plain.splitlines())
+    assert all(len(line) < 60 for line in plain.splitlines()), plain
     assert "wait_rollout" in plain
     assert re.search(r"^success: rollout-restart ", plain, re.MULTILINE)
 
