@@ -666,7 +666,9 @@ def test_approval_events_are_written_in_the_transactions_that_make_them(
     Approval.objects.filter(approval_id=third).update(expires_at=timezone.now())
     approvals.expire_due()
 
-    events = [(e.event, e.data["approval_id"]) for e in NotificationEvent.objects.order_by("occurred_at")]
+    events = [
+        (e.event, e.data["approval_id"]) for e in NotificationEvent.objects.order_by("occurred_at")
+    ]
     assert events == [
         ("approval.requested", first),
         ("approval.requested", second),
