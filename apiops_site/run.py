@@ -1,11 +1,13 @@
 """``make run``: everything ApiOps needs on one machine, supervised, stopped together.
 
 1. the embedded PostgreSQL (unless ``OPS_DB_URL`` is set), then ``migrate``;
-2. kubesim with ``kubesim/demo.yaml``, its kubeconfig in ``var/kubesim.kubeconfig`` (unless
-   ``OPS_KUBECONFIG`` names another cluster; a developer's ``KUBECONFIG`` is never used);
+2. kubesim with ``kubesim/demo.yaml``, its kubeconfig in ``var/kubesim.kubeconfig`` and its
+   API-server audit log in ``var/kubesim-audit.log`` (unless ``OPS_KUBECONFIG`` names another
+   cluster; a developer's ``KUBECONFIG`` is never used);
 3. the web server (gunicorn) on ``127.0.0.1:${OPS_PORT:-8000}``, plus the entries of
    :data:`EXTRA_PROCESSES` (a worker is one line there);
-4. prints the URL and the API key (``OPS_API_KEY``, or a development key kept in
+4. the development audit signing key in ``var/audit-signing-key`` when it is missing;
+5. prints the URL and the API key (``OPS_API_KEY``, or a development key kept in
    ``var/dev-api-key``).
 
 Each child runs in its own process group; Ctrl-C or SIGTERM stops every group (TERM, then KILL
@@ -39,7 +41,11 @@ REPO = Path(__file__).resolve().parent.parent
 VAR = REPO / "var"
 PY = sys.executable
 SIM_KUBECONFIG = VAR / "kubesim.kubeconfig"
+#: kubesim's API-server audit log (audit.k8s.io/v1 Event lines), for manage.py audit_reconcile.
+SIM_AUDIT_LOG = VAR / "kubesim-audit.log"
 DEV_KEY_FILE = VAR / "dev-api-key"
+#: The audit checkpoints' signing key when no audit-signing-key secret is configured.
+DEV_SIGNING_KEY_FILE = VAR / "audit-signing-key"
 # The longest grace a child gets (gunicorn's graceful timeout): a stop ends well within 10 s.
 STOP_GRACE = 5.0
 # A restartable child that exits sooner than this after its start failed to start...
@@ -235,6 +241,26 @@ def dev_api_key() -> str:
     return key
 
 
+def dev_signing_key() -> None:
+    """Generate the development audit signing key (Ed25519, PEM, 0600) in var/ if absent.
+
+    Settings read it under ENV=local when no audit-signing-key secret is configured, so
+    ``manage.py audit_checkpoint`` signs with it, from make run or a shell alike.
+    """
+    if DEV_SIGNING_KEY_FILE.exists():
+        return
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    VAR.mkdir(exist_ok=True)
+    fd = os.open(DEV_SIGNING_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+
+
 def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> bool:
     """Poll ``url`` until it answers 200, the process dies, or the timeout passes."""
     deadline = time.monotonic() + timeout
@@ -295,6 +321,7 @@ def main() -> int:
 
     started_db = False
     try:
+        dev_signing_key()
         if not env.get("OPS_DB_URL"):
             from apiops_site import db
 
@@ -323,6 +350,8 @@ def main() -> int:
                         str(SIM_KUBECONFIG),
                         "--load",
                         str(REPO / "kubesim" / "demo.yaml"),
+                        "--audit-log",
+                        str(SIM_AUDIT_LOG),
                     ],
                     ready_text="listening",
                 ),

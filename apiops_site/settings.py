@@ -117,6 +117,15 @@ register_secret(_api_key)
 # development server under var/ (see the database section below).
 _db_url = read_secret("db-url", "OPS_DB_URL")
 
+# The Ed25519 key (PEM) that signs audit checkpoints (manage.py audit_checkpoint): the
+# audit-signing-key secret file, Vault, or OPS_AUDIT_SIGNING_KEY; under ENV=local also the one
+# `make run` generates in var/. None: checkpoints cannot be signed (nor checked against it).
+_audit_signing_key = read_secret("audit-signing-key", "OPS_AUDIT_SIGNING_KEY")
+if _audit_signing_key is None and ENV == "local":
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        _audit_signing_key = (VAR_DIR / "audit-signing-key").read_text(encoding="utf-8").strip()
+register_secret(_audit_signing_key or None)
+
 APIOPS = {
     "ENV": ENV,
     # Bootstrap key (OPS_API_KEY or the api-key secret file) and the actor name it acts as.
@@ -160,6 +169,13 @@ APIOPS = {
     # After how long the pump closes an audit row left "pending" (its process died between
     # the row and the outcome) as "outcome unknown".
     "AUDIT_PENDING_MAX_AGE": _env_float("OPS_AUDIT_PENDING_MAX_AGE", 900.0, minimum=60.0),
+    "AUDIT_SIGNING_KEY": _audit_signing_key or None,
+    # Kubernetes requests of an operation carry Impersonate-User: apiops:<actor> (the service
+    # account needs the RBAC in k8s/impersonation-rbac.yaml).
+    "IMPERSONATE": _env_bool("OPS_IMPERSONATE", False),
+    # The API server's usernames of ApiOps's own credentials, for audit_reconcile's orphans;
+    # empty: those seen on the requests its rows account for.
+    "K8S_AUDIT_USERS": tuple(_env_list("OPS_K8S_AUDIT_USERS", [])),
 }
 
 # django-q2 only delivers the jobs' ticks (jobs/dispatch.py); the job rows are the state.

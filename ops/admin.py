@@ -32,6 +32,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from ops.audit import Target, record
+from ops.chain import canonical
 from ops.cli import fmt_time
 from ops.client_ip import client_ip
 from ops.extensions import audit_values
@@ -62,6 +63,13 @@ CSV_COLUMNS = [
     "request_body",
     "job_id",
     "finished_at",
+    "audit_id",
+    # The hash chain (ops/chain.py), for re-verification away from the database (README):
+    # "hashed" is the row's canonical JSON exactly as hashed into row_hash.
+    "chain_seq",
+    "row_hash",
+    "chain_hash",
+    "hashed",
 ]
 
 
@@ -107,9 +115,10 @@ def csv_lines(rows) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for row in rows.iterator(chunk_size=_EXPORT_CHUNK):
-        values = {name: getattr(row, name) for name in CSV_COLUMNS}
+        values = {name: getattr(row, name) for name in CSV_COLUMNS if name != "hashed"}
         if row.request_body is not None:
             values["request_body"] = json.dumps(row.request_body, sort_keys=True)
+        values["hashed"] = canonical(row).decode("ascii") if row.row_hash else None
         yield writer.writerow([csv_cell(values[name]) for name in CSV_COLUMNS])
 
 

@@ -117,6 +117,9 @@ class OpsLogSerializer(serializers.ModelSerializer):
             "job_id",
             "key_prefix",
             "finished_at",
+            "audit_id",
+            "chain_seq",
+            "chain_hash",
         ]
         read_only_fields = fields
 

@@ -10,7 +10,8 @@ audit row cannot be skipped through a side door. Each call writes exactly one ``
    nothing is wrong with the caller's rights, the object is busy; ``denied`` is for what the
    caller may never do). A job's own steps pass its ``job_id`` and are let through;
 4. a ``pending`` row is written *before* the cluster is touched (no row, no operation: 503);
-5. the Kubernetes calls through :mod:`ops.k8s`; the row gets the outcome.
+5. the Kubernetes calls through :mod:`ops.k8s`, each carrying the row's ``audit_id`` as its
+   ``Audit-ID`` header; the row gets the outcome.
 
 Errors are :mod:`ops.errors` classes (``status_code``, ``default_code``, ``detail``), raised
 ``from`` the gateway error when the cluster failed.
@@ -143,7 +144,11 @@ def _perform(
     _refuse_invalid(actor=actor, target=target, job_id=job_id, problems=problems)
     _refuse_denied(actor=actor, target=target, job_id=job_id)
     _refuse_held(actor=actor, target=target, job_id=job_id)
-    with attempt(actor=actor, target=target, job_id=job_id):
+    # Every request of the operation names its row to the API server (its audit log).
+    with (
+        attempt(actor=actor, target=target, job_id=job_id) as row,
+        k8s.audited(audit_id=row.audit_id, actor=actor.name),
+    ):
         try:
             return call()
         except k8s.K8sError as e:

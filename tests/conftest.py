@@ -63,3 +63,30 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         connections.close_all()
+
+
+def _flush_past_the_audit_triggers() -> None:
+    """Let the test database's flush (pytest-django's, between transactional tests) empty
+    ``ops_log``, whose trigger refuses TRUNCATE to the application.
+
+    The flush runs its statements in one transaction; ``SET LOCAL session_replication_role =
+    replica`` (superuser only, as the test database's user is) first turns the table's
+    ordinary triggers off for that transaction alone. Nothing outside the tests does this.
+    """
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.sql_flush
+    if getattr(original, "bypasses_audit_triggers", False):
+        return
+
+    def sql_flush(self, style, tables, **kwargs):
+        statements = original(self, style, tables, **kwargs)
+        if statements:
+            statements = ["SET LOCAL session_replication_role = replica", *statements]
+        return statements
+
+    sql_flush.bypasses_audit_triggers = True
+    DatabaseOperations.sql_flush = sql_flush
+
+
+_flush_past_the_audit_triggers()
