@@ -31,6 +31,8 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from ops.actors import Actor
+from ops.api_keys import api_key_create, api_key_revoke
 from ops.audit import Target, record
 from ops.chain import canonical
 from ops.cli import fmt_time
@@ -383,6 +385,15 @@ ROTATION_OVERLAP = timedelta(hours=24)
 
 
 @admin.register(ApiKey)
+def _admin_actor(request) -> Actor:
+    """The actor of an admin change: ``admin:<username>`` from the client's address."""
+    return Actor(
+        name=f"admin:{request.user.get_username()}",
+        source_ip=client_ip(request),
+        origin=OpsLogOrigin.ADMIN,
+    )
+
+
 class ApiKeyAdmin(admin.ModelAdmin):
     """Create (raw key shown once), scope, revoke. Keys are never deleted: history stays."""
 
@@ -441,8 +452,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        new = ApiKey.objects.issue(
-            name=obj.name, namespaces=obj.namespaces, expires_at=obj.expires_at
+        new = api_key_create(
+            actor=_admin_actor(request),
+            name=obj.name,
+            namespaces=obj.namespaces,
+            expires_at=obj.expires_at,
         )
         # The form's instance becomes the saved row, so the admin's history entry and the
         # answer page refer to it; the raw key lives only on this request.
@@ -488,10 +502,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
             except LookupError:
                 self.message_user(request, f"{name} has no usable key.", messages.WARNING)
                 return None
+            actor = _admin_actor(request)
             record(
-                actor_name=f"admin:{request.user.get_username()}",
-                source_ip=client_ip(request),
-                origin=OpsLogOrigin.ADMIN,
+                actor_name=actor.name,
+                source_ip=actor.source_ip,
+                origin=actor.origin,
                 target=Target(
                     "rotate",
                     "api_key",
@@ -511,9 +526,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected API keys", permissions=["change"])
     def revoke(self, request, queryset) -> None:
-        now = timezone.now()
-        keys = list(queryset.filter(active=True))
-        ApiKey.objects.filter(pk__in=[k.pk for k in keys]).update(active=False, revoked_at=now)
+        keys = api_key_revoke(actor=_admin_actor(request), keys=queryset)
         for key in keys:
             self.log_change(request, key, "Revoked.")
         if keys:

@@ -10,6 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from ops.api_keys import api_key_create
+from ops.cli import cli_actor
 from ops.models import ApiKey
 from ops.validation import api_key_name_problem, namespace_problem
 
@@ -68,7 +70,9 @@ class Command(BaseCommand):
                     f"{name!r} already has an active key: rotate it "
                     f"(rotate_api_key {name} --overlap 24h) or revoke it (revoke_api_key {name})"
                 )
-            new = ApiKey.objects.issue(name=name, namespaces=scope, expires_at=expires_at)
+            new = api_key_create(
+                actor=cli_actor(), name=name, namespaces=scope, expires_at=expires_at
+            )
         scope_text = ", ".join(scope) if scope else "all allowed namespaces"
         self.stderr.write(f"API key for {name} ({scope_text}); it is shown only this once:")
         self.stdout.write(new.raw)
