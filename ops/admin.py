@@ -384,7 +384,6 @@ _KEY_CHANGE_FIELDS = ["name", "key_hint", "state", "namespaces", "expires_at", *
 ROTATION_OVERLAP = timedelta(hours=24)
 
 
-@admin.register(ApiKey)
 def _admin_actor(request) -> Actor:
     """The actor of an admin change: ``admin:<username>`` from the client's address."""
     return Actor(
@@ -394,6 +393,7 @@ def _admin_actor(request) -> Actor:
     )
 
 
+@admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Create (raw key shown once), scope, revoke. Keys are never deleted: history stays."""
 
