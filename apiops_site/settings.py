@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -256,6 +257,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_q",
+    "axes",
     "ops",
     "jobs",
 ]
@@ -275,7 +277,24 @@ MIDDLEWARE = [
     # A database connection error around a view (the request transaction cannot begin or
     # commit) is a 503, as DRF's handler answers one inside a view: not a 500 with a traceback.
     "ops.middleware.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: turns a lockout into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin logins: django-axes counts failures per username and address and locks that pair out
+# for a while (429); every login, failure and lockout is also an ops_log row (ops/logins.py).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_int("OPS_ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=_env_int("OPS_ADMIN_LOGIN_LOCKOUT", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "ops.client_ip.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are ops_log rows already
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # lockouts are audit rows; `manage.py axes_reset_username` lifts one
 
 ROOT_URLCONF = "apiops_site.urls"
 WSGI_APPLICATION = "apiops_site.wsgi.application"
@@ -450,6 +469,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": _log_level},
     "loggers": {
         "kubernetes": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         # Every 4xx is already on its access line; Django's own line would say it again.
         # 5xx stay, with their traceback.

@@ -90,3 +90,26 @@ def _flush_past_the_audit_triggers() -> None:
 
 
 _flush_past_the_audit_triggers()
+
+
+
+@pytest.fixture
+def admin_client(db, admin_user):
+    """pytest-django's logged-in superuser client, its login left out of the audit log.
+
+    ``force_login`` sends ``user_logged_in`` like a real login, which writes an ``ops_log``
+    row (ops/logins.py); the tests that count rows of their own would count it too. The tests
+    of the login rows log in through the login form instead.
+    """
+    from django.contrib.auth.signals import user_logged_in
+    from django.test import Client
+
+    from ops import logins
+
+    client = Client()
+    user_logged_in.disconnect(dispatch_uid=logins.LOGGED_IN_UID)
+    try:
+        client.force_login(admin_user)
+    finally:
+        user_logged_in.connect(logins.on_logged_in, dispatch_uid=logins.LOGGED_IN_UID)
+    return client
