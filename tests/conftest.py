@@ -92,7 +92,6 @@ def _flush_past_the_audit_triggers() -> None:
 _flush_past_the_audit_triggers()
 
 
-
 @pytest.fixture
 def admin_client(db, admin_user):
     """pytest-django's logged-in superuser client, its login left out of the audit log.
