@@ -9,7 +9,6 @@ import time
 from django.core.management.base import BaseCommand
 
 from ops import proof
-from ops.models import AuditChainHead
 
 
 class Progress:
@@ -66,8 +65,7 @@ class Command(BaseCommand):
             except proof.ProofError as e:
                 self.stderr.write(f"audit_verify: {e}")
                 sys.exit(1)
-        head = AuditChainHead.objects.filter(id=1).values_list("size", flat=True).first()
-        bar = Progress(sys.stderr, head or 0)
+        bar = Progress(sys.stderr, proof.head_size())
         started = time.monotonic()
         try:
             report = proof.verify(checkpoint=point, progress=bar)
