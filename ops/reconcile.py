@@ -136,7 +136,7 @@ def reconcile(events: list[Event]) -> Reconciliation:
                 status=OpsLogStatus.SUCCESS,
                 resource_kind__in=CLUSTER_KINDS,
                 ts__gte=min(times) - _SLACK,
-                ts__lte=max(times),
+                ts__lte=max(times) + _SLACK,
             )
             .exclude(pk__in=list(result.confirmed))
             .order_by("id")
