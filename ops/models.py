@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.functions import RandomUUID
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -83,7 +84,9 @@ class OpsLog(models.Model):
     # The provable audit (see ops/chain.py): an id the Kubernetes API server records as the
     # auditID of every request made for this row, and the hash chain over finished rows,
     # whose position and chain hash only the database trigger sets.
-    audit_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    audit_id = models.UUIDField(
+        default=uuid.uuid4, db_default=RandomUUID(), unique=True, editable=False
+    )
     row_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
     chain_seq = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
     chain_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001

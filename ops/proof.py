@@ -146,7 +146,9 @@ def verify(
     report = Report()
     conn = connections[alias]
     with transaction.atomic(using=alias):  # one snapshot; a named cursor lives in it
-        with conn.chunked_cursor() as cursor:
+        conn.ensure_connection()
+        # psycopg2's own server-side cursor: rows stream in batches, memory stays flat.
+        with conn.connection.cursor(name="audit_verify") as cursor:
             cursor.itersize = 20_000
             cursor.execute(chain.chain_select(layout, OpsLog._meta.db_table))
             walked = chain.walk(cursor, layout, progress)

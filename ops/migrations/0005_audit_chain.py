@@ -7,6 +7,7 @@ written); rows still ``pending`` are chained when they are finished, like new on
 
 import uuid
 
+from django.contrib.postgres.functions import RandomUUID
 from django.db import migrations, models
 
 from ops import chain
@@ -145,7 +146,9 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="opslog",
             name="audit_id",
-            field=models.UUIDField(default=uuid.uuid4, editable=False, unique=True),
+            field=models.UUIDField(
+                db_default=RandomUUID(), default=uuid.uuid4, editable=False, unique=True
+            ),
         ),
         migrations.AddIndex(
             model_name="opslog",
