@@ -100,7 +100,8 @@ class Layout:
         out = {}
         loads = json.loads
         json_columns = self.json_columns
-        for i, (column, default, value) in enumerate(zip(self.columns, self.defaults, values, strict=True)):
+        cells = zip(self.columns, self.defaults, values, strict=True)
+        for i, (column, default, value) in enumerate(cells):
             if value is None or value == default:
                 continue
             out[column] = loads(value) if i in json_columns else value
