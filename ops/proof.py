@@ -140,60 +140,61 @@ class Report:
 def verify(
     *, checkpoint: dict | None = None, progress: Callable[[int], None] | None = None
 ) -> Report:
-    """Walk the chain in the audit database; see the module docstring."""
+    """Walk the chain in the audit database; see the module docstring.
+
+    Writers may go on meanwhile: the chain only grows, so the head row is read first and
+    must then be found, unchanged, at its position in the walk (like a checkpoint).
+    """
     alias = audit_alias()
     layout = chain.Layout.of(OpsLog)
     report = Report()
     conn = connections[alias]
-    with transaction.atomic(using=alias):  # one snapshot; a named cursor lives in it
+    head = AuditChainHead.objects.using(alias).filter(id=1).first()
+    with transaction.atomic(using=alias):  # a named cursor lives in a transaction
         conn.ensure_connection()
         # psycopg2's own server-side cursor: rows stream in batches, memory stays flat.
         with conn.connection.cursor(name="audit_verify") as cursor:
             cursor.itersize = 20_000
             cursor.execute(chain.chain_select(layout, OpsLog._meta.db_table))
             walked = chain.walk(cursor, layout, progress)
-        report.size, report.head = walked.size, walked.head
-        if walked.broken is not None:
-            report.problems.append(str(walked.broken))
-            return report
-        stray = (
-            OpsLog.objects.using(alias)
-            .filter(chain_seq__isnull=True)
-            .exclude(status=OpsLogStatus.PENDING)
-            .order_by("id")
-            .values_list("id", "audit_id")
-            .first()
+    report.size, report.head = walked.size, walked.head
+    if walked.broken is not None:
+        report.problems.append(str(walked.broken))
+        return report
+    stray = (
+        OpsLog.objects.using(alias)
+        .filter(chain_seq__isnull=True)
+        .exclude(status=OpsLogStatus.PENDING)
+        .order_by("id")
+        .values_list("id", "audit_id")
+        .first()
+    )
+    if stray is not None:
+        report.problems.append(
+            f"row {stray[0]} (audit_id {stray[1]}) is finished but not in the chain: "
+            "it was inserted around the trigger"
         )
-        if stray is not None:
-            report.problems.append(
-                f"row {stray[0]} (audit_id {stray[1]}) is finished but not in the chain: "
-                "it was inserted around the trigger"
-            )
-        head = AuditChainHead.objects.using(alias).filter(id=1).first()
-        if head is not None and (head.size, head.head) != (walked.size, walked.head):
-            if head.size > walked.size:
-                report.problems.append(
-                    f"the chain ends at position {walked.size} but its head row says "
-                    f"{head.size}: the last {head.size - walked.size} row(s) were removed"
-                )
-            else:
-                report.problems.append(
-                    f"the chain's head row ({head.size}, {head.head}) does not match its end "
-                    f"({walked.size}, {walked.head})"
-                )
-        if checkpoint is not None:
-            report.problems.extend(_against(checkpoint, walked.size, alias))
+    if head is not None:
+        report.problems.extend(
+            _against(head.size, head.head, walked.size, alias, "the chain's head row")
+        )
+    if checkpoint is not None:
+        what = f"the checkpoint of {checkpoint['time']}"
+        report.problems.extend(
+            _against(checkpoint["size"], checkpoint["head"], walked.size, alias, what)
+        )
     return report
 
 
-def _against(checkpoint: dict, size: int, alias: str) -> list[str]:
-    want = checkpoint["size"]
+def _against(want: int, head: str, size: int, alias: str, what: str) -> list[str]:
+    """Problems when the walked chain (``size`` rows) does not contain ``what``: a chain
+    ``want`` rows long ending in ``head``."""
     if want == 0:
         return []
     if size < want:
         return [
-            f"the chain has {size} rows but checkpoint of {checkpoint['time']} saw {want}: "
-            f"position(s) {size + 1}..{want} were cut"
+            f"the chain has {size} rows but {what} saw {want}: the last "
+            f"{want - size} row(s), position(s) {size + 1}..{want}, were cut"
         ]
     row = (
         OpsLog.objects.using(alias)
@@ -201,12 +202,11 @@ def _against(checkpoint: dict, size: int, alias: str) -> list[str]:
         .values_list("id", "audit_id", "chain_hash")
         .first()
     )
-    if row is None or row[2] != checkpoint["head"]:
+    if row is None or row[2] != head:
         who = f"row {row[0]} (audit_id {row[1]})" if row else "no row"
         return [
-            f"{who} at position {want} does not end the chain the checkpoint of "
-            f"{checkpoint['time']} signed ({checkpoint['head']}): the history before it was "
-            "rewritten"
+            f"{who} at position {want} does not end the chain {what} recorded ({head}): "
+            "the history up to it was rewritten"
         ]
     return []
 

@@ -246,7 +246,7 @@ def test_a_deleted_last_row_is_caught_by_the_chain_head():
     code, text = _verify()
 
     assert code == 1
-    assert "the last 1 row(s) were removed" in text
+    assert "the last 1 row(s), position(s) 4..4, were cut" in text
 
 
 def _forged() -> OpsLog:
@@ -325,12 +325,12 @@ def test_a_truncated_log_is_caught_by_the_head_and_by_a_checkpoint(tmp_path, sig
 
     code, text = _verify()
     assert code == 1
-    assert "the last 3 row(s) were removed" in text
+    assert "the last 3 row(s), position(s) 1..3, were cut" in text
     _sql("TRUNCATE ops_log_chain")  # the head too: only the checkpoint remembers now
     assert _verify()[0] == 0
     code, text = _verify("--checkpoint", str(point))
     assert code == 1
-    assert "position(s) 1..3 were cut" in text
+    assert "position(s) 1..3, were cut" in text
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -371,7 +371,7 @@ def test_a_tail_cut_below_the_checkpoint_is_detected(tmp_path, signing_key):
     code, text = _verify("--checkpoint", str(point))
 
     assert code == 1
-    assert "position(s) 3..4 were cut" in text
+    assert "position(s) 3..4, were cut" in text
 
 
 @DB

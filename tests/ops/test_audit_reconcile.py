@@ -28,6 +28,7 @@ ALICE = Actor(name="alice", source_ip="local", origin="cli")
 def sim(tmp_path: Path, apiops):
     with KubeSim(**FAST, audit_log_path=tmp_path / "apiserver.log") as sim:
         sim.load_file("kubesim/demo.yaml")
+        sim.wait_for(lambda: sim.get("pods", "prod", "postgres-0"), timeout=20)
         apiops(KUBECONFIG=sim.kubeconfig_path)
         k8s.reset_client()
         yield sim
