@@ -118,14 +118,20 @@ register_secret(_api_key)
 # development server under var/ (see the database section below).
 _db_url = read_secret("db-url", "OPS_DB_URL")
 
-# The Ed25519 key (PEM) that signs audit checkpoints (manage.py audit_checkpoint): the
-# audit-signing-key secret file, Vault, or OPS_AUDIT_SIGNING_KEY; under ENV=local also the one
-# `make run` generates in var/. None: checkpoints cannot be signed (nor checked against it).
-_audit_signing_key = read_secret("audit-signing-key", "OPS_AUDIT_SIGNING_KEY")
-if _audit_signing_key is None and ENV == "local":
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        _audit_signing_key = (VAR_DIR / "audit-signing-key").read_text(encoding="utf-8").strip()
-register_secret(_audit_signing_key or None)
+
+def _audit_signing_key() -> str | None:
+    """The Ed25519 key (PEM) that signs audit checkpoints (manage.py audit_checkpoint): the
+    audit-signing-key secret file, Vault, or OPS_AUDIT_SIGNING_KEY; under ENV=local also the
+    one `make run` generates in var/. Read on first use, not at start: a process that signs
+    nothing never asks Vault for it. None: checkpoints cannot be signed (nor checked with it).
+    """
+    pem = read_secret("audit-signing-key", "OPS_AUDIT_SIGNING_KEY")
+    if pem is None and ENV == "local":
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            pem = (VAR_DIR / "audit-signing-key").read_text(encoding="utf-8").strip() or None
+    register_secret(pem)
+    return pem
+
 
 APIOPS = {
     "ENV": ENV,
@@ -170,7 +176,8 @@ APIOPS = {
     # After how long the pump closes an audit row left "pending" (its process died between
     # the row and the outcome) as "outcome unknown".
     "AUDIT_PENDING_MAX_AGE": _env_float("OPS_AUDIT_PENDING_MAX_AGE", 900.0, minimum=60.0),
-    "AUDIT_SIGNING_KEY": _audit_signing_key or None,
+    # The checkpoints' signing key: its PEM, or a function that reads it (the default).
+    "AUDIT_SIGNING_KEY": _audit_signing_key,
     # Kubernetes requests of an operation carry Impersonate-User: apiops:<actor> (the service
     # account needs the RBAC in k8s/impersonation-rbac.yaml).
     "IMPERSONATE": _env_bool("OPS_IMPERSONATE", False),

@@ -42,6 +42,8 @@ class ProofError(Exception):
 def signing_key() -> Ed25519PrivateKey:
     """The configured private key; ProofError when there is none or it is not Ed25519."""
     pem = settings.APIOPS.get("AUDIT_SIGNING_KEY")
+    if callable(pem):
+        pem = pem()
     if not pem:
         raise ProofError(
             "no audit signing key: set the secret file audit-signing-key (PEM, Ed25519) or "
