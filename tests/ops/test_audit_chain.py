@@ -440,3 +440,28 @@ def test_checkpoint_refuses_to_sign_a_broken_chain(tmp_path, signing_key):
 
     assert stopped.value.code == 1
     assert not (tmp_path / "c.json").exists()
+
+
+@DB
+def test_request_bodies_hash_the_same_after_postgresql_gives_them_back():
+    awkward = [
+        {"n": 1e300, "small": 1.5e-7, "neg_zero": -0.0, "big": 2**70, "f": 1.0},
+        {"text": 'é ✓ \u2028 \\ "', "nested": {"b": [1, 2.5, None, True], "a": {}}},
+        {"nan": float("nan"), "inf": float("-inf"), "nul": "a\x00b"},
+        ["a", 1],
+        "just text",
+        None,
+    ]
+    for body in awkward:
+        record(
+            actor_name="alice",
+            source_ip=None,
+            origin="api",
+            target=Target("scale", "deployment", "prod", "web", body),
+            status=OpsLogStatus.ERROR,
+        )
+
+    code, text = _verify()
+
+    assert code == 0, text
+    assert f"holds: {len(awkward)} rows" in text
