@@ -81,6 +81,8 @@ class Layout:
     json_columns: frozenset[int]
     #: What :func:`chain_select` selects for each column: its value as JSON text wants it.
     select: tuple[str, ...] = ()
+    #: Per column: is it a JSON column (read as text)?
+    is_json: tuple[bool, ...] = ()
 
     @classmethod
     def of(cls, model: type[models.Model]) -> Layout:
@@ -92,6 +94,7 @@ class Layout:
                 i for i, f in enumerate(fields) if isinstance(f, models.JSONField)
             ),
             select=tuple(_select_expr(f) for f in fields),
+            is_json=tuple(isinstance(f, models.JSONField) for f in fields),
         )
 
     def canonical_selected(self, values: Iterable[Any]) -> bytes:
@@ -99,12 +102,12 @@ class Layout:
         text, JSON as text): the verifier's fast path."""
         out = {}
         loads = json.loads
-        json_columns = self.json_columns
-        cells = zip(self.columns, self.defaults, values, strict=True)
-        for i, (column, default, value) in enumerate(cells):
+        for column, default, is_json, value in zip(
+            self.columns, self.defaults, self.is_json, values, strict=True
+        ):
             if value is None or value == default:
                 continue
-            out[column] = loads(value) if i in json_columns else value
+            out[column] = loads(value) if is_json else value
         return _ENCODE(out).encode("ascii")
 
     def canonical(self, values: Iterable[Any], *, json_as_text: bool = True) -> bytes:
