@@ -3,12 +3,14 @@
 0. the web port (``OPS_PORT``) is checked first: when it is taken, nothing is started and
    ``make run`` exits 2 naming the port;
 1. the embedded PostgreSQL (unless ``OPS_DB_URL`` is set), then ``migrate``;
-2. kubesim with ``kubesim/demo.yaml``, its kubeconfig in ``var/kubesim.kubeconfig`` (unless
-   ``OPS_KUBECONFIG`` names another cluster; a developer's ``KUBECONFIG`` is never used);
+2. kubesim with ``kubesim/demo.yaml``, its kubeconfig in ``var/kubesim.kubeconfig`` and its
+   API-server audit log in ``var/kubesim-audit.log`` (unless ``OPS_KUBECONFIG`` names another
+   cluster; a developer's ``KUBECONFIG`` is never used);
 3. the web server (gunicorn) on ``127.0.0.1:${OPS_PORT:-8000}``, plus the entries of
    :data:`EXTRA_PROCESSES` (a worker is one line there), all writing their metrics to a fresh
    ``var/metrics`` (``PROMETHEUS_MULTIPROC_DIR``), which ``/metrics`` sums;
-4. prints the URL and the API key (``OPS_API_KEY``, or a development key kept in
+4. the development audit signing key in ``var/audit-signing-key`` when it is missing;
+5. prints the URL and the API key (``OPS_API_KEY``, or a development key kept in
    ``var/dev-api-key``), once gunicorn listens on the port and ``/health/live`` answered.
 
 Each child runs in its own process group; Ctrl-C, SIGTERM or SIGHUP (once or several times, to
@@ -55,6 +57,8 @@ REPO = Path(__file__).resolve().parent.parent
 VAR = REPO / "var"
 PY = sys.executable
 SIM_KUBECONFIG = VAR / "kubesim.kubeconfig"
+#: kubesim's API-server audit log (audit.k8s.io/v1 Event lines), for manage.py audit_reconcile.
+SIM_AUDIT_LOG = VAR / "kubesim-audit.log"
 DEV_KEY_FILE = VAR / "dev-api-key"
 PID_FILE = VAR / "run.pid"
 # Seconds a child gets between TERM and KILL. Children are told to finish sooner (gunicorn's
@@ -66,6 +70,8 @@ EXIT_PORT_BUSY = 2
 # Lines of each child's output kept to explain its death.
 LAST_LINES = 5
 METRICS_DIR = VAR / "metrics"
+#: The audit checkpoints' signing key when no audit-signing-key secret is configured.
+DEV_SIGNING_KEY_FILE = VAR / "audit-signing-key"
 # A restartable child that exits sooner than this after its start failed to start...
 RESTART_WINDOW = 60.0
 # ... and after this many such exits in a row, make run gives up and stops everything.
@@ -354,6 +360,26 @@ def dev_api_key() -> str:
     return key
 
 
+def dev_signing_key() -> None:
+    """Generate the development audit signing key (Ed25519, PEM, 0600) in var/ if absent.
+
+    Settings read it under ENV=local when no audit-signing-key secret is configured, so
+    ``manage.py audit_checkpoint`` signs with it, from make run or a shell alike.
+    """
+    if DEV_SIGNING_KEY_FILE.exists():
+        return
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    VAR.mkdir(exist_ok=True)
+    fd = os.open(DEV_SIGNING_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+
+
 def fresh_metrics_dir() -> Path:
     """An empty var/metrics: where the web and worker processes write their metrics, summed
     by /metrics (prometheus-client's multiprocess mode). Emptied at each start: files of a
@@ -430,6 +456,8 @@ def kubesim_spec() -> Spec:
             str(SIM_KUBECONFIG),
             "--load",
             str(REPO / "kubesim" / "demo.yaml"),
+            "--audit-log",
+            str(SIM_AUDIT_LOG),
         ],
         ready_text="listening",
     )
@@ -561,6 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     db_was_running = env.get("OPS_DB_URL") or db.running() is not None
     status = 1
     try:
+        dev_signing_key()
         status = serve(sup, env, port)
     except SystemExit as e:
         print(f"apiops: {e}", file=sys.stderr, flush=True)

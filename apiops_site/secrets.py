@@ -27,7 +27,12 @@ from apiops_site.vault import VaultError, read_vault_secrets, vault_configured
 DEFAULT_SECRETS_DIR = "/vault/secrets"
 
 # secret file name -> the name read_vault_secrets() returns it under
-VAULT_NAMES = {"api-key": "api_key", "db-url": "db_url", "secret-key": "secret_key"}
+VAULT_NAMES = {
+    "api-key": "api_key",
+    "db-url": "db_url",
+    "secret-key": "secret_key",
+    "audit-signing-key": "audit_signing_key",
+}
 
 # What Vault answered, per VAULT_* configuration: settings ask for three secrets, Vault is
 # logged in to once.

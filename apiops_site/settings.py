@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -118,6 +119,21 @@ register_secret(_api_key)
 # development server under var/ (see the database section below).
 _db_url = read_secret("db-url", "OPS_DB_URL")
 
+
+def _audit_signing_key() -> str | None:
+    """The Ed25519 key (PEM) that signs audit checkpoints (manage.py audit_checkpoint): the
+    audit-signing-key secret file, Vault, or OPS_AUDIT_SIGNING_KEY; under ENV=local also the
+    one `make run` generates in var/. Read on first use, not at start: a process that signs
+    nothing never asks Vault for it. None: checkpoints cannot be signed (nor checked with it).
+    """
+    pem = read_secret("audit-signing-key", "OPS_AUDIT_SIGNING_KEY")
+    if pem is None and ENV == "local":
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            pem = (VAR_DIR / "audit-signing-key").read_text(encoding="utf-8").strip() or None
+    register_secret(pem)
+    return pem
+
+
 APIOPS = {
     "ENV": ENV,
     # Bootstrap key (OPS_API_KEY or the api-key secret file) and the actor name it acts as.
@@ -168,6 +184,14 @@ APIOPS = {
     # How long the answer to a request with an Idempotency-Key is kept for replay, seconds
     # (ops/idempotency.py); a claim without an answer holds for AUDIT_PENDING_MAX_AGE.
     "IDEMPOTENCY_TTL": _env_int("OPS_IDEMPOTENCY_TTL", 86400, minimum=1),
+    # The checkpoints' signing key: its PEM, or a function that reads it (the default).
+    "AUDIT_SIGNING_KEY": _audit_signing_key,
+    # Kubernetes requests of an operation carry Impersonate-User: apiops:<actor> (the service
+    # account needs the RBAC in k8s/impersonation-rbac.yaml).
+    "IMPERSONATE": _env_bool("OPS_IMPERSONATE", False),
+    # The API server's usernames of ApiOps's own credentials, for audit_reconcile's orphans;
+    # empty: those seen on the requests its rows account for.
+    "K8S_AUDIT_USERS": tuple(_env_list("OPS_K8S_AUDIT_USERS", [])),
 }
 
 for _pattern in APIOPS["APPROVAL_REQUIRED"]:
@@ -292,6 +316,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN)
     "csp",
     "django_q",
+    "axes",
     "ops",
     "jobs",
 ]
@@ -318,7 +343,24 @@ MIDDLEWARE = [
     # Stores the answer of a request with an Idempotency-Key once its view (and request
     # transaction) is done, or releases the key after a 5xx.
     "ops.idempotency.IdempotencyMiddleware",
+    # Last, as django-axes asks: turns a lockout into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin logins: django-axes counts failures per username and address and locks that pair out
+# for a while (429); every login, failure and lockout is also an ops_log row (ops/logins.py).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_int("OPS_ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=_env_int("OPS_ADMIN_LOGIN_LOCKOUT", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "ops.client_ip.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are ops_log rows already
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # lockouts are audit rows; `manage.py axes_reset_username` lifts one
 
 ROOT_URLCONF = "apiops_site.urls"
 WSGI_APPLICATION = "apiops_site.wsgi.application"
@@ -531,6 +573,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": _log_level},
     "loggers": {
         "kubernetes": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         # Every 4xx is already on its access line; Django's own line would say it again.
         # 5xx stay, with their traceback.

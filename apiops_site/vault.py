@@ -51,6 +51,8 @@ FIELDS: tuple[VaultField, ...] = (
     VaultField(path="ops-api", key="api_key", name="api_key"),
     VaultField(path="ops-api", key="secret_key", name="secret_key", required=False),
     VaultField(path="ops-api-db", key="db_url", name="db_url"),
+    # The audit checkpoints' Ed25519 private key (PEM), optional: only audit_checkpoint signs.
+    VaultField(path="ops-api", key="audit_signing_key", name="audit_signing_key", required=False),
 )
 
 

@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="keep the newest N requests in the request log (default 100000)",
     )
+    parser.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        help="append the API server's audit log (audit.k8s.io/v1 Event JSON lines) to FILE",
+    )
     parser.add_argument("--verbose", action="store_true", help="log controller activity")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -80,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             request_log_size=args.request_log_size,
             kubeconfig_path=args.kubeconfig,
             load=args.load,
+            audit_log_path=args.audit_log,
         )
     except (OSError, ValueError, ApiError) as e:
         print(f"kubesim: cannot load manifests: {e}", file=sys.stderr)

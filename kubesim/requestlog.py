@@ -33,6 +33,9 @@ class RequestRecord:
     content_type: str = ""
     user_agent: str = ""
     time: float = field(default=0.0, compare=False)
+    #: The client's Audit-ID and Impersonate-User headers ("" when not sent).
+    audit_id: str = field(default="", compare=False)
+    impersonate_user: str = field(default="", compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

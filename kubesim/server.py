@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from . import requestinfo, tables
+from . import auditlog, requestinfo, tables
 from .api import Api, Response, WatchPlan
 from .errors import ApiError, expired, generic, internal
 from .faults import TOO_MANY_REQUESTS_TEXT, FaultRule, Faults
@@ -167,7 +167,7 @@ class Handler(BaseHTTPRequestHandler):
             phrase = ""
         head = [f"HTTP/1.1 {status} {phrase}"]
         base = {
-            "Audit-Id": str(uuid.uuid4()),
+            "Audit-Id": getattr(self, "_audit_id", None) or str(uuid.uuid4()),
             "Cache-Control": "no-cache, private",
             "Content-Type": "application/json",
             "Date": self.date_time_string(),
@@ -216,8 +216,24 @@ class Handler(BaseHTTPRequestHandler):
             return
         info = requestinfo.parse(self.command, path, query)
         started = time.time()
+        client_audit_id = (self.headers.get("Audit-ID") or "").strip()
+        self._audit_id = client_audit_id or str(uuid.uuid4())
 
         def record(status: int) -> None:
+            if sim.audit_log is not None:
+                sim.audit_log.write(
+                    auditlog.event(
+                        audit_id=self._audit_id,
+                        info=info,
+                        uri=self.path,
+                        headers=self.headers,
+                        source_ip=self.client_address[0],
+                        status=status,
+                        received=started,
+                        done=time.time(),
+                        users=sim.token_users,
+                    )
+                )
             sim.requests.append(
                 RequestRecord(
                     method=self.command,
@@ -233,6 +249,8 @@ class Handler(BaseHTTPRequestHandler):
                     content_type=self.headers.get("Content-Type") or "",
                     user_agent=self.headers.get("User-Agent") or "",
                     time=started,
+                    audit_id=client_audit_id,
+                    impersonate_user=self.headers.get("Impersonate-User") or "",
                 )
             )
 

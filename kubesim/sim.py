@@ -15,6 +15,7 @@ import yaml
 
 from . import resources as R
 from .api import Api, DeleteOptions, merge_update
+from .auditlog import TOKEN_USERS, AuditLog
 from .controllers import HOST_IP, NODE_NAME, Controllers, Knobs
 from .errors import ApiError, not_found
 from .faults import Faults
@@ -144,6 +145,7 @@ class KubeSim:
         error_log_size: int = 1000,
         kubeconfig_path: str | os.PathLike[str] | None = None,
         load: Iterable[str | os.PathLike[str]] = (),
+        audit_log_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -163,6 +165,9 @@ class KubeSim:
         self.controllers.snapshots.delay = snapshot_delay
         self.faults = Faults()
         self.requests = RequestLog(request_log_size)
+        #: The API-server audit log (auditlog.py), when a path is given; token -> username.
+        self.audit_log = AuditLog(os.fspath(audit_log_path)) if audit_log_path else None
+        self.token_users = dict(TOKEN_USERS)
         self.stopping = threading.Event()
         self._kubeconfig_arg = os.fspath(kubeconfig_path) if kubeconfig_path else None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None

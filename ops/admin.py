@@ -31,7 +31,10 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from ops.actors import Actor
+from ops.api_keys import api_key_create, api_key_revoke
 from ops.audit import Target, record
+from ops.chain import canonical
 from ops.cli import fmt_time
 from ops.client_ip import client_ip
 from ops.extensions import audit_values, operations
@@ -63,6 +66,13 @@ CSV_COLUMNS = [
     "request_body",
     "job_id",
     "finished_at",
+    "audit_id",
+    # The hash chain (ops/chain.py), for re-verification away from the database (README):
+    # "hashed" is the row's canonical JSON exactly as hashed into row_hash.
+    "chain_seq",
+    "row_hash",
+    "chain_hash",
+    "hashed",
 ]
 
 
@@ -108,9 +118,10 @@ def csv_lines(rows) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for row in rows.iterator(chunk_size=_EXPORT_CHUNK):
-        values = {name: getattr(row, name) for name in CSV_COLUMNS}
+        values = {name: getattr(row, name) for name in CSV_COLUMNS if name != "hashed"}
         if row.request_body is not None:
             values["request_body"] = json.dumps(row.request_body, sort_keys=True)
+        values["hashed"] = canonical(row).decode("ascii") if row.row_hash else None
         yield writer.writerow([csv_cell(values[name]) for name in CSV_COLUMNS])
 
 
@@ -412,6 +423,15 @@ _KEY_CHANGE_FIELDS = [
 ROTATION_OVERLAP = timedelta(hours=24)
 
 
+def _admin_actor(request) -> Actor:
+    """The actor of an admin change: ``admin:<username>`` from the client's address."""
+    return Actor(
+        name=f"admin:{request.user.get_username()}",
+        source_ip=client_ip(request),
+        origin=OpsLogOrigin.ADMIN,
+    )
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Create (raw key shown once), scope, revoke. Keys are never deleted: history stays."""
@@ -478,7 +498,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        new = ApiKey.objects.issue(
+        new = api_key_create(
+            actor=_admin_actor(request),
             name=obj.name,
             namespaces=obj.namespaces,
             expires_at=obj.expires_at,
@@ -528,10 +549,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
             except LookupError:
                 self.message_user(request, f"{name} has no usable key.", messages.WARNING)
                 return None
+            actor = _admin_actor(request)
             record(
-                actor_name=f"admin:{request.user.get_username()}",
-                source_ip=client_ip(request),
-                origin=OpsLogOrigin.ADMIN,
+                actor_name=actor.name,
+                source_ip=actor.source_ip,
+                origin=actor.origin,
                 target=Target(
                     "rotate",
                     "api_key",
@@ -551,9 +573,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected API keys", permissions=["change"])
     def revoke(self, request, queryset) -> None:
-        now = timezone.now()
-        keys = list(queryset.filter(active=True))
-        ApiKey.objects.filter(pk__in=[k.pk for k in keys]).update(active=False, revoked_at=now)
+        keys = api_key_revoke(actor=_admin_actor(request), keys=queryset)
         for key in keys:
             self.log_change(request, key, "Revoked.")
         if keys:

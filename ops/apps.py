@@ -11,11 +11,20 @@ class OpsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from axes.signals import user_locked_out
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
         from django.db.models.signals import post_migrate
 
         # schema registers the OpenAPI auth extension; notification_admin registers its admins
         # (they build on ops.admin's, which the admin app has loaded by now).
-        from ops import approvals, metrics, notification_admin, notifications, schema  # noqa: F401
+        from ops import (  # noqa: F401
+            approvals,
+            logins,
+            metrics,
+            notification_admin,
+            notifications,
+            schema,
+        )
         from ops.permissions import ensure_permissions
 
         # The operations' permissions for staff sessions (job types register in their
@@ -24,3 +33,7 @@ class OpsConfig(AppConfig):
         metrics.preset_operations(["scale", "delete-pod", "delete-pvc"])
         notifications.register_gauges()
         metrics.register_gauge_source("apiops_approvals_pending", approvals.pending_count)
+        # Admin logins, failures and lockouts are audit rows (ops/logins.py).
+        user_logged_in.connect(logins.on_logged_in, dispatch_uid=logins.LOGGED_IN_UID)
+        user_login_failed.connect(logins.on_login_failed, dispatch_uid="ops.logins.failed")
+        user_locked_out.connect(logins.on_locked_out, dispatch_uid="ops.logins.locked")

@@ -21,16 +21,19 @@ import math
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connections, transaction
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from ops import metrics
 from ops.actors import Actor
+from ops.chain import seal
 from ops.errors import AuditUnavailable, OpsError
 from ops.models import OpsLog, OpsLogStatus
 
@@ -67,8 +70,22 @@ def _clean(value: Any) -> Any:
         return {_clean(str(k)): _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):  # nor NaN and Infinity
+    if isinstance(value, float):
+        return _json_number(value)
+    return value
+
+
+def _json_number(value: float) -> float | int | str:
+    """A float as PostgreSQL's jsonb gives it back, so a row hashes the same before it is
+    written and after it is read (ops/chain.py): jsonb has no NaN or Infinity (kept as text)
+    and no -0, and prints 1e+20 as the integer 100000000000000000000."""
+    if not math.isfinite(value):
         return repr(value)
+    if value == 0:
+        return 0.0
+    text = repr(value)
+    if "e" in text and value.is_integer():
+        return int(Decimal(text))
     return value
 
 
@@ -97,6 +114,33 @@ def _write(fn):
         with transaction.atomic(using=alias):
             return fn(alias)
     return fn(alias)
+
+
+def _finish(row: OpsLog, fields: dict[str, Any]) -> int:
+    """Give the ``pending`` row ``row`` its outcome ``fields``, with the row hash of the
+    finished row; the trigger chains it in the same statement. 0 when it was no longer
+    pending (someone else finished it). Raises DatabaseError."""
+    for name, value in fields.items():
+        setattr(row, name, value)
+    seal(row)
+    values = {**fields, "row_hash": row.row_hash}
+    return _write(
+        lambda alias: (
+            OpsLog.objects.using(alias)
+            .filter(pk=row.pk, status=OpsLogStatus.PENDING)
+            .update(**values)
+        )
+    )
+
+
+def _finish_each(which: Q, fields: dict[str, Any]) -> int:
+    """Finish every ``pending`` row matching ``which`` with ``fields`` (and the time now),
+    one by one, each with its own row hash; how many. Raises AuditUnavailable."""
+    try:
+        rows = list(OpsLog.objects.using(audit_alias()).filter(which, status=OpsLogStatus.PENDING))
+        return sum(_finish(row, {**fields, "finished_at": timezone.now()}) for row in rows)
+    except DatabaseError as e:
+        raise AuditUnavailable() from e
 
 
 def record(
@@ -217,6 +261,11 @@ class Attempt:
         self.success_http_status = success_http_status
         self.row: OpsLog | None = None
 
+    @property
+    def audit_id(self) -> str:
+        """The ``audit_id`` of this attempt's row (once entered)."""
+        return str(self.row.audit_id)
+
     def __enter__(self) -> Attempt:
         self.row = record(
             actor_name=self.actor.name,
@@ -244,7 +293,7 @@ class Attempt:
         fields["finished_at"] = timezone.now()
         pk = self.row.pk
         try:
-            _write(lambda alias: OpsLog.objects.using(alias).filter(pk=pk).update(**fields))
+            _finish(self.row, fields)
         except DatabaseError:
             # The operation has happened; its row stays "pending", which says exactly that the
             # outcome could not be recorded. Do not hide the operation's own result or error.
@@ -273,18 +322,8 @@ def close_stale_pending(*, older_than: timedelta) -> int:
         "status": OpsLogStatus.ERROR,
         "error_message": OUTCOME_UNKNOWN,
         "code": "outcome_unknown",
-        "finished_at": Now(),
     }
-    try:
-        return _write(
-            lambda alias: (
-                OpsLog.objects.using(alias)
-                .filter(status=OpsLogStatus.PENDING, ts__lt=Now() - older_than)
-                .update(**fields)
-            )
-        )
-    except DatabaseError as e:
-        raise AuditUnavailable() from e
+    return _finish_each(Q(ts__lt=Now() - older_than), fields)
 
 
 def close_interrupted(*, job_id: str, target: Target, applied: bool, observed: str) -> int:
@@ -306,24 +345,15 @@ def close_interrupted(*, job_id: str, target: Target, applied: bool, observed: s
             "interrupted (worker stopped); the resumed job step saw it not applied and sent "
             f"its own request with preconditions, so this one cannot take effect: {observed}"
         )
-    fields.update(error_message=_short(note, _MAX_ERROR), finished_at=Now())
-    try:
-        return _write(
-            lambda alias: (
-                OpsLog.objects.using(alias)
-                .filter(
-                    job_id=job_id,
-                    status=OpsLogStatus.PENDING,
-                    action=target.action,
-                    resource_kind=target.resource_kind,
-                    namespace=target.namespace,
-                    resource_name=target.resource_name,
-                )
-                .update(**fields)
-            )
-        )
-    except DatabaseError as e:
-        raise AuditUnavailable() from e
+    fields.update(error_message=_short(note, _MAX_ERROR))
+    which = Q(
+        job_id=job_id,
+        action=target.action,
+        resource_kind=target.resource_kind,
+        namespace=target.namespace,
+        resource_name=target.resource_name,
+    )
+    return _finish_each(which, fields)
 
 
 def attempt(

@@ -17,7 +17,10 @@ behaviour is pinned down:
   replacement a controller created meanwhile). So deletes read the object first and send its
   uid as a precondition with every attempt, and a retry that finds it gone or replaced
   counts as done by the earlier attempt (:func:`_delete_object`).
-* Every call carries ``_request_timeout``.
+* Every call carries ``_request_timeout`` and ``User-Agent: apiops/<version>``; inside
+  :func:`audited` (an audited operation) also ``Audit-ID: <the row's audit_id>`` and, with
+  ``OPS_IMPERSONATE``, ``Impersonate-User: apiops:<actor>``, so the API server's own audit log
+  names our row (``manage.py audit_reconcile``).
 * Every HTTP request (each retry included) is counted and timed for ``/metrics``
   (:func:`_measured_client_class`), by verb, resource type and status.
 * Failures become :class:`K8sError` subclasses raised ``from`` the client's exception; nothing of
@@ -33,7 +36,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -41,7 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import urllib3
 from django.conf import settings
 
-from ops import metrics
+from ops import __version__, metrics
 
 if TYPE_CHECKING:
     from kubernetes.client.exceptions import ApiException
@@ -216,6 +221,27 @@ class PvcInfo:
 
 # --- the client -------------------------------------------------------------------------------
 
+USER_AGENT = f"apiops/{__version__}"
+#: Headers every request of the current audited operation carries (see :func:`audited`).
+_operation_headers: ContextVar[dict[str, str] | None] = ContextVar(
+    "apiops_operation_headers", default=None
+)
+
+
+@contextmanager
+def audited(*, audit_id: str, actor: str | None) -> Iterator[None]:
+    """Within the block, every request carries ``Audit-ID: audit_id`` and, with
+    ``APIOPS["IMPERSONATE"]``, ``Impersonate-User: apiops:<actor>``."""
+    headers = {"Audit-ID": str(audit_id)}
+    if _conf().get("IMPERSONATE") and actor:
+        headers["Impersonate-User"] = f"apiops:{actor}"
+    token = _operation_headers.set(headers)
+    try:
+        yield
+    finally:
+        _operation_headers.reset(token)
+
+
 _client_lock = threading.Lock()
 _cached: tuple[tuple[str, int], client.ApiClient] | None = None
 
@@ -247,7 +273,9 @@ def _build_client(path: str | None) -> client.ApiClient:
         where = f"kubeconfig {path}" if path else "the in-cluster service account"
         raise K8sUnavailable(f"cannot load {where}: {e}") from e
     cfg.retries = False  # one retry policy, ours (see the module docstring)
-    return _measured_client_class()(configuration=cfg)
+    api = _measured_client_class()(configuration=cfg)
+    api.user_agent = USER_AGENT
+    return api
 
 
 @functools.cache
@@ -420,6 +448,9 @@ def _once(
     what: str, fn: Callable[..., T], args: tuple, kwargs: dict[str, Any], timeout: float
 ) -> T:
     """One client call; its failure raised as a :class:`K8sError` from the client's exception."""
+    headers = _operation_headers.get()
+    if headers:  # a copy: the client adds its own headers to the dict it is given
+        kwargs = {**kwargs, "_headers": dict(headers)}
     try:
         return fn(*args, _request_timeout=timeout, **kwargs)
     except _client_errors.ApiException as e:

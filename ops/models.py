@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.functions import RandomUUID
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ops.chain import seal
 from ops.validation import api_key_name_problem
 
 KEY_PREFIX = "ops"
@@ -39,6 +42,16 @@ class OpsLogOrigin(models.TextChoices):
     JOB = "job", "job"
     ADMIN = "admin", "admin"
     SYSTEM = "system", "system"  # the service itself (e.g. the workers expiring approvals)
+
+
+class OpsLogQuerySet(models.QuerySet):
+    """Audit rows; created in bulk with their row hashes like one by one."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            seal(obj)
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class OpsLog(models.Model):
@@ -71,6 +84,17 @@ class OpsLog(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # A dry run: every check of the real request, a plan, nothing changed in the cluster.
     dry_run = models.BooleanField(default=False)
+    # The provable audit (see ops/chain.py): an id the Kubernetes API server records as the
+    # auditID of every request made for this row, and the hash chain over finished rows,
+    # whose position and chain hash only the database trigger sets.
+    audit_id = models.UUIDField(
+        default=uuid.uuid4, db_default=RandomUUID(), unique=True, editable=False
+    )
+    row_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
+    chain_seq = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    chain_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
+
+    objects = OpsLogQuerySet.as_manager()
 
     class Meta:
         db_table = "ops_log"
@@ -91,6 +115,10 @@ class OpsLog(models.Model):
                 name="ops_log_authfail_idx",
                 condition=Q(status="denied", actor__isnull=True),
             ),
+            # Finished rows that are not in the chain (written around the trigger): few.
+            models.Index(
+                fields=["id"], name="ops_log_unchained_idx", condition=Q(chain_seq__isnull=True)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -98,6 +126,29 @@ class OpsLog(models.Model):
             f"{self.ts:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.resource_kind} "
             f"{self.namespace}/{self.resource_name}: {self.status}"
         )
+
+    def save(self, *args, **kwargs) -> None:
+        """Saved with its ``row_hash`` (a finished row), which the trigger chains."""
+        seal(self)
+        super().save(*args, **kwargs)
+
+
+class AuditChainHead(models.Model):
+    """The head of the audit chain: one row (id 1), its size and last chain hash.
+
+    Only the ``ops_log_guard`` trigger writes it, under its row lock; that lock is what makes
+    concurrent finishers form one chain. :mod:`ops.chain` explains the hashes.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True)
+    size = models.BigIntegerField()
+    head = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "ops_log_chain"
+
+    def __str__(self) -> str:
+        return f"{self.size} rows, head {self.head}"
 
 
 def hash_key(raw: str) -> str:

@@ -119,6 +119,9 @@ class OpsLogSerializer(serializers.ModelSerializer):
             "key_prefix",
             "finished_at",
             "dry_run",
+            "audit_id",
+            "chain_seq",
+            "chain_hash",
         ]
         read_only_fields = fields
 

@@ -10,7 +10,8 @@ audit row cannot be skipped through a side door. Each call writes exactly one ``
    nothing is wrong with the caller's rights, the object is busy; ``denied`` is for what the
    caller may never do). A job's own steps pass its ``job_id`` and are let through;
 4. a ``pending`` row is written *before* the cluster is touched (no row, no operation: 503);
-5. the Kubernetes calls through :mod:`ops.k8s`; the row gets the outcome.
+5. the Kubernetes calls through :mod:`ops.k8s`, each carrying the row's ``audit_id`` as its
+   ``Audit-ID`` header; the row gets the outcome.
 
 The key's operations (``operation_not_allowed``, 403 ``denied``) are checked with the
 namespace, except for a job's own steps (the job was the operation asked for). Two more ways
@@ -222,7 +223,11 @@ def _perform(
                 actor=actor, operation=operation, target=target, params=params or {}, plan=planned
             )
         )
-    with attempt(actor=actor, target=target, job_id=job_id):
+    # Every request of the operation names its row to the API server (its audit log).
+    with (
+        attempt(actor=actor, target=target, job_id=job_id) as row,
+        k8s.audited(audit_id=row.audit_id, actor=actor.name),
+    ):
         try:
             return call()
         except k8s.K8sError as e:

@@ -4,6 +4,7 @@ settings overrides, and the audit rows (read through the audit alias, where they
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.db import connections
@@ -128,3 +129,17 @@ def supervisor():
     sup = run.Supervisor()
     yield sup
     sup.stop_all()
+
+
+@contextmanager
+def audit_triggers_off(alias: str = "audit") -> Iterator[None]:
+    """Within the block, ``alias``'s connection writes ``ops_log`` as a PostgreSQL superuser
+    with the audit triggers off (``session_replication_role = replica``): for tests that age
+    or rewrite finished rows, which the application itself cannot."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+    try:
+        yield
+    finally:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SET session_replication_role = origin")

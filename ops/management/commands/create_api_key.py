@@ -11,7 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ops.cli import OpsCommand
+from ops.api_keys import api_key_create
+from ops.cli import OpsCommand, cli_actor
 from ops.extensions import operations
 from ops.models import ApiKey
 from ops.policy import ALL_OPERATIONS, APPROVE
@@ -104,8 +105,12 @@ class Command(OpsCommand):
                     f"{name!r} already has an active key: rotate it "
                     f"(rotate_api_key {name} --overlap 24h) or revoke it (revoke_api_key {name})"
                 )
-            new = ApiKey.objects.issue(
-                name=name, namespaces=scope, expires_at=expires_at, operations=granted
+            new = api_key_create(
+                actor=cli_actor(),
+                name=name,
+                namespaces=scope,
+                expires_at=expires_at,
+                operations=granted,
             )
         scope_text = ", ".join(scope) if scope else "all allowed namespaces"
         ops_text = ", ".join(granted) if granted is not None else "every operation"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.core.management.base import CommandError
-from django.utils import timezone
 
-from ops.cli import OpsCommand
+from ops.api_keys import api_key_revoke
+from ops.cli import OpsCommand, cli_actor
 from ops.models import ApiKey
 
 
@@ -16,9 +16,7 @@ class Command(OpsCommand):
         parser.add_argument("name")
 
     def handle(self, *args, name: str, **options):
-        count = ApiKey.objects.filter(name=name, active=True).update(
-            active=False, revoked_at=timezone.now()
-        )
-        if count == 0:
+        revoked = api_key_revoke(actor=cli_actor(), keys=ApiKey.objects.filter(name=name))
+        if not revoked:
             raise CommandError(f"no active API key named {name!r}")
         self.stdout.write(f"revoked the API key of {name}")
