@@ -65,9 +65,8 @@ class Event:
             what=f"{resource} {what}".strip(),
             code=(data.get("responseStatus") or {}).get("code"),
             time=parse_datetime(stamp) if isinstance(stamp, str) and stamp else None,
-            dry_run="All" in parse_qs(urlsplit(str(data.get("requestURI") or "")).query).get(
-                "dryRun", []
-            ),
+            dry_run="All"
+            in parse_qs(urlsplit(str(data.get("requestURI") or "")).query).get("dryRun", []),
         )
 
     def describe(self) -> str:
