@@ -83,7 +83,7 @@ class OpsLog(models.Model):
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # A dry run: every check of the real request, a plan, nothing changed in the cluster.
-    dry_run = models.BooleanField(default=False)
+    dry_run = models.BooleanField(default=False, db_default=False)
     # The provable audit (see ops/chain.py): an id the Kubernetes API server records as the
     # auditID of every request made for this row, and the hash chain over finished rows,
     # whose position and chain hash only the database trigger sets.
