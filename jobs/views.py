@@ -21,6 +21,7 @@ from jobs.serializers import (
 )
 from ops.audit import Target
 from ops.authentication import actor_for
+from ops.query import StrictQueryParams
 from ops.serializers import EmptySerializer
 from ops.views import OperationViewSet
 
@@ -30,6 +31,7 @@ class JobStartViewSet(OperationViewSet):
 
     kind = services.KIND_JOB
     job_type: str = ""
+    reaches_cluster = True  # the type's checks read the live cluster
 
     def get_serializer(self, *args, **kwargs):
         return get_job_type(self.job_type).input(*args, **kwargs)
@@ -52,7 +54,7 @@ class JobStartViewSet(OperationViewSet):
         return Response({"job_id": job.job_id}, status=status.HTTP_202_ACCEPTED)
 
 
-class JobTypesView(APIView):
+class JobTypesView(StrictQueryParams, APIView):
     """``GET /ops/jobs/types``: every job type, its steps and the JSON Schema of its input."""
 
     @extend_schema(responses={200: JobTypesSerializer})
@@ -60,7 +62,9 @@ class JobTypesView(APIView):
         return Response({"types": [describe_job_type(t) for t in job_types()]})
 
 
-class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class JobViewSet(
+    StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Jobs and their steps."""
 
     serializer_class = JobSerializer
@@ -92,6 +96,7 @@ class JobActionViewSet(OperationViewSet):
     """``POST /ops/jobs/{job_id}/cancel`` and ``POST /ops/jobs/{job_id}/retry`` (empty body)."""
 
     kind = services.KIND_JOB
+    reaches_cluster = ("retry",)  # a retry checks the step's guards against the live cluster
 
     def audit_target(self) -> Target:
         """The job named in the path, for the row of a refusal."""

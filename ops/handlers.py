@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import connections
 from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.html import escape
@@ -29,7 +29,14 @@ from rest_framework.response import Response
 
 from ops.audit import Target, record
 from ops.client_ip import client_ip
-from ops.errors import DATABASE_UNAVAILABLE, DatabaseUnavailable, InvalidInput, OpsError
+from ops.errors import (
+    DATABASE_UNAVAILABLE,
+    BodyNotJson,
+    BodyTooLarge,
+    DatabaseUnavailable,
+    InvalidInput,
+    OpsError,
+)
 from ops.models import OpsLogStatus
 
 logger = logging.getLogger(__name__)
@@ -45,21 +52,18 @@ class BadRequest(exceptions.APIException):
     default_detail = "Malformed request."
 
 
-class UnsupportedBody(exceptions.APIException):
-    """400: the body is not JSON (SPEC answers bad input with 400, not 415)."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "unsupported_media_type"
-    default_detail = "The body must be JSON (Content-Type: application/json)."
-
-
-def _normalise(exc: Exception) -> Exception:
+def _normalise(exc: Exception, request) -> Exception:
     if isinstance(exc, Http404):
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
         return exceptions.PermissionDenied()
     if isinstance(exc, exceptions.UnsupportedMediaType):
-        return UnsupportedBody(f"Unsupported content type {exc.detail!s}")
+        sent = getattr(request, "content_type", "") or "no content type"
+        return BodyNotJson(
+            f"The body must be JSON (Content-Type: application/json); this one was sent as {sent}."
+        )
+    if isinstance(exc, RequestDataTooBig):
+        return BodyTooLarge()
     if isinstance(exc, SuspiciousOperation):
         return BadRequest(str(exc) or None)
     return exc
@@ -68,7 +72,8 @@ def _normalise(exc: Exception) -> Exception:
 def error_body(exc: exceptions.APIException) -> dict:
     """The JSON body of an API error."""
     if isinstance(exc, InvalidInput):
-        return {"detail": str(exc.detail), "code": "invalid", "errors": exc.errors}
+        code = getattr(exc.detail, "code", None) or exc.default_code
+        return {"detail": str(exc.detail), "code": code, "errors": exc.errors}
     if isinstance(exc.detail, dict | list):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         return {"detail": "Invalid input.", "code": "invalid", "errors": errors}
@@ -157,8 +162,8 @@ def database_unavailable(exc: Exception, request) -> DatabaseUnavailable:
 
 def exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's handling with our body shape, JSON 500s, and audit rows for early refusals."""
-    exc = _normalise(exc)
     request = context.get("request")
+    exc = _normalise(exc, request)
     if isinstance(exc, (*DATABASE_UNAVAILABLE, DatabaseUnavailable)):
         exc = database_unavailable(exc, request)
     set_request_rollback(request)
@@ -201,6 +206,9 @@ def json_400(request, exception=None):
     """400 for requests Django rejects itself (bad Host header, oversized body)."""
     if _is_admin(request):
         return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        error = BodyTooLarge()
+        return JsonResponse(error_body(error), status=error.status_code)
     return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
 
 

@@ -14,11 +14,15 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connections
 from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
+
+from ops.errors import InvalidQuery
 
 
 def narrowed_to_matches(queryset):
@@ -53,14 +57,65 @@ def capped_count(queryset, cap: int) -> tuple[int, bool]:
 
 
 class AuditCursorPagination(CursorPagination):
-    """Newest first; ``{count, count_exact, next, previous, results}``."""
+    """Newest first; ``{count, count_exact, next, previous, results}``.
+
+    Strict like every query parameter of the API: a ``page_size`` that is not an integer in
+    1..``max_page_size`` and a cursor that is not one this API wrote (edited, cut, or from
+    another list) are 400s, never a silent default or a database error.
+    """
 
     ordering = ("-ts", "-id")
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+    invalid_cursor_message = (
+        "Invalid cursor: use the next or previous link of an earlier page as it is."
+    )
+
+    @classmethod
+    def query_params(cls) -> frozenset[str]:
+        """The query parameters this paginator reads."""
+        return frozenset(p for p in (cls.cursor_query_param, cls.page_size_query_param) if p)
+
+    def get_page_size(self, request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            problem = f"An integer from 1 to {self.max_page_size}."
+            raise InvalidQuery({self.page_size_query_param: [problem]}, detail=problem)
+        return int(raw)
+
+    def decode_cursor(self, request):
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound as e:
+            raise self._invalid_cursor() from e
+        if cursor is not None and cursor.position is not None:
+            field = self._model._meta.get_field(self.ordering[0].lstrip("-"))
+            try:
+                if "\x00" in cursor.position:
+                    raise ValidationError("NUL character")
+                field.to_python(cursor.position)
+            except ValidationError as e:
+                raise self._invalid_cursor() from e
+        return cursor
+
+    def _invalid_cursor(self) -> InvalidQuery:
+        return InvalidQuery(
+            {self.cursor_query_param: [self.invalid_cursor_message]},
+            detail=self.invalid_cursor_message,
+        )
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
 
     def paginate_queryset(self, queryset, request, view=None):
+        self._model = queryset.model  # the cursor's position is a value of its ordering field
         self.count, self.count_exact = capped_count(queryset, settings.APIOPS["AUDIT_COUNT_CAP"])
         return super().paginate_queryset(queryset, request, view)
 

@@ -138,3 +138,15 @@ class WhoAmISerializer(serializers.Serializer):
     operations = serializers.ListField(child=serializers.CharField())
     key = ApiKeyInfoSerializer(allow_null=True)
     keys = ApiKeyInfoSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer: what went wrong, a machine-readable code, and field errors."""
+
+    detail = serializers.CharField(help_text="What went wrong, for a person.")
+    code = serializers.CharField(help_text="What went wrong, for a program: e.g. `invalid`.")
+    errors = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text="Field errors of a 400: each field (or query parameter) with its messages.",
+    )

@@ -8,12 +8,28 @@ reaches the cluster, and never becomes part of a URL path we send to it.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _LABEL_RE = re.compile(rf"^{_LABEL}$")
 _SUBDOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+_AGE_RE = re.compile(r"^(\d{1,9})([smhdw])$")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def relative_age(value: str) -> timedelta | None:
+    """A relative age as the CLIs write it (``90s``, ``30m``, ``24h``, ``7d``, ``2w``) as a
+    timedelta; None when ``value`` is not one (or too long to be a timedelta)."""
+    match = _AGE_RE.match(value.strip())
+    if not match:
+        return None
+    amount, unit = match.groups()
+    try:
+        return timedelta(**{_AGE_UNITS[unit]: int(amount)})
+    except OverflowError:
+        return None
 
 
 def namespace_problem(value: object) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -19,10 +20,12 @@ from rest_framework.views import APIView
 from ops import services
 from ops.audit import Target
 from ops.authentication import actor_for
+from ops.errors import BodyTooLarge
 from ops.extensions import operations
-from ops.filters import OpsLogFilter
+from ops.filters import TIME_HELP, OpsLogFilter
 from ops.models import ApiKey
 from ops.pagination import AuditCursorPagination
+from ops.query import StrictQueryParams
 from ops.selectors import audit_rows, audit_rows_visible_to
 from ops.serializers import (
     ApiKeyInfoSerializer,
@@ -60,7 +63,7 @@ def _validate(path: dict, body_serializer: serializers.Serializer) -> dict:
     return {**path_ser.validated_data, **body_serializer.validated_data}
 
 
-class OperationViewSet(viewsets.ViewSet):
+class OperationViewSet(StrictQueryParams, viewsets.ViewSet):
     """Base of the operation endpoints: knows which audit target a request is about."""
 
     kind: str = ""
@@ -71,9 +74,16 @@ class OperationViewSet(viewsets.ViewSet):
 
     def initial(self, request, *args, **kwargs):
         # Read the body before DRF's parser consumes the stream (Django caches it), so a
-        # refusal can audit what was sent. Django's DATA_UPLOAD_MAX_MEMORY_SIZE bounds it.
-        self.raw_body = request._request.body
+        # refusal can audit what was sent. Django's DATA_UPLOAD_MAX_MEMORY_SIZE bounds it; a
+        # larger body is refused (413) once the caller is known, so its row names the actor.
+        too_large = False
+        try:
+            self.raw_body = request._request.body
+        except RequestDataTooBig:
+            too_large = True
         super().initial(request, *args, **kwargs)
+        if too_large:
+            raise BodyTooLarge()
 
     def _body_for_audit(self):
         if not self.raw_body:
@@ -81,7 +91,7 @@ class OperationViewSet(viewsets.ViewSet):
         text = self.raw_body[: _RAW_BODY_LIMIT * 4].decode("utf-8", "replace")
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             return {"_raw": text[:_RAW_BODY_LIMIT]}
 
     def audit_target(self) -> Target:
@@ -114,6 +124,7 @@ class ScaleViewSet(WithoutRequestTransaction, OperationViewSet):
 
     action_name = services.ACTION_SCALE
     serializer_class = ScaleSerializer
+    reaches_cluster = True
 
     def get_serializer(self, *args, **kwargs):
         return ScaleSerializer(*args, **kwargs)
@@ -130,6 +141,7 @@ class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
     """``DELETE /ops/namespaces/{ns}/{pods|persistentvolumeclaims}/{name}``."""
 
     action_name = services.ACTION_DELETE
+    reaches_cluster = True
 
     @extend_schema(request=None, responses={200: DeleteResultSerializer})
     def destroy(self, request, namespace: str, name: str) -> Response:
@@ -142,11 +154,13 @@ class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
 
 @extend_schema(
     parameters=[
-        OpenApiParameter("since", str, description="ISO 8601; rows with ts >= since"),
-        OpenApiParameter("until", str, description="ISO 8601; rows with ts < until"),
+        OpenApiParameter("since", str, description=f"Rows at or after this time. {TIME_HELP}"),
+        OpenApiParameter("until", str, description=f"Rows before this time. {TIME_HELP}"),
     ]
 )
-class AuditViewSet(WithoutRequestTransaction, mixins.ListModelMixin, viewsets.GenericViewSet):
+class AuditViewSet(
+    WithoutRequestTransaction, StrictQueryParams, mixins.ListModelMixin, viewsets.GenericViewSet
+):
     """``GET /ops/audit``: the audit log, newest first, filtered, cursor-paginated.
 
     A key scoped to namespaces reads only the rows about them (see
@@ -173,7 +187,7 @@ class AuditViewSet(WithoutRequestTransaction, mixins.ListModelMixin, viewsets.Ge
         )
 
 
-class WhoAmIView(WithoutRequestTransaction, APIView):
+class WhoAmIView(WithoutRequestTransaction, StrictQueryParams, APIView):
     """``GET /ops/whoami``: who this key acts as, where, and its name's keys."""
 
     @extend_schema(responses={200: WhoAmISerializer})
