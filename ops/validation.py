@@ -15,6 +15,13 @@ DNS1123_SUBDOMAIN_MAX = 253
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _LABEL_RE = re.compile(rf"^{_LABEL}$")
 _SUBDOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+#: JSON Schema of a namespace and of an object name, for the OpenAPI document.
+NAMESPACE_SCHEMA = {"type": "string", "pattern": _LABEL_RE.pattern, "maxLength": DNS1123_LABEL_MAX}
+NAME_SCHEMA = {
+    "type": "string",
+    "pattern": _SUBDOMAIN_RE.pattern,
+    "maxLength": DNS1123_SUBDOMAIN_MAX,
+}
 _AGE_RE = re.compile(r"^(\d{1,9})([smhdw])$")
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

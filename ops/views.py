@@ -37,8 +37,14 @@ from ops.serializers import (
     ScaleSerializer,
     WhoAmISerializer,
 )
+from ops.validation import NAME_SCHEMA, NAMESPACE_SCHEMA
 
 _RAW_BODY_LIMIT = 4096
+#: The path parameters of an operation on one object, as the input rules define them.
+OBJECT_PATH = [
+    OpenApiParameter("namespace", NAMESPACE_SCHEMA, OpenApiParameter.PATH),
+    OpenApiParameter("name", NAME_SCHEMA, OpenApiParameter.PATH),
+]
 
 SCALE_SERVICES = {
     services.KIND_DEPLOYMENT: services.deployment_scale,
@@ -129,7 +135,9 @@ class ScaleViewSet(WithoutRequestTransaction, OperationViewSet):
     def get_serializer(self, *args, **kwargs):
         return ScaleSerializer(*args, **kwargs)
 
-    @extend_schema(request=ScaleSerializer, responses={200: ScaleResultSerializer})
+    @extend_schema(
+        request=ScaleSerializer, responses={200: ScaleResultSerializer}, parameters=OBJECT_PATH
+    )
     def scale(self, request, namespace: str, name: str) -> Response:
         """Set the replica count; answers the new and the previous count."""
         data = _validate({"namespace": namespace, "name": name}, ScaleSerializer(data=request.data))
@@ -143,7 +151,7 @@ class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
     action_name = services.ACTION_DELETE
     reaches_cluster = True
 
-    @extend_schema(request=None, responses={200: DeleteResultSerializer})
+    @extend_schema(request=None, responses={200: DeleteResultSerializer}, parameters=OBJECT_PATH)
     def destroy(self, request, namespace: str, name: str) -> Response:
         """Delete the object; answers ``{"status": "ok", ...}``."""
         body = request.data if self.raw_body else {}
