@@ -375,6 +375,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "ops.schema.AutoSchema",
     "EXCEPTION_HANDLER": "ops.handlers.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # ASCII JSON (non-ASCII as \uXXXX escapes): an answer that quotes the caller's input (an
+    # unknown field named "\ud800") stays encodable whatever characters it holds.
+    "UNICODE_JSON": False,
 }
 
 SPECTACULAR_SETTINGS = {
