@@ -4,20 +4,26 @@ OFFSET pages get slower the deeper they go and an exact ``count(*)`` over millio
 costs a scan on every request. So pages are cursors on ``(ts, id)`` (constant cost at any
 depth, stable while new rows arrive), and ``count`` is exact up to ``OPS_AUDIT_COUNT_CAP``
 (an index-bounded ``LIMIT`` count); above it the planner's row estimate is given instead, and
-``count_exact`` says which one the client got. When the count is exact the page is read
-through the matching ids (see :func:`narrowed_to_matches`), so a rare combination of filters
-is as fast as a common one.
+``count_exact`` says which one the client got.
+
+A page is read in two steps (:class:`IdsFirst`): the ids of its rows, which the indexes of
+``ops_log`` answer without reading the table (each holds the filter columns, ``ts`` and
+``id``), then those rows by primary key. When the count is exact, few rows match: the ids are
+then collected through the filter index and sorted (:func:`sorted_without_index`), because
+walking the newest-first index and discarding non-matching rows would read most of the table
+before filling a page — the planner cannot know that a combination of filters is rare.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
+from django.db.models import DateTimeField, ExpressionWrapper, F, QuerySet
+from django.db.models.query import ModelIterable
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -25,20 +31,53 @@ from rest_framework.response import Response
 from ops.errors import InvalidQuery
 
 
-def narrowed_to_matches(queryset):
-    """The same rows, fetched through an array of their ids computed once.
+def sorted_without_index(ordering: tuple[str, ...]) -> list:
+    """``ordering`` with its first (time) field made an expression no index is sorted by, so
+    PostgreSQL collects the matching rows through the filter indexes and sorts them."""
+    first, *rest = ordering
+    name = first.lstrip("-")
+    shifted = ExpressionWrapper(F(name) + timedelta(0), output_field=DateTimeField())
+    return [shifted.desc() if first.startswith("-") else shifted.asc(), *rest]
 
-    Used when the count showed that few rows match: walking the newest-first index and
-    discarding non-matching rows would then read most of the table before filling a page
-    (the planner cannot know that a combination of filters is rare), while collecting the few
-    matching ids through the filter indexes and sorting them is cheap.
-    """
-    inner_sql, params = queryset.order_by().values("pk").query.sql_with_params()
-    table = queryset.model._meta.db_table
-    condition = RawSQL(  # noqa: S611 - SQL compiled by Django, values stay parameters
-        f'"{table}"."id" = ANY(ARRAY({inner_sql}))', params, output_field=BooleanField()
-    )
-    return queryset.model._default_manager.using(queryset.db).filter(condition)
+
+class IdsFirst:
+    """Mixed into a queryset: a slice (DRF's page) reads the ids first, then the rows."""
+
+    collect_and_sort = False
+
+    def __getitem__(self, k):
+        if not isinstance(k, slice) or self._iterable_class is not ModelIterable:
+            return super().__getitem__(k)  # an item, or the id step itself
+        ordering = tuple(self.query.order_by)
+        ids = self.prefetch_related(None).values_list("pk", flat=True)
+        if self.collect_and_sort and ordering:
+            ids = ids.order_by(*sorted_without_index(ordering))
+        page = list(ids[k])
+        return list(self._rows(page)) if page else []
+
+    def _clone(self):
+        clone = super()._clone()
+        clone.collect_and_sort = self.collect_and_sort
+        return clone
+
+    def _rows(self, ids: list) -> QuerySet:
+        rows = QuerySet(model=self.model, using=self.db).filter(pk__in=ids)
+        rows._prefetch_related_lookups = self._prefetch_related_lookups
+        return rows.order_by(*self.query.order_by)
+
+
+_IDS_FIRST: dict[type, type] = {}
+
+
+def ids_first(queryset: QuerySet, *, collect_and_sort: bool) -> QuerySet:
+    """``queryset`` whose page is read ids first (see :class:`IdsFirst`)."""
+    cls = type(queryset)
+    if cls not in _IDS_FIRST:
+        _IDS_FIRST[cls] = type(f"IdsFirst{cls.__name__}", (IdsFirst, cls), {})
+    clone = queryset._chain()
+    clone.__class__ = _IDS_FIRST[cls]
+    clone.collect_and_sort = collect_and_sort
+    return clone
 
 
 def capped_count(queryset, cap: int) -> tuple[int, bool]:
@@ -117,6 +156,7 @@ class AuditCursorPagination(CursorPagination):
     def paginate_queryset(self, queryset, request, view=None):
         self._model = queryset.model  # the cursor's position is a value of its ordering field
         self.count, self.count_exact = capped_count(queryset, settings.APIOPS["AUDIT_COUNT_CAP"])
+        queryset = ids_first(queryset, collect_and_sort=self.count_exact)
         return super().paginate_queryset(queryset, request, view)
 
     def get_paginated_response(self, data):
