@@ -242,9 +242,7 @@ class OpsLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Facet counts ("Show counts") would count every filter value over the whole table.
     show_facets = admin.ShowFacets.NEVER
     search_fields = ["resource_name", "actor", "source_ip", "namespace"]
-    search_help_text = (
-        "An actor or namespace, or the start of an object name or source IP."
-    )
+    search_help_text = "An actor or namespace, or the start of an object name or source IP."
     date_hierarchy = "ts"
     ordering = ["-ts", "-id"]
     list_per_page = 50

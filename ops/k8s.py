@@ -444,16 +444,40 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"kind must be one of {SCALABLE_KINDS}, not {kind!r}")
 
 
-def _scale_info(kind: str, scale: Any) -> ScaleInfo:
-    spec = scale.spec
-    status = scale.status
+def _json_answer(fn: Callable[..., Any]) -> Callable[..., dict]:
+    """``fn`` (a client method) answering the JSON body as a dict, not the client's models.
+
+    A scale needs a handful of fields; building and validating the client's model objects
+    for them costs more CPU than the HTTP round trip itself. Errors are unchanged: the client
+    raises ApiException for a non-2xx answer before any body is read here.
+    """
+
+    def call(*args: Any, **kwargs: Any) -> dict:
+        response = fn(*args, _preload_content=False, **kwargs)
+        try:
+            body = json.loads(response.data)
+        except ValueError as e:
+            raise OpenApiException(f"the answer is not JSON: {e}") from e
+        finally:
+            response.release_conn()
+        if not isinstance(body, dict):
+            raise OpenApiException("the answer is not a JSON object")
+        return body
+
+    return call
+
+
+def _scale_info(kind: str, scale: dict) -> ScaleInfo:
+    metadata = scale.get("metadata") or {}
+    spec = scale.get("spec") or {}
+    status = scale.get("status") or {}
     return ScaleInfo(
         kind=kind,
-        namespace=scale.metadata.namespace,
-        name=scale.metadata.name,
-        spec_replicas=(spec.replicas if spec and spec.replicas is not None else 0),
-        status_replicas=(status.replicas if status and status.replicas is not None else 0),
-        selector=(status.selector or "") if status else "",
+        namespace=metadata.get("namespace", ""),
+        name=metadata.get("name", ""),
+        spec_replicas=spec.get("replicas") or 0,
+        status_replicas=status.get("replicas") or 0,
+        selector=status.get("selector") or "",
     )
 
 
@@ -461,7 +485,7 @@ def scale_read(*, kind: str, namespace: str, name: str) -> ScaleInfo:
     """GET the ``/scale`` subresource of a Deployment or StatefulSet."""
     _check_kind(kind)
     api = _apps()
-    fn = (
+    fn = _json_answer(
         api.read_namespaced_deployment_scale
         if kind == DEPLOYMENT
         else api.read_namespaced_stateful_set_scale
@@ -487,7 +511,7 @@ def scale_patch(
     """
     _check_kind(kind)
     api = _apps()
-    fn = (
+    fn = _json_answer(
         api.patch_namespaced_deployment_scale
         if kind == DEPLOYMENT
         else api.patch_namespaced_stateful_set_scale
