@@ -275,8 +275,10 @@ def bench_admin(repeats: int) -> bool:
         ("drill-down: a year", f"?ts__year={now.year}"),
         ("drill-down: a month", f"?ts__year={now.year}&ts__month={now.month}"),
         ("drill-down: a day", f"?ts__year={now.year}&ts__month={now.month}&ts__day={now.day}"),
-        ("drill-down month + status=error", f"?ts__year={now.year}&ts__month={now.month}"
-         "&status__exact=error"),  # fmt: skip
+        (
+            "drill-down month + status=error",
+            f"?ts__year={now.year}&ts__month={now.month}&status__exact=error",
+        ),
         ("search: alice", "?q=alice"),
         ("search: obj-42", "?q=obj-42"),
         ("search: an address", "?q=10.0.17.3"),

@@ -190,14 +190,29 @@ def _conf() -> dict[str, Any]:
     return settings.APIOPS
 
 
+_KEY_RECHECK = 1.0  # seconds between two looks at the kubeconfig file
+_key_seen: tuple[str | None, float, tuple[str, int]] | None = None
+
+
 def _cache_key() -> tuple[str, int]:
+    """Which kubeconfig (and which version of it) the client is for. The file is looked at
+    again at most once a second: resolving and stat-ing it on every call cost more than a
+    scale's JSON."""
+    global _key_seen
     path = _conf()["KUBECONFIG"]
+    now = time.monotonic()
+    seen = _key_seen
+    if seen is not None and seen[0] == path and now - seen[1] < _KEY_RECHECK:
+        return seen[2]
     if not path:
-        return ("<in-cluster>", 0)
-    try:
-        return (str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
-    except OSError:
-        return (str(path), -1)
+        key = ("<in-cluster>", 0)
+    else:
+        try:
+            key = (str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+        except OSError:
+            key = (str(path), -1)
+    _key_seen = (path, now, key)
+    return key
 
 
 def _build_client(path: str | None) -> client.ApiClient:
@@ -233,9 +248,9 @@ def api_client() -> client.ApiClient:
 
 def reset_client() -> None:
     """Forget the cached client (the next call builds one from the current settings)."""
-    global _cached
+    global _cached, _key_seen
     with _client_lock:
-        old, _cached = _cached, None
+        old, _cached, _key_seen = _cached, None, None
     if old is not None:
         old[1].close()
 
