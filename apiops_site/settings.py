@@ -371,7 +371,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["ops.parsers.StrictJSONParser"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["ops.filters.StrictFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "ops.schema.AutoSchema",
     "EXCEPTION_HANDLER": "ops.handlers.exception_handler",
     "UNAUTHENTICATED_USER": None,

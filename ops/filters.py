@@ -1,12 +1,16 @@
-"""Filters of ``GET /ops/audit``: a malformed value is a 400, never silently ignored."""
+"""Filters of ``GET /ops/audit``, and the API's filter backend: a malformed value is a 400
+``invalid_query``, never silently ignored."""
 
 from __future__ import annotations
 
 import django_filters
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ValidationError as FormValidationError
 from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.exceptions import ValidationError
 
+from ops.errors import InvalidQuery
 from ops.models import OpsLog, OpsLogStatus
 from ops.validation import relative_age
 
@@ -28,13 +32,26 @@ class AgeOrIsoDateTimeField(IsoDateTimeField):
         try:
             return timezone.now() - age
         except OverflowError as e:  # an age reaching back before year 1
-            raise ValidationError(self.error_messages["invalid"], code="invalid") from e
+            raise FormValidationError(self.error_messages["invalid"], code="invalid") from e
 
 
 class AgeOrIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     """:class:`~django_filters.IsoDateTimeFilter` that also takes a relative age."""
 
     field_class = AgeOrIsoDateTimeField
+
+
+class StrictFilterBackend(DjangoFilterBackend):
+    """django-filter's backend; a malformed filter value is the API's query error (400
+    ``invalid_query`` naming the parameter, audited like an unknown one)."""
+
+    def filter_queryset(self, request, queryset, view):
+        try:
+            return super().filter_queryset(request, queryset, view)
+        except ValidationError as e:
+            errors = {name: [str(m) for m in msgs] for name, msgs in e.detail.items()}
+            names = ", ".join(repr(name) for name in errors)
+            raise InvalidQuery(errors, detail=f"Invalid value of {names}.") from e
 
 
 class OpsLogFilter(django_filters.FilterSet):

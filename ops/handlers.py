@@ -35,6 +35,7 @@ from ops.errors import (
     BodyTooLarge,
     DatabaseUnavailable,
     InvalidInput,
+    InvalidQuery,
     OpsError,
 )
 from ops.models import OpsLogStatus
@@ -101,16 +102,19 @@ def _audit_refusal(exc: Exception, body: dict, response: Response, context: dict
     if request is None:
         return
     is_operation = getattr(view, "audits_refusals", False)
-    if not is_operation and not isinstance(exc, _AUTH_ERRORS):
-        return  # not an operation, and not an authentication failure: nothing attempted
+    # The principal, when authentication got that far (DRF keeps it in Request._user).
+    principal = vars(request).get("_user")
+    # A keyed caller's refused query (an unknown, repeated or malformed parameter) is an
+    # attempt too, on a read as on an operation: someone probing shows up in the log.
+    refused_query = isinstance(exc, InvalidQuery) and principal is not None
+    if not (is_operation or refused_query or isinstance(exc, _AUTH_ERRORS)):
+        return  # not an operation, not a refused query, not an authentication failure
     target_of = getattr(view, "audit_target", None)
     target = (
         target_of()
         if target_of
         else Target(request.method.lower(), "endpoint", "", request.path, None)
     )
-    # The principal, when authentication got that far (DRF keeps it in Request._user).
-    principal = vars(request).get("_user")
     refused = isinstance(exc, (*_AUTH_ERRORS, exceptions.PermissionDenied))
     try:
         record(

@@ -108,6 +108,32 @@ def test_a_refused_operation_query_is_audited_once_and_sends_nothing(api, cluste
     assert "'force'" in row.error_message
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["namspace=prod", "page_size=5&page_size=6", "page_size=0", "since=yesterday", "cursor=x"],
+)
+def test_a_refused_query_on_a_read_is_audited_too(api, query):
+    response = api.get(f"/ops/audit?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_query"
+    [row] = audit_log()
+    assert (row.status, row.http_status, row.code, row.actor) == (
+        "error",
+        400,
+        "invalid_query",
+        "bootstrap",
+    )
+    assert (row.action, row.resource_kind) == ("list", "ops_log")
+
+
+def test_a_refused_query_on_a_probe_writes_no_row(anon):
+    response = anon.get("/health/live?verbose=1")
+
+    assert response.status_code == 400
+    assert audit_log() == []
+
+
 def test_without_a_key_the_answer_is_401_before_the_query_is_looked_at(anon):
     response = anon.get("/ops/audit?namspace=prod")
 
