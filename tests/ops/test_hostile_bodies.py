@@ -133,6 +133,7 @@ def hostile_bodies(draw) -> str:
     max_examples=60,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(body=hostile_bodies(), key=st.sampled_from([BOOTSTRAP_KEY, "wrong-key", None]))
@@ -156,6 +157,7 @@ def test_every_hostile_body_is_a_4xx_with_exactly_one_row_and_no_cluster_call(
     max_examples=60,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(cursor=st.text(max_size=80) | st.binary(max_size=60).map(lambda b: b64encode(b).decode()))

@@ -39,7 +39,10 @@ CHECKS = [
     ignored_auth,
 ]
 # Seeded and bounded: the same requests on every run, a few seconds per operation.
-CONFIG = {"seed": 20260614, "generation": {"mode": "all", "max-examples": 25}}
+CONFIG = {
+    "seed": 20260614,
+    "generation": {"mode": "all", "max-examples": 25, "database": "none"},
+}
 
 
 # Built when the module is collected (schemathesis parametrizes from it), without a database;
