@@ -21,6 +21,7 @@ from jobs.serializers import (
 )
 from ops.audit import Target
 from ops.authentication import actor_for
+from ops.handlers import JsonErrors
 from ops.query import StrictQueryParams
 from ops.serializers import EmptySerializer
 from ops.views import OperationViewSet
@@ -54,7 +55,7 @@ class JobStartViewSet(OperationViewSet):
         return Response({"job_id": job.job_id}, status=status.HTTP_202_ACCEPTED)
 
 
-class JobTypesView(StrictQueryParams, APIView):
+class JobTypesView(JsonErrors, StrictQueryParams, APIView):
     """``GET /ops/jobs/types``: every job type, its steps and the JSON Schema of its input."""
 
     @extend_schema(responses={200: JobTypesSerializer})
@@ -63,7 +64,11 @@ class JobTypesView(StrictQueryParams, APIView):
 
 
 class JobViewSet(
-    StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    JsonErrors,
+    StrictQueryParams,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Jobs and their steps."""
 

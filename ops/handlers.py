@@ -25,6 +25,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.html import escape
 from django.views import defaults
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from ops.audit import Target, record
@@ -51,6 +52,17 @@ class BadRequest(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "bad_request"
     default_detail = "Malformed request."
+
+
+class JsonErrors:
+    """Mixin for DRF views: an error answer is JSON ``{detail, code}`` whatever format the
+    request negotiated (the schema's YAML, the docs page, the browsable API's HTML)."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code >= 400 and getattr(response, "data", None) is not None:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 def _normalise(exc: Exception, request) -> Exception:

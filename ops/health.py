@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from ops import k8s
 from ops.audit import audit_alias
 from ops.extensions import readiness_info
+from ops.handlers import JsonErrors
 from ops.query import StrictQueryParams
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def check_kubernetes() -> str | None:
 
 
 @method_decorator(never_cache, name="dispatch")
-class _Probe(StrictQueryParams, APIView):
+class _Probe(JsonErrors, StrictQueryParams, APIView):
     """A probe: no authentication, JSON only, never cached, no request transaction."""
 
     authentication_classes = ()

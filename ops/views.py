@@ -23,6 +23,7 @@ from ops.authentication import actor_for
 from ops.errors import BodyTooLarge
 from ops.extensions import operations
 from ops.filters import TIME_HELP, OpsLogFilter
+from ops.handlers import JsonErrors
 from ops.models import ApiKey
 from ops.pagination import AuditCursorPagination
 from ops.query import StrictQueryParams
@@ -69,7 +70,7 @@ def _validate(path: dict, body_serializer: serializers.Serializer) -> dict:
     return {**path_ser.validated_data, **body_serializer.validated_data}
 
 
-class OperationViewSet(StrictQueryParams, viewsets.ViewSet):
+class OperationViewSet(JsonErrors, StrictQueryParams, viewsets.ViewSet):
     """Base of the operation endpoints: knows which audit target a request is about."""
 
     kind: str = ""
@@ -167,7 +168,11 @@ class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
     ]
 )
 class AuditViewSet(
-    WithoutRequestTransaction, StrictQueryParams, mixins.ListModelMixin, viewsets.GenericViewSet
+    WithoutRequestTransaction,
+    JsonErrors,
+    StrictQueryParams,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
 ):
     """``GET /ops/audit``: the audit log, newest first, filtered, cursor-paginated.
 
@@ -195,7 +200,7 @@ class AuditViewSet(
         )
 
 
-class WhoAmIView(WithoutRequestTransaction, StrictQueryParams, APIView):
+class WhoAmIView(WithoutRequestTransaction, JsonErrors, StrictQueryParams, APIView):
     """``GET /ops/whoami``: who this key acts as, where, and its name's keys."""
 
     @extend_schema(responses={200: WhoAmISerializer})

@@ -13,10 +13,11 @@ import pytest
 from django.urls import URLResolver, get_resolver, resolve
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
 
 from jobs.models import Job
 from ops.models import OpsLog
-from tests.ops.conftest import DB, audit_log
+from tests.ops.conftest import BOOTSTRAP_KEY, DB, audit_log
 
 pytestmark = DB
 
@@ -270,3 +271,19 @@ def test_the_schema_and_docs_answer_401_as_json(anon, path):
     assert response["Content-Type"] == "application/json"
     assert response.json()["code"] == "not_authenticated"
     assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/ops/audit", 401), ("/ops/whoami?x=1", 400), ("/ops/jobs/no-such-job", 404)],
+)
+def test_errors_are_json_even_for_a_browser_asking_for_html(apiops, path, status):
+    client = APIClient(HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    if status != 401:
+        client.credentials(HTTP_X_API_KEY=BOOTSTRAP_KEY)
+
+    response = client.get(path)
+
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"]
