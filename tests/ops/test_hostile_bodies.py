@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from base64 import b64encode
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jobs.models import Job
 from ops.models import OpsLog
 from tests.ops.conftest import BOOTSTRAP_KEY, CLIENT_IP, DB, audit_log, mutations
 
@@ -98,6 +100,17 @@ def test_a_parseable_but_deep_body_is_stored_cut_and_says_so(api, cluster):
     [row] = audit_log()
     assert "nested deeper than 64 levels cut" in row.request_body["_note"]
     assert "<cut: nested deeper than 64 levels>" in json.dumps(row.request_body["_escaped"])
+
+
+@pytest.mark.parametrize("body", [SURROGATE.replace("replicas", "namespace"), DEEP])
+def test_a_job_start_with_a_hostile_body_is_400_with_its_row_and_no_job(api, cluster, body):
+    response = api.generic("POST", "/ops/jobs/pg-rebuild", body, content_type="application/json")
+
+    assert response.status_code == 400
+    [row] = audit_log()
+    assert (row.action, row.status, row.http_status) == ("pg-rebuild", "error", 400)
+    assert not Job.objects.exists()
+    assert mutations(cluster) == []
 
 
 # --- fuzzing ----------------------------------------------------------------------------------
