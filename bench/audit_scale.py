@@ -127,25 +127,31 @@ def percentile(values: list[float], q: float) -> float:
 # --- database ---------------------------------------------------------------------------------
 
 
-def use_bench_database() -> None:
-    """Set Django up on the bench database (created when missing), migrated."""
-    import django
-    from django.conf import settings
-
-    django.setup()
+def _maintenance(statement: str) -> None:
+    """Run ``statement`` on the server's maintenance database (CREATE / DROP DATABASE)."""
     import psycopg2
     from django.db import connections
 
+    connections.close_all()
     params = connections["default"].get_connection_params()
     params.pop("database", None)
     admin = psycopg2.connect(**{**params, "dbname": "postgres"})
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB])
-        if cur.fetchone() is None:
-            cur.execute(f"CREATE DATABASE {BENCH_DB}")
+        exists = cur.fetchone() is not None
+        if exists == statement.startswith("DROP"):
+            cur.execute(statement)
     admin.close()
-    connections.close_all()
+
+
+def use_bench_database() -> None:
+    """Set Django up on the bench database (created when missing), migrated."""
+    import django
+    from django.conf import settings
+
+    django.setup()
+    _maintenance(f"CREATE DATABASE {BENCH_DB}")
     for alias in ("default", "audit"):
         settings.DATABASES[alias]["NAME"] = BENCH_DB
     settings.ALLOWED_HOSTS = ["*"]
@@ -156,18 +162,7 @@ def use_bench_database() -> None:
 
 
 def drop_bench_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    import psycopg2
-
-    params = connections["default"].get_connection_params()
-    params.pop("database", None)
-    admin = psycopg2.connect(**{**params, "dbname": "postgres"})
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    admin.close()
+    _maintenance(f"DROP DATABASE {BENCH_DB} WITH (FORCE)")
 
 
 def seed(rows: int) -> None:

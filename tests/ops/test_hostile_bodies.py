@@ -115,6 +115,15 @@ def test_a_job_start_with_a_hostile_body_is_400_with_its_row_and_no_job(api, clu
 
 # --- fuzzing ----------------------------------------------------------------------------------
 
+# The same 60 examples on every run; the fixtures (a client, kubesim) serve every example.
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
@@ -142,13 +151,7 @@ def hostile_bodies(draw) -> str:
     return draw(st.text(max_size=200))
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@FUZZ
 @given(body=hostile_bodies(), key=st.sampled_from([BOOTSTRAP_KEY, "wrong-key", None]))
 def test_every_hostile_body_is_a_4xx_with_exactly_one_row_and_no_cluster_call(
     api, apiops, cluster, body, key
@@ -166,13 +169,7 @@ def test_every_hostile_body_is_a_4xx_with_exactly_one_row_and_no_cluster_call(
     assert mutations(cluster) == []
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@FUZZ
 @given(cursor=st.text(max_size=80) | st.binary(max_size=60).map(lambda b: b64encode(b).decode()))
 def test_no_cursor_makes_a_list_fail(api, cursor):
     for path in ("/ops/audit", "/ops/jobs"):
