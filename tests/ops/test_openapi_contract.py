@@ -84,3 +84,38 @@ def test_the_document_under_test_is_the_one_served(api):
 )
 def test_every_operation_answers_as_its_schema_says(case, cluster, apiops, in_test_transaction):
     case.call_and_validate(headers={"X-API-Key": BOOTSTRAP_KEY}, checks=CHECKS)
+
+
+def _statuses(path: str, method: str) -> list[str]:
+    return sorted(DOCUMENT["paths"][path][method]["responses"])
+
+
+def test_each_operation_lists_the_statuses_it_can_answer_and_no_others():
+    scale = "/ops/namespaces/{namespace}/statefulsets/{name}/scale"
+    every_error = ["400", "401", "403", "404", "409", "413", "415", "429", "502", "503", "504"]
+
+    assert _statuses(scale, "post") == ["200", *every_error]
+    assert _statuses("/ops/jobs/pg-rebuild", "post") == ["202", *every_error]
+    assert _statuses("/ops/jobs/{job_id}/cancel", "post") == [
+        "202", "400", "401", "403", "404", "409", "413", "415", "429", "503",
+    ]  # fmt: skip
+    assert _statuses("/ops/jobs/{job_id}", "get") == [
+        "200", "400", "401", "403", "404", "429", "503",
+    ]  # fmt: skip
+    assert _statuses("/ops/audit", "get") == ["200", "400", "401", "403", "429", "503"]
+    assert _statuses("/health/live", "get") == ["200", "400"]
+
+
+def test_every_error_answer_has_the_error_body_and_401_429_their_headers():
+    scale = DOCUMENT["paths"]["/ops/namespaces/{namespace}/deployments/{name}/scale"]["post"]
+    error = DOCUMENT["components"]["schemas"]["Error"]
+
+    for code, response in scale["responses"].items():
+        if code.startswith(("4", "5")):
+            assert response["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/Error"
+            }
+    assert error["required"] == ["code", "detail"]
+    assert set(error["properties"]) == {"detail", "code", "errors"}
+    assert "WWW-Authenticate" in scale["responses"]["401"]["headers"]
+    assert "Retry-After" in scale["responses"]["429"]["headers"]
