@@ -61,9 +61,9 @@ class IdsFirst:
         return clone
 
     def _rows(self, ids: list) -> QuerySet:
-        rows = QuerySet(model=self.model, using=self.db).filter(pk__in=ids)
-        rows._prefetch_related_lookups = self._prefetch_related_lookups
-        return rows.order_by(*self.query.order_by)
+        # The same queryset (its annotations, related rows and prefetches), narrowed to the
+        # page's ids: PostgreSQL reads them by primary key.
+        return self.filter(pk__in=ids)
 
 
 _IDS_FIRST: dict[type, type] = {}
