@@ -160,7 +160,21 @@ APIOPS = {
     # After how long the pump closes an audit row left "pending" (its process died between
     # the row and the outcome) as "outcome unknown".
     "AUDIT_PENDING_MAX_AGE": _env_float("OPS_AUDIT_PENDING_MAX_AGE", 900.0, minimum=60.0),
+    # Change control: "<namespace>:<operation>" patterns ("prod:*", "*:pg-rebuild") whose
+    # requests wait for a second key's approval, and how long such a request stays approvable.
+    "APPROVAL_REQUIRED": tuple(_env_list("OPS_APPROVAL_REQUIRED", [])),
+    "APPROVAL_TTL": _env_float("OPS_APPROVAL_TTL", 3600.0, minimum=1.0),
+    # How long the answer to a request with an Idempotency-Key is kept for replay, seconds
+    # (ops/idempotency.py); a claim without an answer holds for AUDIT_PENDING_MAX_AGE.
+    "IDEMPOTENCY_TTL": _env_int("OPS_IDEMPOTENCY_TTL", 86400, minimum=1),
 }
+
+for _pattern in APIOPS["APPROVAL_REQUIRED"]:
+    if _pattern.count(":") != 1 or "" in _pattern.split(":"):
+        raise ImproperlyConfigured(
+            f"OPS_APPROVAL_REQUIRED: {_pattern!r} is not <namespace>:<operation> "
+            "(either may be *, e.g. prod:* or *:pg-rebuild)"
+        )
 
 # django-q2 only delivers the jobs' ticks (jobs/dispatch.py); the job rows are the state.
 # ORM broker: the queue is a table in our database. timeout (a tick's hard limit) is well under
@@ -259,6 +273,9 @@ MIDDLEWARE = [
     # A database connection error around a view (the request transaction cannot begin or
     # commit) is a 503, as DRF's handler answers one inside a view: not a 500 with a traceback.
     "ops.middleware.DatabaseUnavailableMiddleware",
+    # Stores the answer of a request with an Idempotency-Key once its view (and request
+    # transaction) is done, or releases the key after a 5xx.
+    "ops.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "apiops_site.urls"
@@ -405,6 +422,10 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "jobs.models.JobStatus",
         "OpsLogStatusEnum": "ops.models.OpsLogStatus",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # the default
+        "ops.schema.idempotency_key_header",
+    ],
 }
 
 # --- logging ----------------------------------------------------------------------------------

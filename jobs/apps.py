@@ -35,3 +35,4 @@ class JobsConfig(AppConfig):
         register_audit_values("resource_kind", [services.KIND_JOB])
         register_readiness_info("jobs_pump", pump_info)
         register_operations(t.name for t in job_types())
+        services.register_approvable_job_types()

@@ -30,7 +30,15 @@ from jobs.inputs import BoolField, IntField
 from jobs.models import Job, JobStatus, JobStep
 from jobs.registry import get_job_type
 from jobs.services import job_request
-from ops.cli import cli_actor, fmt_duration, int_or_raw, service_errors, shorten
+from ops.cli import (
+    add_dry_run_option,
+    cli_actor,
+    fmt_duration,
+    int_or_raw,
+    report_deferred,
+    service_errors,
+    shorten,
+)
 
 #: After this long with the job still pending and untouched, say that no worker may be running.
 NO_WORKER_HINT_AFTER = 15.0
@@ -85,6 +93,7 @@ class JobStartCommand(BaseCommand):
             else:
                 kind = int_or_raw if isinstance(field, IntField) else str
                 parser.add_argument(_flag(name), dest=name, type=kind, help=text)
+        add_dry_run_option(parser)
         parser.add_argument(
             "--wait", action="store_true", help="follow the job; exit 0 on success, 1 otherwise"
         )
@@ -98,10 +107,16 @@ class JobStartCommand(BaseCommand):
             help="stop waiting after this many seconds (the job goes on); default: no limit",
         )
 
-    def handle(self, *args, wait: bool, interval: float, timeout: float | None, **options):
+    def handle(
+        self, *args, wait: bool, interval: float, timeout: float | None, dry_run: bool, **options
+    ):
         data = {name: options[name] for name in self._fields() if options.get(name) is not None}
         with service_errors(), _quiet_queue(options["verbosity"]):
-            job = job_request(actor=cli_actor(), job_type=self.job_type, data=data)
+            job = job_request(
+                actor=cli_actor(), job_type=self.job_type, data=data, dry_run=dry_run, gated=True
+            )
+        if report_deferred(self, job):
+            return
         self.stdout.write(job.job_id)
         if not wait:
             self.stderr.write(f"started; follow it with: manage.py ops_job {job.job_id}")

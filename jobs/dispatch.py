@@ -11,7 +11,8 @@ lapsed and whose next run is overdue, and sends them a tick with their current `
 — a duplicate is harmless, it fails to claim. The pump keeps itself going with a delayed
 enqueue every ``JOB_PUMP_INTERVAL`` seconds; a compare-and-set on the single ``ops_job_pump``
 row lets only one such chain live, and a django-q2 schedule (every minute) plus every worker
-start revive it if it dies. Each run also closes audit rows a dead process left ``pending``.
+start revive it if it dies. Each run also closes audit rows a dead process left ``pending``
+and deletes expired Idempotency-Keys.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from django_q.tasks import async_task
 
 from jobs.conf import job_settings
 from jobs.models import ACTIVE_STATUSES, Job, JobPump
+from ops.approvals import expire_due
 from ops.audit import close_stale_pending
 from ops.errors import AuditUnavailable
+from ops.idempotency import purge_expired
 
 logger = logging.getLogger("jobs.dispatch")
 
@@ -123,9 +126,32 @@ def close_stale_audit_rows() -> int:
     return closed
 
 
+def expire_approvals() -> int:
+    """Mark approvals past their ``expires_at`` expired (:func:`ops.approvals.expire_due`);
+    how many. An audit database that cannot be written is logged: the next pump tries again
+    (requests are refused past ``expires_at`` whether or not they are marked)."""
+    try:
+        return expire_due()
+    except AuditUnavailable:
+        logger.warning("could not mark expired approvals: the audit log is unavailable")
+        return 0
+
+
+def purge_idempotency_keys() -> int:
+    """Delete expired Idempotency-Key answers and dead claims (see
+    :func:`ops.idempotency.purge_expired`); returns how many. Logged, not raised, when the
+    database cannot be written: an expired key is free again without the purge anyway."""
+    try:
+        return purge_expired()
+    except AuditUnavailable:
+        logger.warning("could not purge expired Idempotency-Keys: the database is unavailable")
+        return 0
+
+
 def pump() -> int:
-    """Rescue stranded jobs and close stale pending audit rows, then schedule the next pump;
-    a no-op (-1) if another pump is live."""
+    """Rescue stranded jobs, close stale pending audit rows, expire approvals and purge
+    expired Idempotency-Keys, then schedule the next pump; a no-op (-1) if another pump is
+    live."""
     interval = job_settings().pump_interval
     with transaction.atomic():
         JobPump.objects.bulk_create([JobPump(id=1)], ignore_conflicts=True)
@@ -143,6 +169,8 @@ def pump() -> int:
         transaction.on_commit(lambda: enqueue_pump(delay=interval))
     dispatched = dispatch_due()
     close_stale_audit_rows()
+    expire_approvals()
+    purge_idempotency_keys()
     return len(dispatched)
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rest_framework import serializers
 
     from jobs.models import Job
+    from ops.plans import Plan
 
 __all__ = [
     "Done",
@@ -84,6 +85,10 @@ class JobType:
     #: the API error to answer, else returns what the job records from the start (its
     #: ``result``, e.g. the replica count when it was accepted).
     preflight: Callable[[dict], dict] | None = None
+    #: The plan of a request (a dry run, an approval): ``(type, params, preflight's result)``
+    #: to the :class:`ops.plans.Plan` of every step, read from the live cluster. None: each
+    #: step listed on the job's target (see :func:`jobs.plans.job_plan`).
+    plan: Callable[[JobType, dict, dict], Plan] | None = None
 
     def steps_for(self, params: dict | None) -> tuple[StepDef, ...]:
         """The ordered steps of a job of this type with ``params``."""

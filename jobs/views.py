@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,9 +22,10 @@ from jobs.serializers import (
 from ops.audit import Target
 from ops.authentication import actor_for
 from ops.handlers import JsonErrors
+from ops.idempotency import IdempotentMixin
 from ops.query import StrictQueryParams
-from ops.serializers import EmptySerializer
-from ops.views import OperationViewSet
+from ops.serializers import ApprovalHeldSerializer, DryRunSerializer, EmptySerializer
+from ops.views import DRY_RUN_PARAMETER, OperationViewSet, dry_run_requested, respond
 
 
 class JobStartViewSet(OperationViewSet):
@@ -43,16 +44,35 @@ class JobStartViewSet(OperationViewSet):
 
     def audit_target(self) -> Target:
         """What the body names (this path names no object), for the row of a refusal."""
-        return services.request_target(get_job_type(self.job_type), self._body_for_audit())
+        return services.request_target(
+            get_job_type(self.job_type), self._body_for_audit(), dry_run=self.dry_run_flag()
+        )
 
-    @extend_schema(responses={202: JobCreatedSerializer})
+    @extend_schema(
+        parameters=[DRY_RUN_PARAMETER],
+        responses={
+            200: DryRunSerializer,
+            202: PolymorphicProxySerializer(
+                "JobOrApproval",
+                [JobCreatedSerializer, ApprovalHeldSerializer],
+                resource_type_field_name=None,
+            ),
+        },
+    )
     def create(self, request) -> Response:
         """Check the request (input, namespace, the type's checks against the cluster, a free
-        target), record the job with its steps pending; 202 with its id."""
-        job = services.job_request(
-            actor=actor_for(request), job_type=self.job_type, data=request.data
+        target), record the job with its steps pending; 202 with its id (``dry_run=true``:
+        200 with the plan of every step; held for approval: 202 with the approval)."""
+        outcome = services.job_request(
+            actor=actor_for(request),
+            job_type=self.job_type,
+            data=request.data,
+            dry_run=dry_run_requested(request),
+            gated=True,
         )
-        return Response({"job_id": job.job_id}, status=status.HTTP_202_ACCEPTED)
+        if isinstance(outcome, Job):
+            return Response({"job_id": outcome.job_id}, status=status.HTTP_202_ACCEPTED)
+        return respond(outcome)
 
 
 class JobTypesView(JsonErrors, StrictQueryParams, APIView):
@@ -65,12 +85,13 @@ class JobTypesView(JsonErrors, StrictQueryParams, APIView):
 
 class JobViewSet(
     JsonErrors,
+    IdempotentMixin,
     StrictQueryParams,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Jobs and their steps."""
+    """Jobs and their steps (its POST: an unknown job type's 404)."""
 
     serializer_class = JobSerializer
     filterset_class = JobFilter
@@ -111,23 +132,35 @@ class JobActionViewSet(OperationViewSet):
             namespace="",
             resource_name=str(self.kwargs.get("job_id", ""))[:253],
             request_body=self._body_for_audit(),
+            dry_run=self.dry_run_flag(),
         )
 
     def _act(self, request, service) -> Response:
+        dry_run = dry_run_requested(request)
         body = EmptySerializer(data=request.data if self.raw_body else {})
         body.is_valid(raise_exception=True)
         actor = actor_for(request)
-        job = service(actor=actor, job_id=self.kwargs["job_id"])
+        job = service(actor=actor, job_id=self.kwargs["job_id"], dry_run=dry_run)
+        if not isinstance(job, Job):
+            return respond(job)
         fresh = jobs_visible_to(actor).get(pk=job.pk)  # the steps as the service left them
         return Response(JobSerializer(fresh).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={202: JobSerializer})
+    @extend_schema(
+        request=None,
+        parameters=[DRY_RUN_PARAMETER],
+        responses={202: JobSerializer, 200: DryRunSerializer},
+    )
     def cancel(self, request, job_id: str) -> Response:
         """Stop an active job: at once when no live tick holds it, else before its next
         action; 409 when it has already ended."""
         return self._act(request, services.job_cancel)
 
-    @extend_schema(request=None, responses={202: JobSerializer})
+    @extend_schema(
+        request=None,
+        parameters=[DRY_RUN_PARAMETER],
+        responses={202: JobSerializer, 200: DryRunSerializer},
+    )
     def retry(self, request, job_id: str) -> Response:
         """Run a failed job again from its failed step (succeeded steps are kept)."""
         return self._act(request, services.job_retry)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from .patroni import OPT_IN
 from .sim import KubeSim
 
 DEMO_YAML = Path(__file__).with_name("demo.yaml")
@@ -39,6 +40,13 @@ def _all_demo_pods_ready(sim: KubeSim) -> bool:
     pods = sim.list("pods")
     if len(pods) != DEMO_PODS:
         return False
+    # The namespaces whose Patroni scope opted in to the emulated labelling (prod's; staging's
+    # set carries no primary signal, so its pods never get a role).
+    patroni = {
+        cm["metadata"]["namespace"]
+        for cm in sim.list("configmaps")
+        if (cm["metadata"].get("annotations") or {}).get(OPT_IN) == "true"
+    }
     return all(
         any(
             c.get("type") == "Ready" and c.get("status") == "True"
@@ -46,7 +54,11 @@ def _all_demo_pods_ready(sim: KubeSim) -> bool:
         )
         # ... and the emulated Patroni has labelled its members (kubesim/patroni.py), so no
         # label write lands after the fixture hands the cluster over.
-        and ("cluster-name" not in p["metadata"]["labels"] or "role" in p["metadata"]["labels"])
+        and (
+            "cluster-name" not in p["metadata"]["labels"]
+            or p["metadata"]["namespace"] not in patroni
+            or "role" in p["metadata"]["labels"]
+        )
         for p in pods
     )
 

@@ -17,7 +17,8 @@ class Actor:
 
     ``name`` is the API key's name (never a value the caller typed), ``source_ip`` where the
     request came from (``"local"`` for the CLI), ``namespaces`` the key's scope (None or empty:
-    every allowed namespace), ``origin`` the door: ``"api"``, ``"cli"`` or ``"job"``.
+    every allowed namespace), ``origin`` the door: ``"api"``, ``"cli"`` or ``"job"``,
+    ``operations`` what the key may ask for.
     """
 
     name: str
@@ -25,6 +26,9 @@ class Actor:
     namespaces: tuple[str, ...] | None = None
     origin: str = ORIGIN_API
     key_prefix: str | None = None  # the API key used, when it is a row (not the bootstrap key)
+    #: What the key may ask for (see :func:`ops.policy.operation_refusal`): operation names,
+    #: ``all`` and ``approve``. None: no restriction (the bootstrap key, commands, job steps).
+    operations: tuple[str, ...] | None = None
 
     @classmethod
     def for_cli(cls) -> Actor:

@@ -35,9 +35,10 @@ from django.utils.html import format_html, format_html_join
 from ops.audit import Target, record
 from ops.cli import fmt_time
 from ops.client_ip import client_ip
-from ops.extensions import audit_values
+from ops.extensions import audit_values, operations
 from ops.models import KEY_PREFIX, ApiKey, OpsLog, OpsLogOrigin, OpsLogStatus
 from ops.pagination import capped_count
+from ops.policy import ALL_OPERATIONS, APPROVE
 from ops.selectors import audit_rows
 from ops.validation import api_key_name_problem, namespace_problem
 
@@ -354,22 +355,40 @@ def _namespace_choices(current: list[str] | None = None) -> list[tuple[str, str]
     return [(ns, ns) for ns in names]
 
 
+def _operation_choices() -> list[tuple[str, str]]:
+    return [
+        (ALL_OPERATIONS, "all: every operation"),
+        *((op, op) for op in operations()),
+        (APPROVE, "approve: approve or reject requests held for approval"),
+    ]
+
+
 class ApiKeyScopeForm(forms.ModelForm):
-    """Scope and expiry of a key. An empty scope means every allowed namespace."""
+    """Scope, operations and expiry of a key. An empty scope means every allowed namespace;
+    no operation ticked means every operation, without approve."""
 
     namespaces = forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Narrows OPS_ALLOWED_NAMESPACES for this key; none ticked: all of them.",
     )
+    operations = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the key may request; none ticked: every operation, but not approve.",
+    )
 
     class Meta:
         model = ApiKey
-        fields = ["namespaces", "expires_at"]
+        fields = ["namespaces", "operations", "expires_at"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["namespaces"].choices = _namespace_choices(self.instance.namespaces)
+        self.fields["operations"].choices = _operation_choices()
+
+    def clean_operations(self) -> list[str] | None:
+        return self.cleaned_data["operations"] or None
 
     def clean_namespaces(self) -> list[str]:
         values = self.cleaned_data["namespaces"]
@@ -391,7 +410,7 @@ class ApiKeyCreateForm(ApiKeyScopeForm):
 
     class Meta:
         model = ApiKey
-        fields = ["name", "namespaces", "expires_at"]
+        fields = ["name", "namespaces", "operations", "expires_at"]
         help_texts = {"name": "The actor written into the audit log for this key's requests."}
 
     def clean_name(self) -> str:
@@ -410,7 +429,15 @@ class ApiKeyCreateForm(ApiKeyScopeForm):
 
 
 _KEY_TIMES = ["created_at", "last_used_at", "revoked_at"]
-_KEY_CHANGE_FIELDS = ["name", "key_hint", "state", "namespaces", "expires_at", *_KEY_TIMES]
+_KEY_CHANGE_FIELDS = [
+    "name",
+    "key_hint",
+    "state",
+    "namespaces",
+    "operations",
+    "expires_at",
+    *_KEY_TIMES,
+]
 
 
 #: How long the admin's Rotate action keeps the old key working.
@@ -425,6 +452,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "name",
         "key_hint",
         "scope",
+        "operations_display",
         "state",
         "created_at",
         "expires_at",
@@ -446,7 +474,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name", "namespaces", "expires_at"]
+            return ["name", "namespaces", "operations", "expires_at"]
         return _KEY_CHANGE_FIELDS
 
     def get_readonly_fields(self, request, obj=None):
@@ -464,6 +492,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def scope(self, key: ApiKey) -> str:
         return ", ".join(key.namespaces) if key.namespaces else "all allowed namespaces"
 
+    @admin.display(description="operations")
+    def operations_display(self, key: ApiKey) -> str:
+        if key.operations is None:
+            return "every operation"
+        return ", ".join(key.operations)
+
     @admin.display(description="state")
     def state(self, key: ApiKey) -> str:
         if not key.active:
@@ -477,7 +511,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
         new = ApiKey.objects.issue(
-            name=obj.name, namespaces=obj.namespaces, expires_at=obj.expires_at
+            name=obj.name,
+            namespaces=obj.namespaces,
+            expires_at=obj.expires_at,
+            operations=obj.operations,
         )
         # The form's instance becomes the saved row, so the admin's history entry and the
         # answer page refer to it; the raw key lives only on this request.
@@ -562,3 +599,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             )
         else:
             self.message_user(request, "No active key was selected.", messages.WARNING)
+
+
+# The approvals' admin lives in its own module; importing it registers it.
+from ops import approval_admin  # noqa: E402, F401

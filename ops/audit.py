@@ -49,6 +49,8 @@ class Target:
     namespace: str
     resource_name: str
     request_body: Any = None
+    #: A dry run: checked and planned, nothing sent to the cluster but ``dryRun=All`` calls.
+    dry_run: bool = False
 
 
 def audit_alias() -> str:
@@ -163,6 +165,7 @@ def record(
         http_status=http_status,
         key_prefix=key_prefix,
         finished_at=None if status == OpsLogStatus.PENDING else now,
+        dry_run=target.dry_run,
     )
     try:
         _write(lambda alias: row.save(using=alias, force_insert=True))

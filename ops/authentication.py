@@ -28,6 +28,7 @@ from ops.client_ip import client_ip
 from ops.db import read_as_health_check
 from ops.errors import DATABASE_UNAVAILABLE, AuditUnavailable, DatabaseUnavailable
 from ops.models import ApiKey, keys_equal
+from ops.policy import DEFAULT_OPERATIONS
 from ops.selectors import recent_auth_failures
 
 HEADER = "HTTP_X_API_KEY"
@@ -42,6 +43,7 @@ class ApiPrincipal:
     namespaces: tuple[str, ...] | None
     key_id: int | None = None  # None for the bootstrap key
     key_prefix: str | None = None
+    operations: tuple[str, ...] | None = None  # None: everything (the bootstrap key)
 
     is_authenticated = True
     is_anonymous = False
@@ -67,6 +69,7 @@ def actor_for(request) -> Actor:
         source_ip=client_ip(request),
         namespaces=principal.namespaces,
         key_prefix=principal.key_prefix,
+        operations=principal.operations,
     )
 
 
@@ -118,6 +121,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             namespaces=tuple(key.namespaces) or None,
             key_id=key.pk,
             key_prefix=key.prefix,
+            operations=tuple(key.operations) if key.operations is not None else DEFAULT_OPERATIONS,
         ), None
 
     def authenticate_header(self, request) -> str:

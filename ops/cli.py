@@ -27,6 +27,8 @@ EXIT_INVALID = 2
 EXIT_DENIED = 3
 EXIT_NOT_FOUND = 4
 EXIT_CONFLICT = 5
+#: The request was held for approval (OPS_APPROVAL_REQUIRED): nothing was done yet.
+EXIT_HELD = 8
 _EXIT_BY_STATUS = {400: EXIT_INVALID, 403: EXIT_DENIED, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}
 
 
@@ -168,3 +170,51 @@ def add_output_option(parser) -> None:
 def write_json(stdout, items: list) -> None:
     """Write ``items`` as indented JSON (timestamps as the API renders them)."""
     stdout.write(json.dumps(items, cls=JSONEncoder, indent=2, ensure_ascii=False))
+
+
+def add_dry_run_option(parser) -> None:
+    """``--dry-run`` on a command that changes the cluster."""
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run every check and print the plan of the exact changes; change nothing",
+    )
+
+
+def plan_lines(entries: list[dict]) -> list[str]:
+    """A plan as lines for people: ``1. scale StatefulSet prod/postgres (uid …): …``."""
+    lines = []
+    for entry in entries:
+        obj = entry["object"]
+        uid = obj.get("uid") or "new"
+        step = f" [{entry['step']}]" if entry.get("step") else ""
+        change = json.dumps(entry["change"], sort_keys=True) if entry["change"] else ""
+        lines.append(
+            f"{entry['order']}. {entry['action']} {obj['kind']} {obj['namespace']}/{obj['name']}"
+            f" (uid {uid}){step} {change}".rstrip()
+        )
+    return lines
+
+
+def report_deferred(command, outcome) -> bool:
+    """Print a dry run's plan (True: done) or a request held for approval (exit 8); False
+    for an operation that ran."""
+    from ops.services import Held, Planned
+
+    if isinstance(outcome, Planned):
+        for line in plan_lines(outcome.plan.entries()):
+            command.stdout.write(line)
+        command.stdout.write(f"plan_digest {outcome.plan.digest} (dry run: nothing changed)")
+        return True
+    if isinstance(outcome, Held):
+        approval = outcome.approval
+        command.stdout.write(approval.approval_id)
+        command.stderr.write(
+            f"held for approval until {fmt_time(approval.expires_at)} UTC (nothing changed); "
+            f"another person approves it with: manage.py ops_approve {approval.approval_id} "
+            "--reason '...'"
+        )
+        for line in plan_lines(approval.plan):
+            command.stderr.write(line)
+        raise CommandError("held for approval", returncode=EXIT_HELD)
+    return False

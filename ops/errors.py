@@ -76,6 +76,62 @@ class NamespaceDenied(OpsError):
     default_detail = "This namespace is not allowed."
 
 
+class OperationNotAllowed(OpsError):
+    """403: the key may not request this operation (its ``--operations``)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "operation_not_allowed"
+    default_detail = "This key may not request this operation."
+
+
+class ApprovalNotFound(OpsError):
+    """404: no such approval (or not one this key may see)."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+    default_detail = "No such approval."
+
+
+class SelfApproval(OpsError):
+    """403: the approver is the requester (approvals need a second person)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "self_approval"
+    default_detail = "A request cannot be approved or rejected by the key name that made it."
+
+
+class ApproveNotAllowed(OpsError):
+    """403: the key lacks the ``approve`` permission, or the request's namespace."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "approve_not_allowed"
+    default_detail = "This key may not approve or reject this request."
+
+
+class ApprovalExpired(OpsError):
+    """409: past the approval's ``expires_at``."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "approval_expired"
+    default_detail = "The approval has expired; request the operation again."
+
+
+class ApprovalClosed(OpsError):
+    """409: already approved, rejected or stale."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "approval_closed"
+    default_detail = "The approval is already decided."
+
+
+class StaleApproval(OpsError):
+    """409: an object of the plan was replaced or changed since the plan: nothing was sent."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "stale_approval"
+    default_detail = "The cluster changed since the plan was approved for; nothing was done."
+
+
 class ObjectNotFound(OpsError):
     """404: the cluster has no such object."""
 

@@ -1,17 +1,19 @@
-"""Filters of ``GET /ops/audit``, and the API's filter backend: a malformed value is a 400
-``invalid_query``, never silently ignored."""
+"""Filters of ``GET /ops/audit`` and ``GET /ops/approvals``, and the API's filter backend: a
+malformed value is a 400 ``invalid_query``, never silently ignored."""
 
 from __future__ import annotations
 
 import django_filters
 from django.core.exceptions import ValidationError as FormValidationError
+from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
 
 from ops.errors import InvalidQuery
-from ops.models import OpsLog, OpsLogStatus
+from ops.models import Approval, ApprovalStatus, OpsLog, OpsLogStatus
 from ops.validation import relative_age
 
 TIME_HELP = (
@@ -68,3 +70,24 @@ class OpsLogFilter(django_filters.FilterSet):
     class Meta:
         model = OpsLog
         fields = ["namespace", "actor", "action", "status", "since", "until"]
+
+
+class ApprovalFilter(django_filters.FilterSet):
+    """status, as :func:`ops.approvals.effective_status` tells it: a pending approval past its
+    ``expires_at`` is listed as expired even before the workers have marked it."""
+
+    status = django_filters.ChoiceFilter(choices=ApprovalStatus.choices, method="filter_status")
+
+    class Meta:
+        model = Approval
+        fields = ["status"]
+
+    def filter_status(self, queryset, name, value):
+        now = Now()
+        if value == ApprovalStatus.PENDING:
+            return queryset.filter(status=value, expires_at__gt=now)
+        if value == ApprovalStatus.EXPIRED:
+            return queryset.filter(
+                Q(status=value) | Q(status=ApprovalStatus.PENDING, expires_at__lte=now)
+            )
+        return queryset.filter(status=value)

@@ -51,6 +51,10 @@ SCALABLE_KINDS = (DEPLOYMENT, STATEFULSET)
 
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
+#: The ``dryRun`` query value of a server-side dry run: the API server runs validation and
+#: admission, answers as if it had acted, and persists nothing.
+DRY_RUN_ALL = "All"
+
 
 # --- errors -----------------------------------------------------------------------------------
 
@@ -404,7 +408,7 @@ def _uid_precondition_failed(err: K8sError) -> bool:
 
 
 def _delete_object(
-    *, what: str, fn: Callable[..., Any], namespace: str, name: str, uid: str
+    *, what: str, fn: Callable[..., Any], namespace: str, name: str, uid: str, dry_run: bool = False
 ) -> None:
     """DELETE the object ``namespace/name`` only while it is still the incarnation ``uid``.
 
@@ -421,11 +425,18 @@ def _delete_object(
     conf = _conf()
     retries = conf["K8S_RETRIES"]
     body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+    kwargs: dict[str, Any] = {"body": body}
+    if dry_run:
+        # In the body: an API server that gets a DeleteOptions body ignores the query's
+        # parameters, so a dryRun only in the query would delete for real. (The query
+        # carries it too, for whoever reads the request log.)
+        body.dry_run = [DRY_RUN_ALL]
+        kwargs["dry_run"] = DRY_RUN_ALL
     attempt = 0
     maybe_done = False
     while True:
         try:
-            _once(what, fn, (name, namespace), {"body": body}, conf["K8S_TIMEOUT"])
+            _once(what, fn, (name, namespace), kwargs, conf["K8S_TIMEOUT"])
             return
         except K8sError as err:
             if maybe_done and (isinstance(err, K8sNotFound) or _uid_precondition_failed(err)):
@@ -510,7 +521,13 @@ def scale_read(*, kind: str, namespace: str, name: str) -> ScaleInfo:
 
 
 def scale_patch(
-    *, kind: str, namespace: str, name: str, replicas: int, resource_version: str | None = None
+    *,
+    kind: str,
+    namespace: str,
+    name: str,
+    replicas: int,
+    resource_version: str | None = None,
+    dry_run: bool = False,
 ) -> ScaleInfo:
     """PATCH ``spec.replicas`` on the ``/scale`` subresource (strategic merge, like kubectl).
 
@@ -523,6 +540,9 @@ def scale_patch(
     again and decide again), except that after an attempt that may have been carried out
     unheard (answer lost, 5xx), a conflict on a scale that now shows ``replicas`` counts as
     that attempt's success.
+
+    ``dry_run``: a server-side dry run (``dryRun=All``); the answer shows the scale as it
+    would be, nothing is stored.
     """
     _check_kind(kind)
     api = _apps()
@@ -532,6 +552,11 @@ def scale_patch(
         else api.patch_namespaced_stateful_set_scale
     )
     what = f"scale {kind} {namespace}/{name}"
+    if dry_run:
+        body = {"spec": {"replicas": replicas}}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return _scale_info(kind, _call(what, fn, name, namespace, body, dry_run=DRY_RUN_ALL))
     if resource_version is None:
         body = {"spec": {"replicas": replicas}}
         return _scale_info(kind, _call(what, fn, name, namespace, body, retry_conflict=True))
@@ -708,6 +733,69 @@ def _pvc_info(pvc: Any) -> PvcInfo:
     )
 
 
+@dataclass(frozen=True)
+class ObjectMeta:
+    """The identity and version of any object: enough to tell whether it was replaced
+    (``uid``) or changed (``generation`` for a spec change, ``resource_version`` for any)."""
+
+    kind: str  # Kubernetes kind: "Deployment", "StatefulSet", "Pod", "PersistentVolumeClaim"
+    namespace: str
+    name: str
+    uid: str
+    generation: int | None
+    resource_version: str
+
+
+def _readers() -> dict[str, Callable[..., Any]]:
+    apps, core = _apps(), _core()
+    return {
+        "Deployment": apps.read_namespaced_deployment,
+        "StatefulSet": apps.read_namespaced_stateful_set,
+        "Pod": core.read_namespaced_pod,
+        "PersistentVolumeClaim": core.read_namespaced_persistent_volume_claim,
+    }
+
+
+def object_meta(*, kind: str, namespace: str, name: str) -> ObjectMeta | None:
+    """GET an object's metadata (a Deployment, StatefulSet, Pod, PersistentVolumeClaim or
+    VolumeSnapshot); None when it does not exist."""
+    try:
+        if kind == "VolumeSnapshot":
+            obj = _call(
+                f"read volumesnapshot {namespace}/{name}",
+                _custom().get_namespaced_custom_object,
+                SNAPSHOT_GROUP,
+                SNAPSHOT_VERSION,
+                namespace,
+                "volumesnapshots",
+                name,
+            )
+            meta = obj.get("metadata") or {}
+            return ObjectMeta(
+                kind=kind,
+                namespace=namespace,
+                name=name,
+                uid=meta.get("uid") or "",
+                generation=meta.get("generation"),
+                resource_version=meta.get("resourceVersion") or "",
+            )
+        read = _readers().get(kind)
+        if read is None:
+            raise ValueError(f"object_meta: unsupported kind {kind!r}")
+        obj = _call(f"read {kind.lower()} {namespace}/{name}", read, name, namespace)
+    except K8sNotFound:
+        return None
+    meta = obj.metadata
+    return ObjectMeta(
+        kind=kind,
+        namespace=namespace,
+        name=name,
+        uid=meta.uid or "",
+        generation=meta.generation,
+        resource_version=meta.resource_version or "",
+    )
+
+
 def ping() -> str:
     """Cheapest authenticated call (``GET /version``); returns the server's git version.
 
@@ -725,11 +813,12 @@ def ping() -> str:
 # --- mutations --------------------------------------------------------------------------------
 
 
-def pod_delete(*, namespace: str, name: str, uid: str | None = None) -> None:
+def pod_delete(*, namespace: str, name: str, uid: str | None = None, dry_run: bool = False) -> None:
     """DELETE a pod (its own grace period applies): the one that exists now, not a successor.
 
     The DELETE is pinned to a uid (see :func:`_delete_object`): ``uid`` when the caller has
     already read the pod (a step that decided on what it saw), else the pod's uid read now.
+    ``dry_run``: a server-side dry run (``dryRun=All``), nothing is deleted.
     """
     core = _core()
     if uid is None:
@@ -741,13 +830,14 @@ def pod_delete(*, namespace: str, name: str, uid: str | None = None) -> None:
         namespace=namespace,
         name=name,
         uid=uid,
+        dry_run=dry_run,
     )
 
 
-def pvc_delete(*, namespace: str, name: str, uid: str | None = None) -> None:
+def pvc_delete(*, namespace: str, name: str, uid: str | None = None, dry_run: bool = False) -> None:
     """DELETE a PersistentVolumeClaim (it may stay Terminating while a pod still uses it).
 
-    Pinned to ``uid``, or to the uid read now, as :func:`pod_delete`.
+    Pinned to ``uid``, or to the uid read now, as :func:`pod_delete`; ``dry_run`` as there.
     """
     core = _core()
     if uid is None:
@@ -764,6 +854,7 @@ def pvc_delete(*, namespace: str, name: str, uid: str | None = None) -> None:
         namespace=namespace,
         name=name,
         uid=uid,
+        dry_run=dry_run,
     )
 
 

@@ -38,6 +38,7 @@ class OpsLogOrigin(models.TextChoices):
     CLI = "cli", "cli"
     JOB = "job", "job"
     ADMIN = "admin", "admin"
+    SYSTEM = "system", "system"  # the service itself (e.g. the workers expiring approvals)
 
 
 class OpsLog(models.Model):
@@ -68,6 +69,8 @@ class OpsLog(models.Model):
     key_prefix = models.TextField(null=True, blank=True)  # noqa: DJ001
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A dry run: every check of the real request, a plan, nothing changed in the cluster.
+    dry_run = models.BooleanField(default=False)
 
     class Meta:
         db_table = "ops_log"
@@ -162,6 +165,7 @@ class ApiKeyManager(models.Manager.from_queryset(ApiKeyQuerySet)):
         name: str,
         namespaces: list[str] | None = None,
         expires_at=None,
+        operations: list[str] | None = None,
     ) -> NewKey:
         """Create a key for actor ``name`` and return it with its raw secret (shown once).
 
@@ -179,6 +183,7 @@ class ApiKeyManager(models.Manager.from_queryset(ApiKeyQuerySet)):
             key_hash=hash_key(raw),
             namespaces=list(namespaces or []),
             expires_at=expires_at,
+            operations=list(operations) if operations is not None else None,
         )
         return NewKey(key=key, raw=raw)
 
@@ -198,6 +203,7 @@ class ApiKeyManager(models.Manager.from_queryset(ApiKeyQuerySet)):
             name=name,
             namespaces=list(newest.namespaces),
             expires_at=now + lifetime if lifetime else None,
+            operations=newest.operations,
         )
         until = now + overlap
         for key in old:
@@ -223,6 +229,10 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # What the key may ask for (SPEC "Key permissions"): operation names, ``all`` (every
+    # operation) and ``approve``. NULL — every key made before permissions existed, and the
+    # default — means every operation and not ``approve``.
+    operations = ArrayField(models.CharField(max_length=63), null=True, blank=True)
 
     objects = ApiKeyManager()
 
@@ -233,3 +243,101 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({KEY_PREFIX}_{self.prefix}_…)"
+
+
+class ApprovalStatus(models.TextChoices):
+    """Where a request held for approval stands."""
+
+    PENDING = "pending", "pending"
+    APPROVED = "approved", "approved"
+    REJECTED = "rejected", "rejected"
+    EXPIRED = "expired", "expired"
+    STALE = "stale", "stale"
+
+
+class Approval(models.Model):
+    """A request held for a second person's approval (SPEC "Change control").
+
+    It keeps what was asked (the operation and its validated input), the plan shown to the
+    approver and its digest, and the state of every object the plan touches (uid, generation
+    or resourceVersion): approving re-reads them and refuses with ``stale_approval`` when one
+    was replaced or changed, so an approval given for one object can never act on another.
+    """
+
+    approval_id = models.CharField(max_length=40, unique=True)
+    operation = models.TextField()  # scale, delete-pod, delete-pvc, or a job type's name
+    namespace = models.TextField()
+    resource_kind = models.TextField()
+    resource_name = models.TextField()
+    params = models.JSONField()  # the validated input the operation runs with
+    plan = models.JSONField()
+    plan_digest = models.TextField()
+    # What the checks that run again when it is approved said at the request (a job's guards:
+    # [{"code", "detail"}]), for the approver.
+    warnings = models.JSONField(default=list, blank=True)
+    status = models.TextField(choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    requested_by = models.TextField()  # the requester's key name (the audit actor)
+    requested_from = models.TextField(null=True, blank=True)  # noqa: DJ001
+    # The requester's scope when they asked; the operation runs with it once approved.
+    requester_namespaces = ArrayField(models.CharField(max_length=63), null=True, blank=True)
+    requester_origin = models.TextField(default=OpsLogOrigin.API)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    decided_by = models.TextField(null=True, blank=True)  # noqa: DJ001
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(null=True, blank=True)  # noqa: DJ001
+    # What running it answered: {"status": http status, "body": {...}}; for a job, its id.
+    outcome = models.JSONField(null=True, blank=True)
+    job_id = models.TextField(null=True, blank=True)  # noqa: DJ001
+
+    class Meta:
+        db_table = "ops_approval"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="ops_approval_status_idx"),
+            # The workers' expiry sweep: pending ones by deadline.
+            models.Index(
+                fields=["expires_at"],
+                name="ops_approval_due_idx",
+                condition=Q(status="pending"),
+            ),
+        ]
+        permissions = [("decide_approval", "Can approve or reject requests held for approval")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.approval_id}: {self.operation} {self.namespace}/{self.resource_name} "
+            f"({self.status})"
+        )
+
+
+class IdempotencyRecord(models.Model):
+    """One ``Idempotency-Key`` of one API key name: its claim, then the answer to replay.
+
+    The unique constraint on (key_name, idempotency_key) is what lets exactly one of several
+    concurrent duplicates run (see :mod:`ops.idempotency`). ``completed_at`` NULL means the
+    first request is still in flight; ``token`` names the request holding the claim.
+    """
+
+    key_name = models.CharField(max_length=150)
+    idempotency_key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # sha256 of method, path, query and body
+    token = models.UUIDField()
+    claimed_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_content_type = models.TextField(null=True, blank=True)  # noqa: DJ001
+    response_body = models.BinaryField(null=True, blank=True)
+
+    class Meta:
+        db_table = "ops_idempotency_key"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key_name", "idempotency_key"], name="ops_idempotency_key_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="ops_idempotency_expires_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key_name}: {self.idempotency_key}"

@@ -179,3 +179,9 @@ class AuditCursorPagination(CursorPagination):
         }
         base["required"] = ["count", "count_exact", *base.get("required", [])]
         return base
+
+
+class ApprovalCursorPagination(AuditCursorPagination):
+    """Newest first, like the audit list."""
+
+    ordering = ("-created_at", "-id")

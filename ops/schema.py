@@ -1,11 +1,13 @@
-"""The OpenAPI document (drf-spectacular) and the views that serve it.
+"""The OpenAPI document (drf-spectacular): every status code, the X-API-Key scheme, and the
+Idempotency-Key header.
 
 :class:`AutoSchema` lists, for every operation, each error status it can answer with the
 error body ``{detail, code, errors?}`` (:class:`~ops.serializers.ErrorSerializer`), derived
 from what the view is: every endpoint refuses unknown and repeated query parameters (400); an
 authenticated one answers 401, 403, 429 and 503 (the throttle and the audit log live in the
 database); a path with a parameter 404; a write 409, and with a body 413 and 415; a view that
-calls the Kubernetes API (``reaches_cluster``) 404, 409, 502 and 504 as the cluster answers.
+calls the Kubernetes API (``reaches_cluster``) 404, 409, 502 and 504 as the cluster answers;
+a POST or DELETE under ``/ops/`` 422 (an Idempotency-Key reused, :func:`idempotency_key_header`).
 
 The views serving the document are in :mod:`ops.schema_views` (DRF loads this module while
 its settings load, before any view class can be defined).
@@ -26,6 +28,7 @@ ERROR_STATUSES = {
     403: "Not allowed: the namespace, or the operation, is outside this key's permissions.",
     404: "No such object, in the cluster or in our tables.",
     409: "Conflict: the cluster said so, a guard refused, or an active job holds the target.",
+    422: "`idempotency_key_reused`: the Idempotency-Key was used for a different request.",
     413: "The request body is larger than the API accepts.",
     415: "The body is not JSON (Content-Type: application/json).",
     429: "Too many failed authentications from this address; retry after Retry-After seconds.",
@@ -71,6 +74,8 @@ class AutoSchema(openapi.AutoSchema):
             codes.add(404)
         if self.method in _BODY_METHODS:
             codes |= {409, 413, 415}
+            if self.path.startswith("/ops/") and self.method in ("POST", "DELETE"):
+                codes.add(422)  # the Idempotency-Key (ops.idempotency)
         if reaches_cluster(self.view):
             codes |= {404, 409, 502, 504}
         return sorted(codes)
@@ -100,3 +105,50 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+
+
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": (
+        "Makes a retry safe: the same key (per API key name) with the same method, path, query "
+        "and body answers the first request's stored status and body again with "
+        "`Idempotent-Replayed: true`, and nothing runs twice. 409 `idempotency_in_flight` while "
+        "the first request runs, 422 `idempotency_key_reused` for a different request, 400 "
+        "`invalid_idempotency_key` unless 1 to 255 printable ASCII. Kept OPS_IDEMPOTENCY_TTL "
+        "seconds; 5xx answers are not kept."
+    ),
+}
+_REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer of an earlier request.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+_IDEMPOTENCY_ANSWERS = {
+    "409": "Conflict; `idempotency_in_flight`: the first request with this Idempotency-Key "
+    "still runs (Retry-After).",
+    "422": "`idempotency_key_reused`: the Idempotency-Key was used for a different request.",
+}
+
+
+def idempotency_key_header(result, generator, request, public):
+    """drf-spectacular postprocessing hook: the Idempotency-Key header, its answers and the
+    ``Idempotent-Replayed`` response header on every POST and DELETE under ``/ops/`` (where
+    :mod:`ops.idempotency` honours it)."""
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/ops/"):
+            continue
+        for method in ("post", "delete"):
+            operation = operations.get(method)
+            if operation is None:
+                continue
+            operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
+            responses = operation.setdefault("responses", {})
+            for code, text in _IDEMPOTENCY_ANSWERS.items():
+                responses.setdefault(code, {"description": text})
+            for answer in responses.values():
+                answer.setdefault("headers", {}).update(_REPLAYED)
+    return result

@@ -9,7 +9,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ops.models import ApiKey, OpsLog
+from ops.approvals import effective_status
+from ops.models import ApiKey, Approval, OpsLog
 from ops.validation import name_problem, namespace_problem, replicas_problem
 
 
@@ -117,6 +118,7 @@ class OpsLogSerializer(serializers.ModelSerializer):
             "job_id",
             "key_prefix",
             "finished_at",
+            "dry_run",
         ]
         read_only_fields = fields
 
@@ -138,6 +140,93 @@ class WhoAmISerializer(serializers.Serializer):
     operations = serializers.ListField(child=serializers.CharField())
     key = ApiKeyInfoSerializer(allow_null=True)
     keys = ApiKeyInfoSerializer(many=True)
+
+
+class PlanObjectSerializer(serializers.Serializer):
+    """An object a plan changes, as read: uid None for one it creates."""
+
+    kind = serializers.CharField()
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    uid = serializers.CharField(allow_null=True)
+    generation = serializers.IntegerField(required=False, help_text="Deployments, StatefulSets")
+    resourceVersion = serializers.CharField(required=False, help_text="pods, claims, snapshots")
+
+
+class PlanEntrySerializer(serializers.Serializer):
+    """One change of a plan."""
+
+    order = serializers.IntegerField()
+    action = serializers.CharField(help_text="scale, delete, create, restart, wait")
+    object = PlanObjectSerializer()
+    change = serializers.DictField(
+        help_text='What changes, e.g. {"replicas": {"from": 3, "to": 0}}'
+    )
+
+
+class DryRunSerializer(serializers.Serializer):
+    """Answer of ``?dry_run=true``: the plan of what the request would change."""
+
+    dry_run = serializers.BooleanField()
+    plan = PlanEntrySerializer(many=True)
+    plan_digest = serializers.CharField(help_text="sha256:<hex> of the plan's canonical JSON")
+
+
+class ApprovalHeldSerializer(serializers.Serializer):
+    """Answer (202) of a request that waits for approval (``OPS_APPROVAL_REQUIRED``)."""
+
+    approval_id = serializers.CharField()
+    status = serializers.CharField()
+    plan = PlanEntrySerializer(many=True)
+    plan_digest = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    warnings = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="what checks that run again at approval say now ({code, detail})",
+    )
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    """An approval: what was asked, by whom, its plan, and where it stands."""
+
+    status = serializers.SerializerMethodField()
+    plan = PlanEntrySerializer(many=True)
+
+    class Meta:
+        model = Approval
+        fields = [
+            "approval_id",
+            "status",
+            "operation",
+            "namespace",
+            "resource_kind",
+            "resource_name",
+            "params",
+            "plan",
+            "plan_digest",
+            "warnings",
+            "requested_by",
+            "created_at",
+            "expires_at",
+            "decided_by",
+            "decided_at",
+            "reason",
+            "outcome",
+            "job_id",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_status(self, approval: Approval) -> str:
+        return effective_status(approval)
+
+
+class ReasonSerializer(StrictSerializer):
+    """Body of ``POST /ops/approvals/{id}/approve`` and ``/reject``."""
+
+    reason = serializers.CharField(
+        max_length=2000, help_text="Why (a change ticket, a sentence): required."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -12,6 +12,14 @@ audit row cannot be skipped through a side door. Each call writes exactly one ``
 4. a ``pending`` row is written *before* the cluster is touched (no row, no operation: 503);
 5. the Kubernetes calls through :mod:`ops.k8s`; the row gets the outcome.
 
+The key's operations (``operation_not_allowed``, 403 ``denied``) are checked with the
+namespace, except for a job's own steps (the job was the operation asked for). Two more ways
+to ask, after the same checks (SPEC "Change control"): ``dry_run`` answers a :class:`Planned`
+(the plan read from the live cluster, mutations sent only with ``dryRun=All``; the row has
+``dry_run``), and a ``gated`` request (from a person: the API, a command) that
+``OPS_APPROVAL_REQUIRED`` names answers :class:`Held` — an approval bound to the plan, nothing
+changed (:mod:`ops.approvals`).
+
 Errors are :mod:`ops.errors` classes (``status_code``, ``default_code``, ``detail``), raised
 ``from`` the gateway error when the cluster failed.
 """
@@ -19,16 +27,25 @@ Errors are :mod:`ops.errors` classes (``status_code``, ``default_code``, ``detai
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 from django.conf import settings
 
-from ops import holds, k8s, policy
+from ops import approvals, holds, k8s, policy
 from ops.actors import ORIGIN_API, ORIGIN_CLI, ORIGIN_JOB, Actor
-from ops.audit import Target, attempt, record_error
-from ops.errors import InvalidInput, NamespaceDenied, TargetHeldByJob, from_k8s
-from ops.models import OpsLogStatus
+from ops.audit import Target, attempt, record, record_error
+from ops.errors import (
+    InvalidInput,
+    NamespaceDenied,
+    ObjectNotFound,
+    OperationNotAllowed,
+    OpsError,
+    TargetHeldByJob,
+    from_k8s,
+)
+from ops.models import Approval, OpsLogStatus
+from ops.plans import Plan, PlanObject, PlanStep
 from ops.validation import name_problem, namespace_problem, replicas_problem
 
 __all__ = [
@@ -37,6 +54,8 @@ __all__ = [
     "ORIGIN_JOB",
     "Actor",
     "DeleteResult",
+    "Held",
+    "Planned",
     "ScaleResult",
     "deployment_scale",
     "pod_delete",
@@ -58,6 +77,18 @@ ACTION_DELETE = "delete"
 ACTION_RESTART = "restart"
 ACTION_CREATE = "create"
 KIND_SNAPSHOT = "volumesnapshot"
+#: Operation names (key permissions, approval patterns) of the primitives.
+OPERATION_SCALE = "scale"
+OPERATION_DELETE_POD = "delete-pod"
+OPERATION_DELETE_PVC = "delete-pvc"
+#: Kubernetes kind of each audit kind, as plans name objects.
+K8S_KINDS = {
+    KIND_DEPLOYMENT: "Deployment",
+    KIND_STATEFULSET: "StatefulSet",
+    KIND_POD: "Pod",
+    KIND_PVC: "PersistentVolumeClaim",
+    KIND_SNAPSHOT: "VolumeSnapshot",
+}
 
 
 @dataclass(frozen=True)
@@ -81,6 +112,20 @@ class DeleteResult:
     status: str = "ok"
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A dry run's answer: what the request would change (nothing was)."""
+
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class Held:
+    """A request held for approval (202): nothing was changed."""
+
+    approval: Approval
+
+
 def _refuse_invalid(
     *, actor: Actor, target: Target, job_id: str | None, problems: dict[str, str | None]
 ) -> None:
@@ -93,10 +138,15 @@ def _refuse_invalid(
         raise error
 
 
-def _refuse_denied(*, actor: Actor, target: Target, job_id: str | None) -> None:
+def _refuse_denied(
+    *, actor: Actor, target: Target, job_id: str | None, operation: str | None
+) -> None:
     reason = policy.namespace_refusal(actor, target.namespace)
-    if reason:
-        error = NamespaceDenied(reason)
+    error: OpsError | None = NamespaceDenied(reason) if reason else None
+    if error is None and operation and job_id is None:  # a job's steps: the job was asked for
+        reason = policy.operation_refusal(actor, operation)
+        error = OperationNotAllowed(reason) if reason else None
+    if error is not None:
         record_error(
             actor=actor, target=target, error=error, status=OpsLogStatus.DENIED, job_id=job_id
         )
@@ -137,17 +187,77 @@ def _perform(
     job_id: str | None,
     problems: dict[str, str | None],
     call: Callable[[], T],
-) -> T:
-    """One operation: input rules, namespace policy, a job's hold, then the pending audit row,
-    then ``call`` (its Kubernetes calls), the row getting the outcome."""
+    operation: str | None = None,
+    plan: Callable[[], Plan] | None = None,
+    gated: bool = False,
+    params: dict | None = None,
+) -> T | Planned | Held:
+    """One operation: input rules, namespace and operation policy, a job's hold; then, for a
+    real request, the pending audit row, ``call`` (its Kubernetes calls), the row getting the
+    outcome. A dry run (``target.dry_run``) or a ``gated`` request the approval policy names
+    computes ``plan`` instead (reads and ``dryRun=All`` calls; its refusals audited like the
+    real request's): the dry run answers it, the gated request is held for approval."""
     _refuse_invalid(actor=actor, target=target, job_id=job_id, problems=problems)
-    _refuse_denied(actor=actor, target=target, job_id=job_id)
+    _refuse_denied(actor=actor, target=target, job_id=job_id, operation=operation)
     _refuse_held(actor=actor, target=target, job_id=job_id)
+    hold = gated and operation and policy.approval_required(target.namespace, operation)
+    if target.dry_run or hold:
+        if plan is None or operation is None:
+            raise ValueError(f"{target.action} {target.resource_kind} cannot be planned")
+        try:
+            try:
+                planned = plan()
+            except k8s.K8sError as e:
+                raise from_k8s(e) from e
+        except OpsError as error:
+            record_error(
+                actor=actor, target=target, error=error, status=OpsLogStatus.ERROR, job_id=job_id
+            )
+            raise
+        if target.dry_run:
+            _record_planned(actor, target, job_id)
+            return Planned(planned)
+        return Held(
+            approvals.hold(
+                actor=actor, operation=operation, target=target, params=params or {}, plan=planned
+            )
+        )
     with attempt(actor=actor, target=target, job_id=job_id):
         try:
             return call()
         except k8s.K8sError as e:
             raise from_k8s(e) from e
+
+
+def _record_planned(actor: Actor, target: Target, job_id: str | None) -> None:
+    """The row of a dry run that passed every check: ``success``, ``dry_run``."""
+    record(
+        actor_name=actor.name,
+        source_ip=actor.source_ip,
+        origin=actor.origin,
+        target=target,
+        status=OpsLogStatus.SUCCESS,
+        http_status=200,
+        job_id=job_id,
+        key_prefix=actor.key_prefix,
+    )
+
+
+def plan_object(kind: str, namespace: str, name: str) -> PlanObject:
+    """The object ``kind`` (an audit kind: ``pod``) as a plan names it, read now (404 when
+    it does not exist, raised as the gateway's error)."""
+    k8s_kind = K8S_KINDS[kind]
+    meta = k8s.object_meta(kind=k8s_kind, namespace=namespace, name=name)
+    if meta is None:
+        raise ObjectNotFound(f'{kind}s "{name}" not found in namespace {namespace}')
+    return PlanObject(
+        kind=k8s_kind,
+        namespace=namespace,
+        name=name,
+        uid=meta.uid,
+        generation=meta.generation,
+        resource_version=meta.resource_version,
+    )
 
 
 def _scale(
@@ -159,10 +269,15 @@ def _scale(
     replicas: int,
     job_id: str | None,
     resource_version: str | None = None,
-) -> ScaleResult:
+    dry_run: bool = False,
+    gated: bool = False,
+    approval_id: str | None = None,
+) -> ScaleResult | Planned | Held:
     body: dict = {"replicas": replicas}
     if resource_version is not None:  # the caller's precondition is part of what it asked
         body["preconditions"] = {"resourceVersion": resource_version}
+    if approval_id is not None:
+        body["approval_id"] = approval_id
 
     def read_then_patch() -> tuple[k8s.ScaleInfo, k8s.ScaleInfo]:
         before = k8s.scale_read(kind=kind, namespace=namespace, name=name)
@@ -174,9 +289,24 @@ def _scale(
             resource_version=resource_version,
         )
 
-    before, after = _perform(
+    def plan() -> Plan:
+        before = k8s.scale_read(kind=kind, namespace=namespace, name=name)
+        obj = plan_object(kind, namespace, name)
+        # The API server's own checks (validation, admission), nothing stored.
+        k8s.scale_patch(
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            replicas=replicas,
+            resource_version=obj.resource_version,
+            dry_run=True,
+        )
+        change = {"replicas": {"from": before.spec_replicas, "to": replicas}}
+        return Plan((PlanStep(ACTION_SCALE, obj, change),))
+
+    outcome = _perform(
         actor=actor,
-        target=Target(ACTION_SCALE, kind, namespace, name, body),
+        target=Target(ACTION_SCALE, kind, namespace, name, body, dry_run=dry_run),
         job_id=job_id,
         problems={
             "namespace": namespace_problem(namespace),
@@ -184,7 +314,14 @@ def _scale(
             "replicas": replicas_problem(replicas, maximum=settings.APIOPS["MAX_REPLICAS"]),
         },
         call=read_then_patch,
+        operation=OPERATION_SCALE,
+        plan=plan,
+        gated=gated,
+        params={"kind": kind, "namespace": namespace, "name": name, "replicas": replicas},
     )
+    if isinstance(outcome, Planned | Held):
+        return outcome
+    before, after = outcome
     return ScaleResult(
         namespace=namespace,
         kind=kind,
@@ -195,9 +332,20 @@ def _scale(
 
 
 def deployment_scale(
-    *, actor: Actor, namespace: str, name: str, replicas: int, job_id: str | None = None
-) -> ScaleResult:
-    """Set a Deployment's replicas; answers the previous and the new count."""
+    *,
+    actor: Actor,
+    namespace: str,
+    name: str,
+    replicas: int,
+    job_id: str | None = None,
+    resource_version: str | None = None,
+    dry_run: bool = False,
+    gated: bool = False,
+    approval_id: str | None = None,
+) -> ScaleResult | Planned | Held:
+    """Set a Deployment's replicas; answers the previous and the new count (or, for a dry run
+    or a request held for approval, :class:`Planned` / :class:`Held`). ``resource_version``
+    as for :func:`statefulset_scale`."""
     return _scale(
         kind=KIND_DEPLOYMENT,
         actor=actor,
@@ -205,6 +353,10 @@ def deployment_scale(
         name=name,
         replicas=replicas,
         job_id=job_id,
+        resource_version=resource_version,
+        dry_run=dry_run,
+        gated=gated,
+        approval_id=approval_id,
     )
 
 
@@ -216,11 +368,15 @@ def statefulset_scale(
     replicas: int,
     job_id: str | None = None,
     resource_version: str | None = None,
-) -> ScaleResult:
+    dry_run: bool = False,
+    gated: bool = False,
+    approval_id: str | None = None,
+) -> ScaleResult | Planned | Held:
     """Set a StatefulSet's replicas; answers the previous and the new count.
 
     With ``resource_version`` (the set's, as the caller read it when it decided) the change
     is made only if the set has not changed since: 409 otherwise (see :func:`k8s.scale_patch`).
+    ``dry_run`` / ``gated``: see :func:`_perform`.
     """
     return _scale(
         kind=KIND_STATEFULSET,
@@ -230,22 +386,56 @@ def statefulset_scale(
         replicas=replicas,
         job_id=job_id,
         resource_version=resource_version,
+        dry_run=dry_run,
+        gated=gated,
+        approval_id=approval_id,
     )
 
 
 def _delete(
-    *, kind: str, actor: Actor, namespace: str, name: str, job_id: str | None, uid: str | None
-) -> DeleteResult:
+    *,
+    kind: str,
+    actor: Actor,
+    namespace: str,
+    name: str,
+    job_id: str | None,
+    uid: str | None,
+    dry_run: bool = False,
+    gated: bool = False,
+    approval_id: str | None = None,
+) -> DeleteResult | Planned | Held:
     # A caller's own uid precondition is part of what it asked for: the row records it.
-    body = {"preconditions": {"uid": uid}} if uid is not None else None
+    body: dict | None = {"preconditions": {"uid": uid}} if uid is not None else None
+    if approval_id is not None:
+        body = {**(body or {}), "approval_id": approval_id}
     delete = k8s.pod_delete if kind == KIND_POD else k8s.pvc_delete
-    _perform(
+
+    def plan() -> Plan:
+        obj = plan_object(kind, namespace, name)
+        if uid is not None and obj.uid != uid:
+            raise from_k8s(
+                k8s.K8sConflict(
+                    f"delete {kind} {namespace}/{name}: Precondition failed: UID in precondition: "
+                    f"{uid}, UID in object meta: {obj.uid}",
+                    status=409,
+                )
+            )
+        delete(namespace=namespace, name=name, uid=obj.uid, dry_run=True)
+        return Plan((PlanStep(ACTION_DELETE, obj, {"exists": {"from": True, "to": False}}),))
+
+    outcome = _perform(
         actor=actor,
-        target=Target(ACTION_DELETE, kind, namespace, name, body),
+        target=Target(ACTION_DELETE, kind, namespace, name, body, dry_run=dry_run),
         job_id=job_id,
         problems={"namespace": namespace_problem(namespace), "name": name_problem(name)},
         call=lambda: delete(namespace=namespace, name=name, uid=uid),
+        operation=OPERATION_DELETE_POD if kind == KIND_POD else OPERATION_DELETE_PVC,
+        plan=plan,
+        gated=gated,
+        params={"kind": kind, "namespace": namespace, "name": name},
     )
+    if isinstance(outcome, Planned | Held):
+        return outcome
     return DeleteResult(namespace=namespace, kind=kind, name=name)
 
 
@@ -256,14 +446,26 @@ def pod_delete(
     name: str,
     job_id: str | None = None,
     uid: str | None = None,
-) -> DeleteResult:
+    dry_run: bool = False,
+    gated: bool = False,
+    approval_id: str | None = None,
+) -> DeleteResult | Planned | Held:
     """Delete a pod (its controller, if any, recreates it).
 
     Only the pod that exists now, or the one with ``uid`` when given (a caller that read it
-    already): 409 if that pod has been replaced under the same name.
+    already): 409 if that pod has been replaced under the same name. ``dry_run`` / ``gated``:
+    see :func:`_perform`.
     """
     return _delete(
-        kind=KIND_POD, actor=actor, namespace=namespace, name=name, job_id=job_id, uid=uid
+        kind=KIND_POD,
+        actor=actor,
+        namespace=namespace,
+        name=name,
+        job_id=job_id,
+        uid=uid,
+        dry_run=dry_run,
+        gated=gated,
+        approval_id=approval_id,
     )
 
 
@@ -274,13 +476,25 @@ def pvc_delete(
     name: str,
     job_id: str | None = None,
     uid: str | None = None,
-) -> DeleteResult:
+    dry_run: bool = False,
+    gated: bool = False,
+    approval_id: str | None = None,
+) -> DeleteResult | Planned | Held:
     """Delete a PersistentVolumeClaim (it may stay Terminating while a pod still mounts it).
 
     Only the claim that exists now, or the one with ``uid`` when given: 409 if replaced.
+    ``dry_run`` / ``gated``: see :func:`_perform`.
     """
     return _delete(
-        kind=KIND_PVC, actor=actor, namespace=namespace, name=name, job_id=job_id, uid=uid
+        kind=KIND_PVC,
+        actor=actor,
+        namespace=namespace,
+        name=name,
+        job_id=job_id,
+        uid=uid,
+        dry_run=dry_run,
+        gated=gated,
+        approval_id=approval_id,
     )
 
 
@@ -372,3 +586,68 @@ def pvc_create_from_snapshot(
             namespace=namespace, name=name, template=template, snapshot=snapshot
         ),
     )
+
+
+# --- approvals: how the primitives run once approved ----------------------------------------
+
+
+def _read_now(kind: str, namespace: str, name: str) -> PlanObject | None:
+    meta = k8s.object_meta(kind=kind, namespace=namespace, name=name)
+    if meta is None:
+        return None
+    return PlanObject(
+        kind=kind,
+        namespace=namespace,
+        name=name,
+        uid=meta.uid,
+        generation=meta.generation,
+        resource_version=meta.resource_version,
+    )
+
+
+def _read_for_approval(kind: str, namespace: str, name: str) -> PlanObject | None:
+    try:
+        return _read_now(kind, namespace, name)
+    except k8s.K8sError as e:
+        raise from_k8s(e) from e
+
+
+def _approved_scale(
+    approval: Approval, actor: Actor, now: dict[tuple[str, str, str], PlanObject]
+) -> approvals.Outcome:
+    p = approval.params
+    obj = now[(K8S_KINDS[p["kind"]], p["namespace"], p["name"])]
+    result = _scale(
+        kind=p["kind"],
+        actor=actor,
+        namespace=p["namespace"],
+        name=p["name"],
+        replicas=p["replicas"],
+        job_id=None,
+        resource_version=obj.resource_version,  # read in this approval's check
+        approval_id=approval.approval_id,
+    )
+    return approvals.Outcome(status=200, body=asdict(result))
+
+
+def _approved_delete(
+    approval: Approval, actor: Actor, now: dict[tuple[str, str, str], PlanObject]
+) -> approvals.Outcome:
+    p = approval.params
+    planned = next(e["object"] for e in approval.plan if e["action"] == ACTION_DELETE)
+    result = _delete(
+        kind=p["kind"],
+        actor=actor,
+        namespace=p["namespace"],
+        name=p["name"],
+        job_id=None,
+        uid=planned["uid"],  # the object the plan showed, never a successor
+        approval_id=approval.approval_id,
+    )
+    return approvals.Outcome(status=200, body=asdict(result))
+
+
+approvals.register_reader(_read_for_approval)
+approvals.register(OPERATION_SCALE, _approved_scale)
+approvals.register(OPERATION_DELETE_POD, _approved_delete)
+approvals.register(OPERATION_DELETE_PVC, _approved_delete)

@@ -3,8 +3,8 @@ malformed name is a 400 with an audit row rather than an unexplained 404."""
 
 from django.urls import path
 
-from ops import health, services
-from ops.views import AuditViewSet, DeleteViewSet, ScaleViewSet, WhoAmIView
+from ops import approvals, health, services
+from ops.views import ApprovalViewSet, AuditViewSet, DeleteViewSet, ScaleViewSet, WhoAmIView
 
 _PART = "<str:namespace>"
 _NAME = "<str:name>"
@@ -32,6 +32,22 @@ urlpatterns = [
     ),
     path("ops/audit", AuditViewSet.as_view({"get": "list"}), name="audit-list"),
     path("ops/whoami", WhoAmIView.as_view(), name="whoami"),
+    path("ops/approvals", ApprovalViewSet.as_view({"get": "list"}), name="approval-list"),
+    path(
+        "ops/approvals/<str:approval_id>",
+        ApprovalViewSet.as_view({"get": "retrieve"}),
+        name="approval-detail",
+    ),
+    path(
+        "ops/approvals/<str:approval_id>/approve",
+        ApprovalViewSet.as_view({"post": "approve"}, action_name=approvals.ACTION_APPROVE),
+        name="approval-approve",
+    ),
+    path(
+        "ops/approvals/<str:approval_id>/reject",
+        ApprovalViewSet.as_view({"post": "reject"}, action_name=approvals.ACTION_REJECT),
+        name="approval-reject",
+    ),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
 ]

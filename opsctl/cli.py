@@ -11,14 +11,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from opsctl import __version__, config
-from opsctl.client import Client, part
+from opsctl.client import RETRIES, Client, part
 from opsctl.completion import script as completion_script
-from opsctl.errors import BAD_INPUT, EXIT_CODES_HELP, CliError
+from opsctl.errors import BAD_INPUT, EXIT_CODES_HELP, HELD, OK, UNAVAILABLE, CliError, Stop
 from opsctl.follow import failure, follow
 from opsctl.output import FORMATS, cell, columns, emit, fields
 
 DELETE_KINDS = {"pod": "pods", "pvc": "persistentvolumeclaims"}
 SCALE_KINDS = {"deployment": "deployments", "statefulset": "statefulsets"}
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired", "stale")
 _AGE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -107,6 +108,93 @@ def audit_table(d: dict) -> str:
     )
 
 
+def change_text(change: dict | None) -> str:
+    """A plan entry's change in a few words: ``replicas 3 -> 0``, ``exists yes -> no``."""
+    parts = []
+    for key, value in (change or {}).items():
+        if isinstance(value, dict) and "to" in value:
+            before = f"{cell(value['from'])} " if "from" in value else ""
+            parts.append(f"{key} {before}-> {cell(value['to'])}")
+        elif isinstance(value, dict):
+            parts.append(f"{key} {json.dumps(value, sort_keys=True)}")
+        else:
+            parts.append(f"{key}: {cell(value)}")
+    return ", ".join(parts)
+
+
+def plan_table(plan: list[dict]) -> str:
+    """A plan, one change a row (a job's plan also names the step of each)."""
+    steps = any(e.get("step") for e in plan)
+    rows = []
+    for e in plan:
+        obj = e.get("object") or {}
+        rows.append(
+            [
+                e.get("order"),
+                *([e.get("step")] if steps else []),
+                e.get("action"),
+                obj.get("kind"),
+                f"{obj.get('namespace')}/{obj.get('name')}",
+                obj.get("uid") or "(new)",
+                change_text(e.get("change")),
+            ]
+        )
+    headers = ["ORDER", *(["STEP"] if steps else []), "ACTION", "KIND", "NAMESPACE/NAME", "UID"]
+    return columns(rows, [*headers, "CHANGE"])
+
+
+def dry_run_table(d: dict) -> str:
+    return f"{plan_table(d.get('plan', []))}\n\nplan digest: {d.get('plan_digest')}"
+
+
+def warnings_text(warnings: list[dict] | None) -> str:
+    if not warnings:
+        return "none"
+    return "; ".join(f"{w.get('detail')} [{w.get('code')}]" for w in warnings)
+
+
+def approval_table(d: dict) -> str:
+    """One approval (or the answer of a held request): where it stands, then its plan."""
+    head = {
+        "approval_id": d.get("approval_id"),
+        "status": d.get("status"),
+        "operation": d.get("operation"),
+        "object": (
+            f"{d['resource_kind']} {d.get('namespace')}/{d.get('resource_name')}"
+            if d.get("resource_kind")
+            else None
+        ),
+        "requested_by": d.get("requested_by"),
+        "created_at": d.get("created_at"),
+        "expires_at": d.get("expires_at"),
+        "decided_by": d.get("decided_by"),
+        "decided_at": d.get("decided_at"),
+        "reason": d.get("reason"),
+        "job_id": d.get("job_id"),
+        "warnings": warnings_text(d.get("warnings")),
+        "plan_digest": d.get("plan_digest"),
+    }
+    shown = {k: v for k, v in head.items() if v is not None or k in ("approval_id", "status")}
+    return f"{fields(shown)}\n\n{plan_table(d.get('plan') or [])}"
+
+
+def approvals_table(d: dict) -> str:
+    rows = [
+        (
+            a["approval_id"],
+            a["status"],
+            a["operation"],
+            f"{a['resource_kind']} {a['namespace']}/{a['resource_name']}",
+            a["requested_by"],
+            a["expires_at"],
+            f"{a['decided_by']}: {a.get('reason') or ''}" if a.get("decided_by") else None,
+        )
+        for a in d.get("results", [])
+    ]
+    headers = ["APPROVAL", "STATUS", "OPERATION", "OBJECT", "REQUESTED BY", "EXPIRES", "DECIDED"]
+    return columns(rows, headers)
+
+
 def types_table(d: dict) -> str:
     rows = [(t["type"], " > ".join(t["steps"]), t["description"]) for t in d.get("types", [])]
     return columns(rows, ["TYPE", "STEPS", "DESCRIPTION"])
@@ -118,8 +206,57 @@ def types_table(d: dict) -> str:
 def client_for(args: argparse.Namespace) -> Client:
     target = config.resolve(server=args.server, context=args.context)
     return Client(
-        target.server, target.key, ca_bundle=target.ca_bundle, timeout=args.request_timeout
+        target.server,
+        target.key,
+        ca_bundle=target.ca_bundle,
+        timeout=args.request_timeout,
+        idempotency_key=args.idempotency_key,
+        retries=args.retries,
     )
+
+
+def mutate(args, api: Client, method: str, path: str, body: dict | None = None) -> dict:
+    """Send a request that changes something; its answer, unless it was a dry run (the plan
+    is printed, exit 0) or the server held it for approval (printed, exit 8)."""
+    dry_run = getattr(args, "dry_run", False)
+    answer = api.request(method, path, body=body, query={"dry_run": "true"} if dry_run else None)
+    if api.replayed:
+        print(
+            f"(the answer of an earlier request with Idempotency-Key {api.idempotency_key}: "
+            "nothing ran now)",
+            file=sys.stderr,
+        )
+    if dry_run:
+        if answer.get("dry_run") is not True:
+            emit(answer, args.output, lambda d: fields(d))
+            raise CliError(
+                "the server answered without a plan: it does not know dry runs here, and may "
+                "have done the request (its answer is above)",
+                UNAVAILABLE,
+                "not_a_dry_run",
+            )
+        emit(answer, args.output, dry_run_table)
+        raise Stop(OK, "dry run: nothing changed")
+    if api.status == 202 and "approval_id" in answer:
+        emit(answer, args.output, approval_table)
+        raise Stop(
+            HELD,
+            f"held for approval until {answer.get('expires_at')} (nothing changed yet); "
+            f"another person approves it: opsctl approvals approve {answer['approval_id']} "
+            "--reason TEXT",
+        )
+    return answer
+
+
+def scale_text(d: dict) -> str:
+    return (
+        f"{d['kind']} {d['namespace']}/{d['name']} scaled "
+        f"{cell(d.get('previous_replicas'))} -> {d['replicas']}"
+    )
+
+
+def delete_text(d: dict) -> str:
+    return f"{d['kind']} {d['namespace']}/{d['name']} deleted"
 
 
 def cmd_whoami(args, api: Client) -> int:
@@ -129,28 +266,20 @@ def cmd_whoami(args, api: Client) -> int:
 
 def cmd_scale(args, api: Client) -> int:
     path = f"/ops/namespaces/{part(args.namespace)}/{SCALE_KINDS[args.kind]}/{part(args.name)}"
-    answer = api.post(f"{path}/scale", {"replicas": number_or_text(args.replicas)})
-    emit(
-        answer,
-        args.output,
-        lambda d: (
-            f"{d['kind']} {d['namespace']}/{d['name']} scaled "
-            f"{cell(d.get('previous_replicas'))} -> {d['replicas']}"
-        ),
-    )
+    answer = mutate(args, api, "POST", f"{path}/scale", {"replicas": number_or_text(args.replicas)})
+    emit(answer, args.output, scale_text)
     return 0
 
 
 def cmd_delete(args, api: Client) -> int:
     path = f"/ops/namespaces/{part(args.namespace)}/{DELETE_KINDS[args.kind]}/{part(args.name)}"
-    answer = api.delete(path)
-    emit(answer, args.output, lambda d: f"{d['kind']} {d['namespace']}/{d['name']} deleted")
+    emit(mutate(args, api, "DELETE", path), args.output, delete_text)
     return 0
 
 
 def start_job(args, api: Client, job_type: str, body: dict) -> int:
     """Start a job; with ``--wait``, follow it to its end."""
-    answer = api.post(f"/ops/jobs/{part(job_type)}", body)
+    answer = mutate(args, api, "POST", f"/ops/jobs/{part(job_type)}", body)
     if not args.wait:
         emit(answer, args.output, lambda d: f"job {d['job_id']}")
         return 0
@@ -221,7 +350,8 @@ def cmd_job_follow(args, api: Client) -> int:
 
 
 def cmd_job_action(args, api: Client) -> int:
-    emit(api.post(f"/ops/jobs/{part(args.job_id)}/{args.action}"), args.output, job_table)
+    answer = mutate(args, api, "POST", f"/ops/jobs/{part(args.job_id)}/{args.action}")
+    emit(answer, args.output, job_table)
     return 0
 
 
@@ -259,6 +389,43 @@ def cmd_audit(args, api: Client) -> int:
         query["page_size"] = args.limit
     emit(page := api.get("/ops/audit", query), args.output, audit_table)
     more_rows_note(page, args.output)
+    return 0
+
+
+def cmd_approvals_list(args, api: Client) -> int:
+    query = {"status": args.status, "page_size": args.limit or None}
+    emit(page := api.get("/ops/approvals", query), args.output, approvals_table)
+    more_rows_note(page, args.output)
+    return 0
+
+
+def cmd_approvals_get(args, api: Client) -> int:
+    emit(api.get(f"/ops/approvals/{part(args.approval_id)}"), args.output, approval_table)
+    return 0
+
+
+def cmd_approvals_approve(args, api: Client) -> int:
+    """Approve: the operation runs for its requester; its own answer is printed (with
+    ``--wait``, a job's is followed to its end)."""
+    path = f"/ops/approvals/{part(args.approval_id)}/approve"
+    answer = mutate(args, api, "POST", path, {"reason": args.reason})
+    print(f"approval {args.approval_id} approved", file=sys.stderr)
+    if "job_id" in answer:
+        if args.wait:
+            return wait_for(args, api, answer["job_id"])
+        emit(answer, args.output, lambda d: f"job {d['job_id']}")
+    elif "replicas" in answer:
+        emit(answer, args.output, scale_text)
+    elif {"kind", "namespace", "name"} <= set(answer):
+        emit(answer, args.output, delete_text)
+    else:
+        emit(answer, args.output, lambda d: fields(d))
+    return 0
+
+
+def cmd_approvals_reject(args, api: Client) -> int:
+    path = f"/ops/approvals/{part(args.approval_id)}/reject"
+    emit(mutate(args, api, "POST", path, {"reason": args.reason}), args.output, approval_table)
     return 0
 
 
@@ -318,10 +485,26 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", choices=FORMATS, default=s, help="output format")
     p.add_argument("--server", default=s, help="API server URL (else $OPSCTL_SERVER)")
     p.add_argument("--context", default=s, help="context of the config file to use")
+    p.add_argument(
+        "--idempotency-key",
+        default=s,
+        metavar="KEY",
+        help="Idempotency-Key of the change this sends (default: a new random one)",
+    )
     return p
 
 
-def _wait_options(p: argparse.ArgumentParser) -> None:
+def _dry_run_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run every check and print the plan of the exact changes; change nothing",
+    )
+
+
+def _wait_options(p: argparse.ArgumentParser, dry_run: bool = True) -> None:
+    if dry_run:
+        _dry_run_option(p)
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
     p.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
     p.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
@@ -331,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
         prog="opsctl",
-        description="Client of the ApiOps HTTP API: scale, delete, rebuild, jobs, audit.",
+        description="Client of the ApiOps HTTP API: scale, delete, jobs, approvals, audit.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -340,6 +523,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--context", help="context of the config file to use")
     parser.add_argument(
         "--request-timeout", type=float, default=30, help="seconds to wait for each answer"
+    )
+    parser.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="Idempotency-Key of the request this changes (default: a new random one)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=RETRIES,
+        help="retries of a request after a timeout, a lost connection, 429 or 503 (a change "
+        "is sent again with the same Idempotency-Key: it never runs twice)",
     )
     parser.add_argument("--version", action="version", version=f"opsctl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -360,11 +555,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=SCALE_KINDS)
     p.add_argument("name")
     p.add_argument("--replicas", required=True)
+    _dry_run_option(p)
 
     p = add("delete", cmd_delete, "delete a pod or a PersistentVolumeClaim")
     ns(p)
     p.add_argument("kind", choices=DELETE_KINDS)
     p.add_argument("name")
+    _dry_run_option(p)
 
     p = add("rebuild", cmd_rebuild, "rebuild one PostgreSQL replica (a pg-rebuild job)")
     ns(p)
@@ -400,10 +597,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_id")
     p = add("follow", cmd_job_follow, "follow a job until it ends", job)
     p.add_argument("job_id")
-    _wait_options(p)
+    _wait_options(p, dry_run=False)
     for action in ("cancel", "retry"):
         p = add(action, cmd_job_action, f"{action} a job", job)
         p.add_argument("job_id")
+        _dry_run_option(p)
         p.set_defaults(action=action)
     p = add("list", cmd_job_list, "jobs, newest first", job)
     ns(p, required=False)
@@ -420,6 +618,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="a relative age (30m, 24h, 7d) or ISO 8601")
     p.add_argument("--until", help="a relative age or ISO 8601")
     p.add_argument("--limit", type=int, help="rows to show (at most 500)")
+
+    apr = sub.add_parser("approvals", help="requests held for approval, and their decision")
+    apr_sub = apr.add_subparsers(dest="approvals_command", required=True, metavar="SUBCOMMAND")
+    p = add("list", cmd_approvals_list, "requests held for approval, newest first", apr_sub)
+    p.add_argument("--status", choices=APPROVAL_STATUSES)
+    p.add_argument("--limit", type=int)
+    p = add("get", cmd_approvals_get, "one approval and its plan", apr_sub)
+    p.add_argument("approval_id")
+    p = add("approve", cmd_approvals_approve, "approve: the operation runs now", apr_sub)
+    p.add_argument("approval_id")
+    p.add_argument("--reason", required=True, help="why (a change ticket, a sentence)")
+    _wait_options(p, dry_run=False)
+    p = add("reject", cmd_approvals_reject, "reject: nothing runs", apr_sub)
+    p.add_argument("approval_id")
+    p.add_argument("--reason", required=True, help="why (a change ticket, a sentence)")
 
     cfg = sub.add_parser("config", help="contexts: servers and where their keys live")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -453,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, client_for(args))
     except CliError as e:
         sys.stdout.flush()
-        print("\n".join(e.lines()), file=sys.stderr)
+        if lines := e.lines():
+            print("\n".join(lines), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130

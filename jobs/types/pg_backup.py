@@ -22,6 +22,7 @@ from django.conf import settings
 
 from jobs.errors import JobRefused
 from jobs.inputs import IntField, JobInput, NameField, NamespaceField
+from jobs.plans import pg_backup_plan
 from jobs.registry import JobTarget, JobType, register
 from jobs.steps import Done, StepContext, StepDef, Wait, job_actor
 from jobs.types.pg_guards import (
@@ -196,6 +197,7 @@ PG_BACKUP = register(
         target=target,
         target_kind="StatefulSet",
         preflight=preflight,
+        plan=pg_backup_plan,
         steps=(
             StepDef("choose_source", choose_source),
             StepDef("create_snapshot", create_snapshot),

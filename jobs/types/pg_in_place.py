@@ -25,6 +25,7 @@ from jobs.types.pg_guards import (
     target_pod,
 )
 from jobs.types.pg_steps import (
+    check_approved,
     claim_uids,
     claims_of,
     db_time,
@@ -101,6 +102,7 @@ def delete_pod(ctx: StepContext) -> Done:
             return Done(f"deleted {name} (uid {sent})")
         return Done(f"{name} (uid {doomed}) already {'gone' if pod is None else 'deleted'}")
     guarded(ctx, DELETE_GUARDS)
+    check_approved(ctx, "Pod", name, pod.uid)
     ctx.state.update(sent=pod.uid, at=db_time(ctx))
     ctx.checkpoint()
     with suppress(ObjectNotFound):  # gone between our read and the delete: gone is gone

@@ -29,6 +29,7 @@ from rest_framework import serializers
 
 from jobs.inputs import BoolField, IntField, JobInput, NameField, NamespaceField
 from jobs.models import Job, JobStep
+from jobs.plans import pg_rebuild_plan
 from jobs.registry import JobTarget, JobType, register
 from jobs.types import pg_in_place, pg_restore, pg_scale_to_zero
 from jobs.types.pg_guards import (
@@ -226,5 +227,6 @@ PG_REBUILD = register(
         aftermath=aftermath,
         resume_check=resume_check,
         preflight=preflight,
+        plan=pg_rebuild_plan,
     )
 )

@@ -95,6 +95,20 @@ def seconds_since(ctx: StepContext, since: str | None) -> float | None:
 # --- audited mutations, pinned ---------------------------------------------------------------
 
 
+def check_approved(ctx: StepContext, kind: str, name: str, uid: str) -> None:
+    """Refuse (``target_changed``) to act on an object that is not the one an approval was
+    given for: the job's plan named it by uid (``approved_uids``), and a replacement under
+    the same name was never approved."""
+    approved = (ctx.job_result().get("approved_uids") or {}).get(f"{kind}/{name}")
+    if approved and uid != approved:
+        raise JobRefused(
+            f"{kind} {ns(ctx)}/{name} is not the object approved (uid {approved}, now {uid}): "
+            f"it was replaced since approval {ctx.job_result().get('approval_id')}; not "
+            "touching it",
+            code="target_changed",
+        )
+
+
 def scale_target(ctx: StepContext) -> Target:
     return Target(
         services.ACTION_SCALE, services.KIND_STATEFULSET, ns(ctx), ctx.params["statefulset"]
@@ -104,6 +118,7 @@ def scale_target(ctx: StepContext) -> Target:
 def scale_pinned(ctx: StepContext, replicas: int, obs: Observed) -> bool:
     """Scale the set to ``replicas`` only if it is still as ``obs`` read it (its
     resourceVersion); False when it changed since (409: read again, decide again)."""
+    check_approved(ctx, "StatefulSet", obs.sts.name, obs.sts.uid)
     resumed = ctx.state.get("requested_replicas") == replicas
     ctx.state["requested_replicas"] = replicas
     ctx.checkpoint()  # saved before acting: a re-run knows this scale was already sent
@@ -143,6 +158,7 @@ def claim_target(ctx: StepContext, name: str) -> Target:
 
 def delete_claim_pinned(ctx: StepContext, pvc: k8s.PvcInfo) -> None:
     """Delete ``pvc`` pinned to its uid (the caller has just checked its guards)."""
+    check_approved(ctx, "PersistentVolumeClaim", pvc.name, pvc.uid)
     deleted: dict[str, str] = ctx.state.setdefault("deleted", {})
     resumed = deleted.get(pvc.name) == pvc.uid
     deleted[pvc.name] = pvc.uid

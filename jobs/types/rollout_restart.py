@@ -21,6 +21,7 @@ from rest_framework import serializers
 
 from jobs.errors import JobRefused
 from jobs.inputs import JobInput, NameField, NamespaceField
+from jobs.plans import rollout_restart_plan
 from jobs.registry import JobTarget, JobType, register
 from jobs.steps import Done, StepContext, StepDef, Wait, job_actor
 from ops import k8s, services
@@ -207,6 +208,7 @@ ROLLOUT_RESTART = register(
         target=target,
         target_kind="Deployment",
         preflight=preflight,
+        plan=rollout_restart_plan,
         steps=(StepDef("restart", restart), StepDef("wait_rollout", wait_rollout)),
     )
 )

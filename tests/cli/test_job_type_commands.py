@@ -67,7 +67,7 @@ def test_the_commands_refuse_what_the_api_refuses(demo):
     assert fails("ops_rollout_restart", "staging", "daemonset", "web").returncode == 2
     assert fails("ops_rollout_restart", "staging", "deployment", "nope").returncode == 4
     assert fails("ops_pg_backup", "staging", "postgres", "--ordinal", "two").returncode == 2
-    error = fails("ops_pg_backup", "staging", "postgres", "--ordinal", "0")
+    error = fails("ops_pg_backup", "prod", "postgres", "--ordinal", "0")  # prod's primary
     assert (error.returncode, "[primary_guard]" in str(error)) == (5, True)
     assert not Job.objects.exists()
     assert list(demo.requests.mutations()) == []

@@ -132,8 +132,9 @@ def test_an_opted_in_endpoints_names_the_leader_too(members):
     )
 
 
-def test_the_demo_marks_postgres_0_primary_in_prod_and_staging(kubesim_demo):
-    for ns in ("prod", "staging"):
+def test_the_demo_marks_postgres_0_primary_in_prod_only(kubesim_demo):
+    assert kubesim_demo.get("configmaps", "staging", "postgres-leader") is None
+    for ns in ("prod",):
         cm = kubesim_demo.get("configmaps", ns, "postgres-leader")
         annotations = cm["metadata"]["annotations"]
         assert annotations["leader"] == "postgres-0"
@@ -148,9 +149,6 @@ def test_the_demo_marks_postgres_0_primary_in_prod_and_staging(kubesim_demo):
         assert all(pod_ready(p) for p in pods)
     # Only the postgres members carry a role.
     assert [p["metadata"]["name"] for p in kubesim_demo.list("pods", label_selector="role")] == [
-        "postgres-0",
-        "postgres-1",
-        "postgres-2",
         "postgres-0",
         "postgres-1",
         "postgres-2",

@@ -92,17 +92,17 @@ def _statuses(path: str, method: str) -> list[str]:
 
 def test_each_operation_lists_the_statuses_it_can_answer_and_no_others():
     scale = "/ops/namespaces/{namespace}/statefulsets/{name}/scale"
-    every_error = ["400", "401", "403", "404", "409", "413", "415", "429", "502", "503", "504"]
+    read = ["400", "401", "403", "429", "503"]
+    write = ["400", "401", "403", "404", "409", "413", "415", "422", "429", "503"]
+    to_cluster = sorted([*write, "502", "504"])
 
-    assert _statuses(scale, "post") == ["200", *every_error]
-    assert _statuses("/ops/jobs/pg-rebuild", "post") == ["202", *every_error]
-    assert _statuses("/ops/jobs/{job_id}/cancel", "post") == [
-        "202", "400", "401", "403", "404", "409", "413", "415", "429", "503",
-    ]  # fmt: skip
-    assert _statuses("/ops/jobs/{job_id}", "get") == [
-        "200", "400", "401", "403", "404", "429", "503",
-    ]  # fmt: skip
-    assert _statuses("/ops/audit", "get") == ["200", "400", "401", "403", "429", "503"]
+    assert _statuses(scale, "post") == ["200", "202", *to_cluster]
+    assert _statuses("/ops/jobs/pg-rebuild", "post") == ["200", "202", *to_cluster]
+    assert _statuses("/ops/approvals/{approval_id}/approve", "post") == ["200", "202", *to_cluster]
+    assert _statuses("/ops/approvals/{approval_id}/reject", "post") == ["200", *write]
+    assert _statuses("/ops/jobs/{job_id}/cancel", "post") == ["200", "202", *write]
+    assert _statuses("/ops/jobs/{job_id}", "get") == sorted(["200", "404", *read])
+    assert _statuses("/ops/audit", "get") == ["200", *read]
     assert _statuses("/health/live", "get") == ["200", "400"]
 
 

@@ -82,7 +82,14 @@ def web_server(env: dict[str, str], log: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
+def stack_settings() -> dict[str, str]:
+    """Settings of the module's server on top of :func:`server_env` (a module overrides this
+    fixture, e.g. to set ``OPS_APPROVAL_REQUIRED``: each module has its own stack anyway)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup, django_db_blocker, tmp_path_factory, stack_settings) -> Iterator[Stack]:
     """kubesim (demo cluster, every pod Ready), the API and a worker, for one test module."""
     logs = tmp_path_factory.mktemp("stack")
     with django_db_blocker.unblock():
@@ -91,14 +98,14 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stac
     with KubeSim(**FAST) as sim:
         sim.load_file(DEMO_YAML)
         sim.wait_for(lambda: _all_demo_pods_ready(sim), timeout=20, message="demo not Ready")
-        env = server_env(db_url, sim.kubeconfig_path)
+        env = {**server_env(db_url, sim.kubeconfig_path), **stack_settings}
         with (
             django_db_blocker.unblock(),
             # Waits give up after 5 s, so a job that cannot finish fails within a test.
             running_cluster(
                 sim.kubeconfig_path,
                 logs / "worker.log",
-                env={**WORKER_FAST, "OPS_JOB_WAIT_TIMEOUT": "5"},
+                env={**WORKER_FAST, "OPS_JOB_WAIT_TIMEOUT": "5", **stack_settings},
             ),
             web_server(env, logs / "web.log") as url,
         ):

@@ -207,7 +207,7 @@ def test_job_start_refused_by_a_guard_exits_5_with_the_guards_code(user):
         "start",
         "pg-rebuild",
         "--param",
-        "namespace=staging",
+        "namespace=prod",
         "--param",
         "statefulset=postgres",
         "--param",

@@ -181,7 +181,7 @@ def test_help_lists_the_exit_codes(home):
 
     for line in ("0  ok", "1  the job failed", "2  bad input", "3  denied", "4  not found"):
         assert line in text
-    for line in ("5  conflict", "6  unavailable", "7  timed out"):
+    for line in ("5  conflict", "6  unavailable", "7  timed out", "8  held for approval"):
         assert line in text
 
 
@@ -192,11 +192,22 @@ def test_bash_completion_completes_commands_and_options(home):
         'COMP_WORDS=(opsctl sc); COMP_CWORD=1; _opsctl; echo "${COMPREPLY[*]}"\n'
         'COMP_WORDS=(opsctl scale --rep); COMP_CWORD=2; _opsctl; echo "${COMPREPLY[*]}"\n'
         'COMP_WORDS=(opsctl -o j); COMP_CWORD=2; _opsctl; echo "${COMPREPLY[*]}"\n'
+        'COMP_WORDS=(opsctl ap); COMP_CWORD=1; _opsctl; echo "${COMPREPLY[*]}"\n'
+        'COMP_WORDS=(opsctl approvals app); COMP_CWORD=2; _opsctl; echo "${COMPREPLY[*]}"\n'
+        "COMP_WORDS=(opsctl --idempotency-key k delete --dry); COMP_CWORD=4; _opsctl; "
+        'echo "${COMPREPLY[*]}"\n'
     )
 
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
 
-    assert out.stdout.splitlines() == ["scale", "--replicas", "json"]
+    assert out.stdout.splitlines() == [
+        "scale",
+        "--replicas",
+        "json",
+        "approvals",
+        "approve",
+        "--dry-run",
+    ]
 
 
 def test_zsh_completion_is_a_compdef_script(home):

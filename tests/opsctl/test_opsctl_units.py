@@ -1,11 +1,12 @@
 """opsctl's pure helpers: relative ages to ISO 8601 in UTC, ``--param`` and ``--replicas``
-values, the progress lines of a followed job, and the exit code of each HTTP status."""
+values, the progress lines of a followed job, a plan as a table, and the exit code of each
+HTTP status."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from opsctl.cli import as_iso, number_or_text, param_value
+from opsctl.cli import as_iso, change_text, number_or_text, param_value, plan_table
 from opsctl.errors import exit_code_for_status
 from opsctl.follow import failure, fit, step_lines, view
 
@@ -77,3 +78,50 @@ def test_http_statuses_map_to_exit_codes():
     codes = {s: exit_code_for_status(s) for s in (400, 401, 403, 404, 409, 413, 429, 500, 503)}
 
     assert codes == {400: 2, 401: 3, 403: 3, 404: 4, 409: 5, 413: 2, 429: 6, 500: 6, 503: 6}
+
+
+def _entry(order: int, action: str, kind: str, name: str, uid: str | None, change: dict, **extra):
+    obj = {"kind": kind, "namespace": "prod", "name": name, "uid": uid}
+    return {"order": order, "action": action, "object": obj, "change": change, **extra}
+
+
+def test_a_plan_is_one_row_per_change_in_a_few_words():
+    plan = [
+        _entry(1, "scale", "StatefulSet", "postgres", "u-1", {"replicas": {"from": 3, "to": 0}}),
+        _entry(2, "create", "VolumeSnapshot", "snap", None, {"source": {"name": "data"}}),
+        _entry(3, "check", "Pod", "postgres-1", "u-2", {"role": "a replica"}),
+    ]
+    stepped = [
+        _entry(
+            1,
+            "delete",
+            "Pod",
+            "postgres-1",
+            "u-2",
+            {"exists": {"from": True, "to": False}},
+            step="delete_pod",
+        )
+    ]
+
+    lines = plan_table(plan).splitlines()
+
+    assert lines[0].split() == ["ORDER", "ACTION", "KIND", "NAMESPACE/NAME", "UID", "CHANGE"]
+    assert lines[1].split() == [
+        "1",
+        "scale",
+        "StatefulSet",
+        "prod/postgres",
+        "u-1",
+        "replicas",
+        "3",
+        "->",
+        "0",
+    ]
+    assert lines[2].split()[4:] == ["(new)", "source", '{"name":', '"data"}']
+    assert lines[3].endswith("role: a replica")
+    assert plan_table(stepped).splitlines()[0].split()[:3] == ["ORDER", "STEP", "ACTION"]
+    assert change_text({"exists": {"from": True, "to": False}}) == "exists yes -> no"
+    assert (
+        change_text({"readyReplicas": {"to": 3}, "uid": {"to": "new"}})
+        == "readyReplicas -> 3, uid -> new"
+    )

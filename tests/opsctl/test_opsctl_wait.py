@@ -72,7 +72,7 @@ def test_rebuild_wait_on_a_pipe_prints_the_id_then_one_line_per_step_change(user
 
 def test_a_rebuild_the_guards_refuse_exits_5_with_their_code(user):
     result = run_opsctl(
-        "rebuild", "-n", "staging", "postgres", "--ordinal", "2", "--target-replicas", "3", env=user
+        "rebuild", "-n", "prod", "postgres", "--ordinal", "2", "--target-replicas", "3", env=user
     )
 
     assert result.returncode == 5

@@ -1,4 +1,5 @@
-"""``manage.py create_api_key NAME [--namespaces a,b] [--expires ...]``: prints the key once."""
+"""``manage.py create_api_key NAME [--namespaces a,b] [--operations ...] [--expires ...]``:
+prints the key once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from ops.extensions import operations
 from ops.models import ApiKey
+from ops.policy import ALL_OPERATIONS, APPROVE
 from ops.validation import api_key_name_problem, namespace_problem
 
 
@@ -29,6 +32,21 @@ def parse_expiry(value: str):
     return parsed
 
 
+def parse_operations(value: str) -> list[str]:
+    """``--operations``: known operation names, ``all`` and ``approve`` (exit 2 otherwise)."""
+    names = [op.strip() for op in value.split(",") if op.strip()]
+    known = {*operations(), ALL_OPERATIONS, APPROVE}
+    unknown = [op for op in names if op not in known]
+    if unknown or not names:
+        raise CommandError(
+            f"--operations {value!r}: "
+            + (f"unknown {', '.join(unknown)}; " if unknown else "")
+            + f"choose from {', '.join(sorted(known))}",
+            returncode=2,
+        )
+    return list(dict.fromkeys(names))
+
+
 class Command(BaseCommand):
     help = "Create a named API key (the name is the actor in the audit log); prints it once."
 
@@ -40,8 +58,24 @@ class Command(BaseCommand):
             help="comma list narrowing the allowed namespaces (default: all allowed ones)",
         )
         parser.add_argument("--expires", help="ISO 8601 datetime, or a duration such as 30d")
+        parser.add_argument(
+            "--operations",
+            help=(
+                "comma list of what the key may request: operation names (scale, delete-pod, "
+                "delete-pvc, job types), 'all' (every operation) and 'approve' (approve or "
+                "reject requests held for approval); default: every operation, not approve"
+            ),
+        )
 
-    def handle(self, *args, name: str, namespaces: str, expires: str | None, **options):
+    def handle(
+        self,
+        *args,
+        name: str,
+        namespaces: str,
+        expires: str | None,
+        operations: str | None,
+        **options,
+    ):
         name = name.strip()
         problem = api_key_name_problem(name)
         if problem:
@@ -60,6 +94,7 @@ class Command(BaseCommand):
                 f"warning: {', '.join(outside)} not in OPS_ALLOWED_NAMESPACES; "
                 "the key cannot use them until they are"
             )
+        granted = parse_operations(operations) if operations is not None else None
         expires_at = parse_expiry(expires) if expires else None
         with transaction.atomic():
             # One key per name is created here; a second one only by a rotation, with overlap.
@@ -68,7 +103,12 @@ class Command(BaseCommand):
                     f"{name!r} already has an active key: rotate it "
                     f"(rotate_api_key {name} --overlap 24h) or revoke it (revoke_api_key {name})"
                 )
-            new = ApiKey.objects.issue(name=name, namespaces=scope, expires_at=expires_at)
+            new = ApiKey.objects.issue(
+                name=name, namespaces=scope, expires_at=expires_at, operations=granted
+            )
         scope_text = ", ".join(scope) if scope else "all allowed namespaces"
-        self.stderr.write(f"API key for {name} ({scope_text}); it is shown only this once:")
+        ops_text = ", ".join(granted) if granted is not None else "every operation"
+        self.stderr.write(
+            f"API key for {name} ({scope_text}; {ops_text}); it is shown only this once:"
+        )
         self.stdout.write(new.raw)

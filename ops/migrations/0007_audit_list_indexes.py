@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("ops", "0004_ops_log_key_prefix"),
+        ("ops", "0006_idempotency"),
     ]
 
     operations = [
