@@ -312,3 +312,15 @@ def test_staff_without_the_view_permission_cannot_list_or_export(client, row, dj
 
     assert client.get(LIST).status_code == 403
     assert client.get(EXPORT).status_code == 403
+
+
+def test_search_finds_every_match_past_the_count_cap_too(admin_client, row, settings):
+    settings.APIOPS = {**settings.APIOPS, "AUDIT_COUNT_CAP": 2}
+    for i in range(4):
+        row(name=f"db-{i}", actor="alice")
+    row(name="other", actor="bob")
+
+    assert sorted(shown_names(admin_client.get(LIST, {"q": "alice"}))) == [
+        f"db-{i}" for i in range(4)
+    ]
+    assert shown_names(admin_client.get(LIST, {"q": "other"})) == ["other"]
