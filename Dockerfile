@@ -59,9 +59,14 @@ EXPOSE 8000
 
 # --no-control-socket: gunicorn would otherwise create $HOME/.gunicorn/gunicorn.ctl.
 # --worker-tmp-dir /dev/shm: worker heartbeats on tmpfs, not on a disk-backed volume.
-# Workers: $WEB_CONCURRENCY (2 by default; set it in the Deployment to change).
+# Workers: $WEB_CONCURRENCY (2 by default; set it in the Deployment to change), 4 threads
+# each: of the settings bench/primitive_overhead.py compares, 2 x 4 threads served the most
+# audited scales per second at 32 clients (a request mostly waits on PostgreSQL and the
+# Kubernetes API), with 1 x 8 alike and single-threaded workers far behind.
 CMD ["gunicorn", "apiops_site.wsgi:application", \
      "--bind", "0.0.0.0:8000", \
+     "--worker-class", "gthread", \
+     "--threads", "4", \
      "--worker-tmp-dir", "/dev/shm", \
      "--no-control-socket", \
      "--timeout", "60", \

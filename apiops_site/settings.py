@@ -476,11 +476,14 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["ops.parsers.StrictJSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["ops.filters.StrictFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "ops.schema.AutoSchema",
     "EXCEPTION_HANDLER": "ops.handlers.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # ASCII JSON (non-ASCII as \uXXXX escapes): an answer that quotes the caller's input (an
+    # unknown field named "\ud800") stays encodable whatever characters it holds.
+    "UNICODE_JSON": False,
 }
 
 SPECTACULAR_SETTINGS = {

@@ -5,8 +5,8 @@ from django.contrib import admin
 from django.urls import include, path
 
 from apiops_site.api_root import ApiRootView
-from apiops_site.docs import DocsView, SchemaView
 from ops.metrics import metrics_view
+from ops.schema_views import DocsView, SchemaView
 
 urlpatterns = [
     path("ops/", ApiRootView.as_view(), name="api-root"),

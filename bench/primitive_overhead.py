@@ -1,16 +1,23 @@
-"""What ApiOps adds to a primitive operation, and how fast the audit list is on a big table.
+"""What ApiOps adds to a primitive operation: latency and throughput against the same calls
+made directly with the kubernetes client, on the same kubesim, in one run.
 
-Part 1 — overhead: one kubesim, N StatefulSet scale calls made directly with the kubernetes
-client (GET scale + PATCH scale, what the service itself sends), then N through ApiOps: a real
-gunicorn server, X-API-Key authentication, the audit row written first and completed after.
-Prints both medians (and p90), the ratio and the difference. Target: <= 10 ms added at the
-median.
+1. Latency, interleaved: N rounds of a StatefulSet scale made directly (GET scale + PATCH
+   scale, what the service itself sends) and through ApiOps (a real gunicorn, X-API-Key, the
+   audit row written first and completed after), alternating which goes first. Printed:
+   median, p95, and what ApiOps adds at each. Measured twice: with the database's
+   ``synchronous_commit`` as the embedded server runs it (off) and ``on`` (what a production
+   PostgreSQL does). Targets: added <= 2 ms at the median, <= 4 ms at p95.
+2. Throughput at 8 and 32 concurrent clients (processes), direct and through ApiOps, for
+   ``--seconds`` each: requests/s, p50, p99, and ApiOps as a share of direct (target >= 70 %).
+   ``--gunicorn`` lists worker x thread settings to compare at 32 clients (the first is used
+   for everything else).
+3. Where ApiOps spends its time, measured in-process on one worker (Django's test client, no
+   HTTP): SQL statements and their time, the Kubernetes calls, JSON parsing of their answers,
+   logging, and the rest (middleware, DRF, validation, rendering).
 
-Part 2 — the audit list: 1,000,000 ``ops_log`` rows seeded with one ``INSERT ... SELECT
-generate_series`` into a separate database, then ``GET /ops/audit`` timed without a filter and
-with each filter. Target: < 100 ms.
+The audit list at 10 M rows is bench/audit_scale.py.
 
-Run: ``.venv/bin/python bench/primitive_overhead.py [--calls 300] [--rows 1000000]``
+Run: ``.venv/bin/python bench/primitive_overhead.py [--calls 300] [--seconds 8]``
 (uses the embedded PostgreSQL unless OPS_DB_URL is set; the bench database is dropped after).
 """
 
@@ -114,32 +121,6 @@ def run_manage(env: dict[str, str], *args: str) -> None:
     )
 
 
-def seed_rows(env: dict[str, str], rows: int) -> float:
-    """Insert ``rows`` audit rows in one statement; returns the seconds it took."""
-    started = time.perf_counter()
-    run_manage(env, "seed", str(rows))
-    return time.perf_counter() - started
-
-
-SEED_SQL = """
-INSERT INTO ops_log (ts, actor, source_ip, action, resource_kind, namespace, resource_name,
-                     request_body, status, error_message, origin, http_status, finished_at)
-SELECT now() - make_interval(secs => g * 2.5),
-       (ARRAY['alice','bob','carol','deploy-bot','ci','bootstrap'])[1 + (g * 31) %% 6],
-       '10.0.' || (g %% 250) || '.' || (g %% 200),
-       (ARRAY['scale','delete'])[1 + (g / 2) %% 2],
-       (ARRAY['statefulset','deployment','pod','persistentvolumeclaim'])[1 + (g / 5) %% 4],
-       (ARRAY['prod','staging','dev','qa','kube-system'])[1 + (g / 3) %% 5],
-       'obj-' || (g %% 5000),
-       jsonb_build_object('replicas', g %% 10),
-       CASE WHEN (g * 17) %% 100 < 2 THEN 'denied'
-            WHEN (g * 17) %% 100 < 7 THEN 'error' ELSE 'success' END,
-       CASE WHEN (g * 17) %% 100 BETWEEN 2 AND 6 THEN 'not found' END,
-       'api', 200, now() - make_interval(secs => g * 2.5)
-FROM generate_series(1, %s) AS g
-"""
-
-
 def manage_main(argv: list[str]) -> None:
     """Subprocess entry: Django pointed at the bench database (migrate / seed)."""
     import django
@@ -158,12 +139,13 @@ def manage_main(argv: list[str]) -> None:
 
     if argv[0] == "migrate":
         call_command("migrate", verbosity=0)
-    elif argv[0] == "seed":
+    elif argv[0] == "commit":  # synchronous_commit for the bench database's new sessions
         with connection.cursor() as cur:
-            # Seeded rows bypass the audit chain's trigger (they are not finished operations).
-            cur.execute("SET session_replication_role = replica")
-            cur.execute(SEED_SQL, [int(argv[1])])
-            cur.execute("VACUUM ANALYZE ops_log")
+            cur.execute(
+                f"ALTER DATABASE {os.environ['OPS_BENCH_DB']} SET synchronous_commit = {argv[1]}"
+            )
+    elif argv[0] == "breakdown":
+        breakdown(int(argv[1]))
 
 
 # --- servers ----------------------------------------------------------------------------------
@@ -209,7 +191,9 @@ def post_fork(server, worker):
 """
 
 
-def start_apiops(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen, int]:
+def start_apiops(
+    env: dict[str, str], tmp: Path, workers: int = 2, threads: int = 4
+) -> tuple[subprocess.Popen, int]:
     port = free_port()
     conf = tmp / "gunicorn_conf.py"
     conf.write_text(GUNICORN_CONF)
@@ -222,11 +206,11 @@ def start_apiops(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen, int]
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "1",
+            str(workers),
             "--threads",
-            "2",
+            str(threads),
             "--worker-class",
-            "gthread",
+            "gthread" if threads > 1 else "sync",
             "--config",
             str(conf),
         ],
@@ -256,62 +240,194 @@ def stop(proc: subprocess.Popen) -> None:
 
 # --- measurements -----------------------------------------------------------------------------
 
+SCALE_PATH = "/ops/namespaces/prod/statefulsets/postgres/scale"
 
-def time_direct(kubeconfig: str, calls: int) -> list[float]:
-    """The same Kubernetes calls the scale service makes, straight from the client."""
-    from kubernetes import client, config
 
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    apps = client.AppsV1Api(client.ApiClient(cfg))
-    samples = []
-    for i in range(calls):
-        started = time.perf_counter()
-        apps.read_namespaced_stateful_set_scale("postgres", "prod", _request_timeout=10)
-        apps.patch_namespaced_stateful_set_scale(
+class Direct:
+    """The service's two Kubernetes calls, straight from the client."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        from kubernetes import client, config
+
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        self.apps = client.AppsV1Api(client.ApiClient(cfg))
+
+    def __call__(self, i: int) -> None:
+        self.apps.read_namespaced_stateful_set_scale("postgres", "prod", _request_timeout=10)
+        self.apps.patch_namespaced_stateful_set_scale(
             "postgres", "prod", {"spec": {"replicas": 2 + i % 2}}, _request_timeout=10
         )
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
-def time_apiops(port: int, calls: int) -> list[float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"X-API-Key": KEY, "Content-Type": "application/json"}
-    samples = []
-    for i in range(calls):
+class Through:
+    """The same scale through ApiOps, on one kept-alive HTTP connection."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.headers = {"X-API-Key": KEY, "Content-Type": "application/json"}
+
+    def __call__(self, i: int) -> None:
         body = json.dumps({"replicas": 2 + i % 2})
-        started = time.perf_counter()
-        conn.request("POST", "/ops/namespaces/prod/statefulsets/postgres/scale", body, headers)
-        response = conn.getresponse()
+        self.conn.request("POST", SCALE_PATH, body, self.headers)
+        response = self.conn.getresponse()
         response.read()
-        samples.append(time.perf_counter() - started)
         if response.status != 200:
             raise SystemExit(f"ApiOps answered {response.status}")
+
+
+def interleaved(direct: Direct, through: Through, calls: int) -> tuple[list[float], list[float]]:
+    """``calls`` rounds of one direct and one ApiOps scale, alternating which goes first."""
+    d, a = [], []
+    for i in range(calls):
+        order = ((direct, d), (through, a)) if i % 2 == 0 else ((through, a), (direct, d))
+        for fn, samples in order:
+            started = time.perf_counter()
+            fn(i)
+            samples.append(time.perf_counter() - started)
+    return d, a
+
+
+def print_latency(title: str, d: list[float], a: list[float]) -> tuple[float, float]:
+    d50, a50 = statistics.median(d), statistics.median(a)
+    d95, a95 = percentile(d, 0.95), percentile(a, 0.95)
+    print(f"\n{title}, {len(d)} interleaved rounds")
+    print(f"  direct to kubesim (GET+PATCH):    median {ms(d50)}  p95 {ms(d95)}")
+    print(f"  through ApiOps (HTTP+auth+audit): median {ms(a50)}  p95 {ms(a95)}")
+    print(
+        f"  added_ms median {(a50 - d50) * 1000:.2f} (target <= 2.0), "
+        f"p95 {(a95 - d95) * 1000:.2f} (target <= 4.0)"
+    )
+    return a50 - d50, a95 - d95
+
+
+def _load_worker(args: tuple) -> list[float]:
+    """One client process: as many calls as fit in the time given; their latencies."""
+    kind, target, seconds, seed = args
+    fn = Direct(target) if kind == "direct" else Through(target)
+    fn(seed)  # connect before the clock starts
+    samples, deadline, i = [], time.perf_counter() + seconds, seed
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        fn(i)
+        samples.append(time.perf_counter() - started)
+        i += 1
     return samples
 
 
-def time_get(port: int, path: str, repeats: int) -> tuple[list[float], dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    samples, body = [], {}
-    for _ in range(repeats):
+def throughput(kind: str, target, clients: int, seconds: float) -> tuple[float, float, float]:
+    """(requests/s, p50, p99) of ``clients`` processes calling for ``seconds``."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(clients) as pool:
+        runs = pool.map(_load_worker, [(kind, target, seconds, i) for i in range(clients)])
+    samples = [x for run in runs for x in run]
+    return len(samples) / seconds, statistics.median(samples), percentile(samples, 0.99)
+
+
+def print_throughput(kubeconfig: str, port: int, clients: int, seconds: float) -> float:
+    d_rate, d50, d99 = throughput("direct", kubeconfig, clients, seconds)
+    a_rate, a50, a99 = throughput("apiops", port, clients, seconds)
+    share = a_rate / d_rate
+    print(f"  {clients:>2} clients  direct {d_rate:6.1f}/s (p50 {ms(d50)}, p99 {ms(d99)})")
+    print(
+        f"              ApiOps {a_rate:6.1f}/s (p50 {ms(a50)}, p99 {ms(a99)})"
+        f"  = {share:.0%} of direct (target >= 70 %)"
+    )
+    return share
+
+
+# --- where the time goes (in-process, one worker) ---------------------------------------------
+
+
+def breakdown(calls: int) -> None:
+    """Run in the --manage child (Django on the bench database): time the parts of a scale."""
+    import logging
+    from contextlib import ExitStack
+
+    from django.conf import settings
+    from django.db import connections
+    from django.test import Client
+
+    from ops import k8s
+
+    settings.ALLOWED_HOSTS = ["*"]
+    client = Client()
+    sql: list[float] = []
+    spent = {"k8s": 0.0, "json": 0.0, "logging": 0.0}
+
+    def timed_sql(execute, sql_text, params, many, context):
         started = time.perf_counter()
-        conn.request("GET", path, headers={"X-API-Key": KEY})
-        response = conn.getresponse()
-        data = response.read()
-        samples.append(time.perf_counter() - started)
-        if response.status != 200:
-            raise SystemExit(f"{path} answered {response.status}: {data[:200]!r}")
-        body = json.loads(data)
-    return samples, body
+        try:
+            return execute(sql_text, params, many, context)
+        finally:
+            sql.append(time.perf_counter() - started)
+
+    def timing(key, fn):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - started
+
+        return wrapper
+
+    def call(i: int) -> None:
+        response = client.post(
+            SCALE_PATH,
+            data=json.dumps({"replicas": 2 + i % 2}),
+            content_type="application/json",
+            HTTP_X_API_KEY=KEY,
+        )
+        if response.status_code != 200:
+            raise SystemExit(f"in-process scale answered {response.status_code}")
+
+    for i in range(30):
+        call(i)  # warm: imports, connections, the client
+    k8s.scale_read = timing("k8s", k8s.scale_read)
+    k8s.scale_patch = timing("k8s", k8s.scale_patch)
+    k8s.json.loads = timing("json", json.loads)
+    handler = logging.Handler.handle
+    logging.Handler.handle = timing("logging", handler)
+    # The access line at INFO, as a server writes it (the bench's environment says WARNING),
+    # formatted and written as usual, into the void rather than over the figures.
+    logging.getLogger("apiops.request").setLevel(logging.INFO)
+    void = open(os.devnull, "w")  # noqa: SIM115 - open for the rest of this child process
+    for each in logging.getLogger().handlers + logging.getLogger("apiops.request").handlers:
+        if isinstance(each, logging.StreamHandler):
+            each.setStream(void)
+    with ExitStack() as stack:
+        for alias in ("default", "audit"):
+            stack.enter_context(connections[alias].execute_wrapper(timed_sql))
+        started = time.perf_counter()
+        for i in range(calls):
+            call(i)
+        total = time.perf_counter() - started
+    logging.Handler.handle = handler
+    per = 1000 / calls
+    rest = total - sum(sql) - spent["k8s"] - spent["logging"]
+    print(f"\nwhere a scale's time goes, in-process, {calls} calls (ms per request)")
+    print(f"  total in Django              {total * per:6.2f}")
+    print(f"  SQL, {len(sql) / calls:.1f} statements       {sum(sql) * per:6.2f}")
+    print(f"  Kubernetes calls (2)         {spent['k8s'] * per:6.2f}"
+          f"   of which JSON parsing {spent['json'] * per:.2f}")  # fmt: skip
+    print(f"  logging (the access line)    {spent['logging'] * per:6.2f}")
+    print(f"  middleware, DRF, the rest    {rest * per:6.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--gunicorn",
+        default="2x4,1x8,4x2,4x1",
+        help="worker x thread settings compared at 32 clients; the first is used throughout",
+    )
     args = parser.parse_args()
+    settings_list = [tuple(int(n) for n in s.split("x")) for s in args.gunicorn.split(",")]
 
     recreate_bench_db()
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -321,47 +437,40 @@ def main() -> None:
         web = None
         try:
             run_manage(env, "migrate")
-            web, port = start_apiops(env, tmp)
-            # Warm up both paths (connections, imports, the client cache).
-            time_direct(kubeconfig, 10)
-            time_apiops(port, 10)
-            direct = time_direct(kubeconfig, args.calls)
-            through = time_apiops(port, args.calls)
-            d, a = statistics.median(direct), statistics.median(through)
-            print(f"\nscale statefulset, {args.calls} calls each")
-            d90, a90 = percentile(direct, 0.9), percentile(through, 0.9)
-            print(f"  direct to kubesim (GET+PATCH):    median {ms(d)}  p90 {ms(d90)}")
-            print(f"  through ApiOps (HTTP+auth+audit): median {ms(a)}  p90 {ms(a90)}")
-            print(f"  ratio {a / d:.2f}x, added at the median {ms(a - d)} (target <= 10 ms)")
-
-            print(f"\nseeding {args.rows:,} ops_log rows ...", flush=True)
-            took = seed_rows(env, args.rows)
-            print(f"  seeded in {took:.1f} s")
-            queries = [
-                "/ops/audit",
-                "/ops/audit?namespace=prod",
-                "/ops/audit?actor=bob",
-                "/ops/audit?status=denied",
-                "/ops/audit?action=delete&namespace=staging",
-                "/ops/audit?since=2020-01-01T00:00:00Z",
-                "/ops/audit?namespace=qa&status=error",
-                "/ops/audit?actor=carol&namespace=kube-system&status=denied",
-                "/ops/audit?actor=nobody",
-            ]
-            print(f"\nGET /ops/audit on {args.rows:,} rows, {args.repeats} requests each")
-            for path in queries:
-                samples, body = time_get(port, path, args.repeats)
-                page = (
-                    time_get(port, body["next"].split(f":{port}", 1)[1], 3)[0]
-                    if body.get("next")
-                    else []
+            direct = Direct(kubeconfig)
+            workers, threads = settings_list[0]
+            added = {}
+            for mode in ("off", "on"):
+                run_manage(env, "commit", mode)
+                web, port = start_apiops(env, tmp, workers, threads)
+                through = Through(port)
+                interleaved(direct, through, 20)  # warm up both paths
+                d, a = interleaved(direct, through, args.calls)
+                title = f"scale statefulset, synchronous_commit={mode}"
+                added[mode] = print_latency(title, d, a)
+                if mode == "off":
+                    print(f"\nthroughput, gunicorn {workers} workers x {threads} threads")
+                    for clients in (8, 32):
+                        print_throughput(kubeconfig, port, clients, args.seconds)
+                stop(web)
+                web = None
+            run_manage(env, "commit", "off")
+            if len(settings_list) > 1:
+                print("\ngunicorn settings at 32 clients (synchronous_commit=off)")
+                for workers, threads in settings_list:
+                    web, port = start_apiops(env, tmp, workers, threads)
+                    Through(port)(0)
+                    rate, p50, p99 = throughput("apiops", port, 32, args.seconds)
+                    print(f"  {workers} x {threads}: {rate:6.1f}/s  p50 {ms(p50)}  p99 {ms(p99)}")
+                    stop(web)
+                    web = None
+            run_manage(env, "breakdown", str(args.calls))
+            print(
+                "\nsummary: added_ms at the median "
+                + ", ".join(
+                    f"{(m * 1000):.2f} (synchronous_commit={k})" for k, (m, _) in added.items()
                 )
-                extra = f"  next page {ms(statistics.median(page))}" if page else ""
-                print(
-                    f"  {path:<55} median {ms(statistics.median(samples))}  "
-                    f"max {ms(max(samples))}  count={body['count']}"
-                    f"{'' if body['count_exact'] else ' (estimate)'}{extra}"
-                )
+            )
         finally:
             if web is not None:
                 stop(web)

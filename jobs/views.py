@@ -21,7 +21,9 @@ from jobs.serializers import (
 )
 from ops.audit import Target
 from ops.authentication import actor_for
+from ops.handlers import JsonErrors
 from ops.idempotency import IdempotentMixin
+from ops.query import StrictQueryParams
 from ops.serializers import ApprovalHeldSerializer, DryRunSerializer, EmptySerializer
 from ops.views import DRY_RUN_PARAMETER, OperationViewSet, dry_run_requested, respond
 
@@ -31,6 +33,7 @@ class JobStartViewSet(OperationViewSet):
 
     kind = services.KIND_JOB
     job_type: str = ""
+    reaches_cluster = True  # the type's checks read the live cluster
 
     def get_serializer(self, *args, **kwargs):
         return get_job_type(self.job_type).input(*args, **kwargs)
@@ -76,7 +79,7 @@ class JobStartViewSet(OperationViewSet):
         return respond(outcome)
 
 
-class JobTypesView(APIView):
+class JobTypesView(JsonErrors, StrictQueryParams, APIView):
     """``GET /ops/jobs/types``: every job type, its steps and the JSON Schema of its input."""
 
     @extend_schema(responses={200: JobTypesSerializer})
@@ -85,7 +88,12 @@ class JobTypesView(APIView):
 
 
 class JobViewSet(
-    IdempotentMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    JsonErrors,
+    IdempotentMixin,
+    StrictQueryParams,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Jobs and their steps (its POST: an unknown job type's 404)."""
 
@@ -118,6 +126,7 @@ class JobActionViewSet(OperationViewSet):
     """``POST /ops/jobs/{job_id}/cancel`` and ``POST /ops/jobs/{job_id}/retry`` (empty body)."""
 
     kind = services.KIND_JOB
+    reaches_cluster = ("retry",)  # a retry checks the step's guards against the live cluster
 
     @property
     def operation(self) -> str | None:

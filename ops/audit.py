@@ -62,17 +62,50 @@ def audit_alias() -> str:
     return settings.APIOPS["AUDIT_DB"]
 
 
-def _clean(value: Any) -> Any:
-    """JSON made storable in JSONB: PostgreSQL rejects NUL characters inside jsonb strings."""
+_MAX_DEPTH = 64
+_ESCAPED_NOTE = (
+    "stored escaped: NUL characters and lone surrogates as \\uXXXX text, non-finite numbers "
+    f"as text, anything nested deeper than {_MAX_DEPTH} levels cut"
+)
+
+
+def _storable_text(text: str) -> str:
+    """Text PostgreSQL accepts: NUL and lone surrogates (not UTF-8) as ``\\uXXXX`` text."""
+    text = text.replace("\x00", "\\u0000")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join(f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
+def _clean(value: Any, depth: int = 0) -> tuple[Any, bool]:
+    """JSON made storable in JSONB, and whether anything had to change: PostgreSQL rejects NUL
+    characters and lone surrogates in jsonb strings, and NaN and Infinity; a depth bound keeps
+    the walk (and json.dumps) far from the interpreter's recursion limit."""
     if isinstance(value, str):
-        return value.replace("\x00", "\\u0000")
-    if isinstance(value, dict):
-        return {_clean(str(k)): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        text = _storable_text(value)
+        return text, text != value
     if isinstance(value, float):
-        return _json_number(value)
-    return value
+        return _json_number(value), not math.isfinite(value)
+    if not isinstance(value, dict | list | tuple):
+        return value, False
+    if depth >= _MAX_DEPTH:
+        return f"<cut: nested deeper than {_MAX_DEPTH} levels>", True
+    changed = False
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key, key_changed = _clean(str(k), depth + 1)
+            out[key], v_changed = _clean(v, depth + 1)
+            changed = changed or key_changed or v_changed
+        return out, changed
+    items = []
+    for v in value:
+        item, v_changed = _clean(v, depth + 1)
+        items.append(item)
+        changed = changed or v_changed
+    return items, changed
 
 
 def _json_number(value: float) -> float | int | str:
@@ -90,20 +123,22 @@ def _json_number(value: float) -> float | int | str:
 
 
 def safe_body(value: Any) -> Any:
-    """A request body as it can be stored: cleaned, and cut down when it is huge."""
-    cleaned = _clean(value)
+    """A request body as it can be stored: verbatim when possible; else escaped (wrapped in
+    ``{"_escaped": ..., "_note": ...}``) or, when huge, cut (``{"_truncated", "_length"}``)."""
+    cleaned, changed = _clean(value)
     try:
         text = json.dumps(cleaned)
     except (TypeError, ValueError):
-        return {"_unserializable": repr(value)[:_MAX_TEXT]}
+        return {"_unserializable": _short(repr(cleaned), _MAX_TEXT)}
     if len(text) > _MAX_BODY_CHARS:
         return {"_truncated": text[:4096], "_length": len(text)}
+    if changed:
+        return {"_escaped": cleaned, "_note": _ESCAPED_NOTE}
     return cleaned
 
 
 def _short(value: Any, limit: int = _MAX_TEXT) -> str:
-    text = "" if value is None else str(value)
-    text = text.replace("\x00", "\\u0000")
+    text = _storable_text("" if value is None else str(value))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -9,7 +9,6 @@ branch on, never a traceback.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from ops.actors import Actor
 from ops.errors import OpsError
+from ops.validation import relative_age
 
 #: Exit codes by the HTTP status the same refusal gets from the API; anything else is 1.
 #: 2 is also what argparse uses for a malformed command line: both mean "bad arguments".
@@ -32,9 +32,6 @@ EXIT_HELD = 8
 #: A ``--timeout`` passed before what the command waits for happened (as opsctl's 7).
 EXIT_TIMED_OUT = 7
 _EXIT_BY_STATUS = {400: EXIT_INVALID, 403: EXIT_DENIED, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}
-
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 class OpsCommand(BaseCommand):
@@ -91,10 +88,9 @@ def int_or_raw(value: str) -> int | str:
 
 def parse_since(value: str, *, now: datetime | None = None) -> datetime:
     """``--since``: a duration back from now (``90s``, ``30m``, ``24h``, ``7d``) or ISO 8601."""
-    match = _DURATION.match(value.strip())
-    if match:
-        amount, unit = match.groups()
-        return (now or timezone.now()) - timedelta(**{_UNITS[unit]: int(amount)})
+    age = relative_age(value)
+    if age is not None:
+        return (now or timezone.now()) - age
     parsed = _parse_iso(value)
     if parsed is None:
         raise CommandError(
@@ -106,14 +102,13 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
 
 def parse_duration(value: str, *, option: str) -> timedelta:
     """A positive duration: ``90s``, ``30m``, ``24h``, ``7d`` (exit 2 otherwise)."""
-    match = _DURATION.match(value.strip())
-    if not match or int(match.group(1)) <= 0:
+    age = relative_age(value)
+    if age is None or age <= timedelta(0):
         raise CommandError(
             f"{option} {value!r}: use a positive duration such as 90s, 30m, 24h or 7d",
             returncode=EXIT_INVALID,
         )
-    amount, unit = match.groups()
-    return timedelta(**{_UNITS[unit]: int(amount)})
+    return age
 
 
 def _parse_iso(value: str) -> datetime | None:

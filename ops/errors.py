@@ -9,6 +9,7 @@ and job steps all speak the same errors, and :mod:`ops.handlers` renders them as
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -38,6 +39,33 @@ class InvalidInput(OpsError):
     def __init__(self, errors: dict[str, list[str]], detail: str | None = None) -> None:
         super().__init__(detail)
         self.errors = errors
+
+
+class InvalidQuery(InvalidInput):
+    """400: an unknown or repeated query parameter, or a malformed value of one."""
+
+    default_code = "invalid_query"
+    default_detail = "Invalid query parameters."
+
+
+class BodyTooLarge(OpsError):
+    """413: the request body is larger than the server accepts."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "body_too_large"
+    default_detail = "The request body is too large."
+
+    def __init__(self) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(f"The request body is larger than the {limit} bytes this API accepts.")
+
+
+class BodyNotJson(OpsError):
+    """415: the body is not sent as JSON."""
+
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    default_code = "unsupported_media_type"
+    default_detail = "Send the body as JSON, with Content-Type: application/json."
 
 
 class NamespaceDenied(OpsError):

@@ -19,18 +19,27 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, connections, transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.html import escape
 from django.views import defaults
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from ops.audit import Target, audit_alias, record
 from ops.authentication import note_failure
 from ops.client_ip import client_ip
-from ops.errors import DATABASE_UNAVAILABLE, DatabaseUnavailable, InvalidInput, OpsError
+from ops.errors import (
+    DATABASE_UNAVAILABLE,
+    BodyNotJson,
+    BodyTooLarge,
+    DatabaseUnavailable,
+    InvalidInput,
+    InvalidQuery,
+    OpsError,
+)
 from ops.models import OpsLogStatus
 
 logger = logging.getLogger(__name__)
@@ -46,21 +55,29 @@ class BadRequest(exceptions.APIException):
     default_detail = "Malformed request."
 
 
-class UnsupportedBody(exceptions.APIException):
-    """400: the body is not JSON (SPEC answers bad input with 400, not 415)."""
+class JsonErrors:
+    """Mixin for DRF views: an error answer is JSON ``{detail, code}`` whatever format the
+    request negotiated (the schema's YAML, the docs page, the browsable API's HTML)."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "unsupported_media_type"
-    default_detail = "The body must be JSON (Content-Type: application/json)."
+    def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code >= 400 and getattr(response, "data", None) is not None:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
-def _normalise(exc: Exception) -> Exception:
+def _normalise(exc: Exception, request) -> Exception:
     if isinstance(exc, Http404):
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
         return exceptions.PermissionDenied()
     if isinstance(exc, exceptions.UnsupportedMediaType):
-        return UnsupportedBody(f"Unsupported content type {exc.detail!s}")
+        sent = getattr(request, "content_type", "") or "no content type"
+        return BodyNotJson(
+            f"The body must be JSON (Content-Type: application/json); this one was sent as {sent}."
+        )
+    if isinstance(exc, RequestDataTooBig):
+        return BodyTooLarge()
     if isinstance(exc, SuspiciousOperation):
         return BadRequest(str(exc) or None)
     return exc
@@ -69,7 +86,8 @@ def _normalise(exc: Exception) -> Exception:
 def error_body(exc: exceptions.APIException) -> dict:
     """The JSON body of an API error."""
     if isinstance(exc, InvalidInput):
-        return {"detail": str(exc.detail), "code": "invalid", "errors": exc.errors}
+        code = getattr(exc.detail, "code", None) or exc.default_code
+        return {"detail": str(exc.detail), "code": code, "errors": exc.errors}
     if isinstance(exc.detail, dict | list):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         return {"detail": "Invalid input.", "code": "invalid", "errors": errors}
@@ -97,16 +115,19 @@ def _audit_refusal(exc: Exception, body: dict, response: Response, context: dict
     if request is None:
         return
     is_operation = getattr(view, "audits_refusals", False)
-    if not is_operation and not isinstance(exc, _AUTH_ERRORS):
-        return  # not an operation, and not an authentication failure: nothing attempted
+    # The principal, when authentication got that far (DRF keeps it in Request._user).
+    principal = vars(request).get("_user")
+    # A keyed caller's refused query (an unknown, repeated or malformed parameter) is an
+    # attempt too, on a read as on an operation: someone probing shows up in the log.
+    refused_query = isinstance(exc, InvalidQuery) and principal is not None
+    if not (is_operation or refused_query or isinstance(exc, _AUTH_ERRORS)):
+        return  # not an operation, not a refused query, not an authentication failure
     target_of = getattr(view, "audit_target", None)
     target = (
         target_of()
         if target_of
         else Target(request.method.lower(), "endpoint", "", request.path, None)
     )
-    # The principal, when authentication got that far (DRF keeps it in Request._user).
-    principal = vars(request).get("_user")
     refused = isinstance(exc, (*_AUTH_ERRORS, exceptions.PermissionDenied))
     source = client_ip(request)
     try:
@@ -164,8 +185,8 @@ def database_unavailable(exc: Exception, request) -> DatabaseUnavailable:
 
 def exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's handling with our body shape, JSON 500s, and audit rows for early refusals."""
-    exc = _normalise(exc)
     request = context.get("request")
+    exc = _normalise(exc, request)
     if isinstance(exc, (*DATABASE_UNAVAILABLE, DatabaseUnavailable)):
         exc = database_unavailable(exc, request)
     set_request_rollback(request)
@@ -208,6 +229,9 @@ def json_400(request, exception=None):
     """400 for requests Django rejects itself (bad Host header, oversized body)."""
     if _is_admin(request):
         return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        error = BodyTooLarge()
+        return JsonResponse(error_body(error), status=error.status_code)
     return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
 
 

@@ -230,3 +230,15 @@ class ReasonSerializer(StrictSerializer):
     reason = serializers.CharField(
         max_length=2000, help_text="Why (a change ticket, a sentence): required."
     )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer: what went wrong, a machine-readable code, and field errors."""
+
+    detail = serializers.CharField(help_text="What went wrong, for a person.")
+    code = serializers.CharField(help_text="What went wrong, for a program: e.g. `invalid`.")
+    errors = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text="Field errors of a 400: each field (or query parameter) with its messages.",
+    )

@@ -8,6 +8,7 @@ reaches the cluster, and never becomes part of a URL path we send to it.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 DNS1123_LABEL_MAX = 63
@@ -15,6 +16,28 @@ DNS1123_SUBDOMAIN_MAX = 253
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _LABEL_RE = re.compile(rf"^{_LABEL}$")
 _SUBDOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+#: JSON Schema of a namespace and of an object name, for the OpenAPI document.
+NAMESPACE_SCHEMA = {"type": "string", "pattern": _LABEL_RE.pattern, "maxLength": DNS1123_LABEL_MAX}
+NAME_SCHEMA = {
+    "type": "string",
+    "pattern": _SUBDOMAIN_RE.pattern,
+    "maxLength": DNS1123_SUBDOMAIN_MAX,
+}
+_AGE_RE = re.compile(r"^(\d{1,9})([smhdw])$")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def relative_age(value: str) -> timedelta | None:
+    """A relative age as the CLIs write it (``90s``, ``30m``, ``24h``, ``7d``, ``2w``) as a
+    timedelta; None when ``value`` is not one (or too long to be a timedelta)."""
+    match = _AGE_RE.match(value.strip())
+    if not match:
+        return None
+    amount, unit = match.groups()
+    try:
+        return timedelta(**{_AGE_UNITS[unit]: int(amount)})
+    except OverflowError:
+        return None
 
 
 def namespace_problem(value: object) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -25,14 +26,16 @@ from rest_framework.views import APIView
 from ops import approvals, services
 from ops.audit import Target
 from ops.authentication import actor_for
-from ops.errors import ApprovalNotFound
+from ops.errors import ApprovalNotFound, BodyTooLarge
 from ops.extensions import operations
-from ops.filters import ApprovalFilter, OpsLogFilter
+from ops.filters import TIME_HELP, ApprovalFilter, OpsLogFilter
+from ops.handlers import JsonErrors
 from ops.idempotency import IdempotentMixin
 from ops.models import ApiKey, Approval, ApprovalStatus
 from ops.pagination import ApprovalCursorPagination, AuditCursorPagination
 from ops.permissions import OperationAllowed
 from ops.policy import ALL_OPERATIONS, APPROVE
+from ops.query import StrictQueryParams
 from ops.selectors import audit_rows, audit_rows_visible_to
 from ops.serializers import (
     ApiKeyInfoSerializer,
@@ -48,8 +51,14 @@ from ops.serializers import (
     ScaleSerializer,
     WhoAmISerializer,
 )
+from ops.validation import NAME_SCHEMA, NAMESPACE_SCHEMA
 
 _RAW_BODY_LIMIT = 4096
+#: The path parameters of an operation on one object, as the input rules define them.
+OBJECT_PATH = [
+    OpenApiParameter("namespace", NAMESPACE_SCHEMA, OpenApiParameter.PATH),
+    OpenApiParameter("name", NAME_SCHEMA, OpenApiParameter.PATH),
+]
 
 DRY_RUN_PARAMETER = OpenApiParameter(
     "dry_run",
@@ -125,9 +134,9 @@ def _validate(path: dict, body_serializer: serializers.Serializer) -> dict:
     return {**path_ser.validated_data, **body_serializer.validated_data}
 
 
-class OperationViewSet(IdempotentMixin, viewsets.ViewSet):
+class OperationViewSet(JsonErrors, IdempotentMixin, StrictQueryParams, viewsets.ViewSet):
     """Base of the operation endpoints: knows which audit target a request is about, and
-    honours Idempotency-Key (:mod:`ops.idempotency`)."""
+    honours Idempotency-Key (:mod:`ops.idempotency`), claimed once the query is known good."""
 
     kind: str = ""
     action_name: str = ""
@@ -140,9 +149,23 @@ class OperationViewSet(IdempotentMixin, viewsets.ViewSet):
 
     def initial(self, request, *args, **kwargs):
         # Read the body before DRF's parser consumes the stream (Django caches it), so a
-        # refusal can audit what was sent. Django's DATA_UPLOAD_MAX_MEMORY_SIZE bounds it.
-        self.raw_body = request._request.body
+        # refusal can audit what was sent. Django's DATA_UPLOAD_MAX_MEMORY_SIZE bounds it; a
+        # larger body is refused (413) once the caller is known, so its row names the actor.
+        too_large = False
+        try:
+            self.raw_body = request._request.body
+        except RequestDataTooBig:
+            too_large = True
         super().initial(request, *args, **kwargs)
+        if too_large:
+            raise BodyTooLarge()
+
+    def allowed_query_params(self) -> frozenset[str]:
+        """A write also takes ``dry_run``."""
+        allowed = super().allowed_query_params()
+        if self.request.method in ("POST", "DELETE"):
+            allowed |= {"dry_run"}
+        return allowed
 
     def dry_run_flag(self) -> bool:
         """Whether this request asked for a dry run (for the row of a refusal; a malformed
@@ -156,7 +179,7 @@ class OperationViewSet(IdempotentMixin, viewsets.ViewSet):
         text = self.raw_body[: _RAW_BODY_LIMIT * 4].decode("utf-8", "replace")
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             return {"_raw": text[:_RAW_BODY_LIMIT]}
 
     def audit_target(self) -> Target:
@@ -191,13 +214,14 @@ class ScaleViewSet(WithoutRequestTransaction, OperationViewSet):
     action_name = services.ACTION_SCALE
     operation = "scale"
     serializer_class = ScaleSerializer
+    reaches_cluster = True
 
     def get_serializer(self, *args, **kwargs):
         return ScaleSerializer(*args, **kwargs)
 
     @extend_schema(
         request=ScaleSerializer,
-        parameters=[DRY_RUN_PARAMETER],
+        parameters=[DRY_RUN_PARAMETER, *OBJECT_PATH],
         responses={
             200: PolymorphicProxySerializer(
                 "ScaleOrPlan",
@@ -222,6 +246,7 @@ class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
     """``DELETE /ops/namespaces/{ns}/{pods|persistentvolumeclaims}/{name}``."""
 
     action_name = services.ACTION_DELETE
+    reaches_cluster = True
 
     @property
     def operation(self) -> str:
@@ -229,7 +254,7 @@ class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
 
     @extend_schema(
         request=None,
-        parameters=[DRY_RUN_PARAMETER],
+        parameters=[DRY_RUN_PARAMETER, *OBJECT_PATH],
         responses={
             200: PolymorphicProxySerializer(
                 "DeleteOrPlan",
@@ -253,11 +278,17 @@ class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
 
 @extend_schema(
     parameters=[
-        OpenApiParameter("since", str, description="ISO 8601; rows with ts >= since"),
-        OpenApiParameter("until", str, description="ISO 8601; rows with ts < until"),
+        OpenApiParameter("since", str, description=f"Rows at or after this time. {TIME_HELP}"),
+        OpenApiParameter("until", str, description=f"Rows before this time. {TIME_HELP}"),
     ]
 )
-class AuditViewSet(WithoutRequestTransaction, mixins.ListModelMixin, viewsets.GenericViewSet):
+class AuditViewSet(
+    WithoutRequestTransaction,
+    JsonErrors,
+    StrictQueryParams,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
     """``GET /ops/audit``: the audit log, newest first, filtered, cursor-paginated.
 
     A key scoped to namespaces reads only the rows about them (see
@@ -294,7 +325,7 @@ def granted_operations(granted: tuple[str, ...] | None) -> list[str]:
     return [*names, APPROVE] if APPROVE in granted else names
 
 
-class WhoAmIView(WithoutRequestTransaction, APIView):
+class WhoAmIView(WithoutRequestTransaction, JsonErrors, StrictQueryParams, APIView):
     """``GET /ops/whoami``: who this key acts as, where, and its name's keys."""
 
     @extend_schema(responses={200: WhoAmISerializer})
@@ -325,6 +356,7 @@ class ApprovalViewSet(WithoutRequestTransaction, OperationViewSet, viewsets.Gene
     """
 
     kind = approvals.KIND_APPROVAL
+    reaches_cluster = ("approve",)  # the plan is checked against the cluster, then run
     serializer_class = ApprovalSerializer
     filterset_class = ApprovalFilter
     pagination_class = ApprovalCursorPagination

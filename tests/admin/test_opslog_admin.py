@@ -9,6 +9,7 @@ import io
 import json
 from datetime import datetime, timedelta
 
+from django.contrib.admin.templatetags.admin_list import date_hierarchy
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -140,6 +141,32 @@ def test_search_finds_rows_by_name_actor_and_ip(admin_client, row):
     assert shown_names(admin_client.get(LIST, {"q": "orders"})) == ["orders-db"]
     assert shown_names(admin_client.get(LIST, {"q": "deploy-bot"})) == ["web"]
     assert shown_names(admin_client.get(LIST, {"q": "203.0.113"})) == ["web"]
+    assert sorted(shown_names(admin_client.get(LIST, {"q": "prod"}))) == ["orders-db", "web"]
+
+
+def test_search_matches_whole_values_and_prefixes_not_substrings(admin_client, row):
+    row(name="orders-db", actor="alice")
+
+    assert shown_names(admin_client.get(LIST, {"q": "db"})) == []
+    assert shown_names(admin_client.get(LIST, {"q": "ali"})) == []
+    assert shown_names(admin_client.get(LIST, {"q": "orders-"})) == ["orders-db"]
+
+
+def test_the_date_hierarchy_lists_the_years_months_and_days_that_have_rows(admin_client, row):
+    zone = timezone.get_current_timezone()
+    for when in [(2020, 3, 1), (2021, 7, 4), (2021, 7, 9), (2021, 8, 30)]:
+        row(name=f"r-{when}", ts=datetime(*when, 12, tzinfo=zone))
+    row(name="now")
+
+    def choices(**query):
+        hierarchy = date_hierarchy(admin_client.get(LIST, query).context["cl"])
+        return [c["title"] for c in hierarchy["choices"]]
+
+    this_year = str(timezone.now().year)
+    assert choices() == ["2020", "2021", this_year]
+    assert choices(ts__year="2021") == ["July 2021", "August 2021"]
+    assert choices(ts__year="2021", ts__month="7") == ["July 4", "July 9"]
+    assert choices(ts__year="2021", status__exact="error") == []
 
 
 def test_the_date_hierarchy_drills_down_by_year(admin_client, row):
@@ -285,3 +312,15 @@ def test_staff_without_the_view_permission_cannot_list_or_export(client, row, dj
 
     assert client.get(LIST).status_code == 403
     assert client.get(EXPORT).status_code == 403
+
+
+def test_search_finds_every_match_past_the_count_cap_too(admin_client, row, settings):
+    settings.APIOPS = {**settings.APIOPS, "AUDIT_COUNT_CAP": 2}
+    for i in range(4):
+        row(name=f"db-{i}", actor="alice")
+    row(name="other", actor="bob")
+
+    assert sorted(shown_names(admin_client.get(LIST, {"q": "alice"}))) == [
+        f"db-{i}" for i in range(4)
+    ]
+    assert shown_names(admin_client.get(LIST, {"q": "other"})) == ["other"]

@@ -100,7 +100,7 @@ def test_malformed_filters_are_400_with_field_errors(api, rows, query):
     response = api.get(f"/ops/audit?{query}")
 
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid"
+    assert response.json()["code"] == "invalid_query"
     assert query.split("=")[0] in response.json()["errors"]
 
 

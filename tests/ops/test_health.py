@@ -52,13 +52,33 @@ def test_ready_is_503_when_the_api_server_hangs(anon, empty_cluster, apiops):
     assert response.json()["checks"]["kubernetes"]["ok"] is False
 
 
-def test_ready_is_503_when_no_cluster_is_configured(anon, apiops, tmp_path):
-    apiops(KUBECONFIG=str(tmp_path / "missing.kubeconfig"))
+def test_ready_is_503_when_no_cluster_is_configured_and_only_the_log_names_the_file(
+    anon, apiops, tmp_path, caplog
+):
+    missing = str(tmp_path / "missing.kubeconfig")
+    apiops(KUBECONFIG=missing)
 
     response = anon.get("/health/ready")
 
     assert response.status_code == 503
-    assert "kubeconfig" in response.json()["checks"]["kubernetes"]["error"]
+    assert response.json()["checks"]["kubernetes"]["error"].startswith("unavailable")
+    assert missing not in response.content.decode()
+    assert missing in caplog.text
+
+
+def test_ready_does_not_tell_anonymous_callers_where_the_api_server_is(
+    anon, empty_cluster, apiops, caplog
+):
+    apiops(K8S_PING_TIMEOUT=0.2)
+    empty_cluster.faults.add(method="GET", path=r"^/version/?$", hang=True)
+    address = empty_cluster.url.split("://", 1)[1]
+
+    response = anon.get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["kubernetes"]["error"].startswith("timed out")
+    assert address not in response.content.decode()
+    assert address.split(":")[0] not in response.content.decode()
 
 
 @TRANSACTIONAL_DB

@@ -43,8 +43,6 @@ BAD_BODIES = [
     ("nan", '{"replicas": NaN}', "application/json"),
     ("infinity", '{"replicas": Infinity}', "application/json"),
     ("nul-in-key", '{"repl\\u0000icas": 2}', "application/json"),
-    ("form-encoded", "replicas=2", "application/x-www-form-urlencoded"),
-    ("text-plain", '{"replicas": 2}', "text/plain"),
     ("invalid-utf8", b'{"replicas": "\xff\xfe"}', "application/json"),
 ]
 
@@ -164,15 +162,62 @@ def test_the_wrong_method_on_an_operation_path_is_405_json_and_audited(api, clus
     assert (row.status, row.http_status) == ("error", 405)
 
 
-def test_an_oversized_body_is_refused_as_json(api, cluster, settings):
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ('{"replicas": 2}', "text/plain"),
+        ("replicas=2", "application/x-www-form-urlencoded"),
+        ('{"replicas": 2}', "application/xml"),
+    ],
+    ids=["text-plain", "form-encoded", "xml"],
+)
+def test_a_body_not_sent_as_json_is_415_saying_so_once_and_audited(
+    api, cluster, body, content_type
+):
+    response = api.generic("POST", STS, body, content_type=content_type)
+
+    assert response.status_code == 415
+    data = response.json()
+    assert data["code"] == "unsupported_media_type"
+    assert data["detail"] == (
+        "The body must be JSON (Content-Type: application/json); "
+        f"this one was sent as {content_type}."
+    )
+    assert list(cluster.requests) == []
+    [row] = audit_log()
+    assert (row.status, row.http_status, row.actor) == ("error", 415, "bootstrap")
+
+
+def test_an_oversized_body_is_413_without_settings_names_and_audited(api, cluster, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
     body = json.dumps({"replicas": 1, "pad": "x" * 4096})
 
     response = api.generic("POST", STS, body, content_type="application/json")
 
-    assert response.status_code == 400
-    assert response.json()["detail"]
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": "The request body is larger than the 1024 bytes this API accepts.",
+        "code": "body_too_large",
+    }
     assert list(cluster.requests) == []
+    [row] = audit_log()
+    assert (row.status, row.http_status, row.actor, row.code) == (
+        "error",
+        413,
+        "bootstrap",
+        "body_too_large",
+    )
+
+
+def test_an_oversized_body_without_a_key_is_401_first(anon, cluster, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = json.dumps({"replicas": 1, "pad": "x" * 4096})
+
+    response = anon.generic("POST", STS, body, content_type="application/json")
+
+    assert response.status_code == 401
+    [row] = audit_log()
+    assert (row.status, row.actor, row.code) == ("denied", None, "not_authenticated")
 
 
 def test_a_nul_character_in_the_body_is_refused_and_still_audited(api, cluster):
@@ -180,7 +225,8 @@ def test_a_nul_character_in_the_body_is_refused_and_still_audited(api, cluster):
 
     assert response.status_code == 400
     [row] = audit_log()
-    assert row.request_body == {"replicas": "\\u0000"}
+    assert row.request_body["_escaped"] == {"replicas": "\\u0000"}
+    assert "NUL" in row.request_body["_note"]
 
 
 def test_validation_runs_after_authentication(anon, cluster):
