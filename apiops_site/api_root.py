@@ -14,6 +14,8 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from jobs.registry import job_type_names
+from ops.handlers import JsonErrors
+from ops.query import StrictQueryParams
 
 # (label, URL name, path parameters), in the order a reader meets them.
 ENDPOINTS = [
@@ -28,6 +30,10 @@ ENDPOINTS = [
     ("statefulset_scale", "statefulset-scale", ("namespace", "name")),
     ("pod_delete", "pod-delete", ("namespace", "name")),
     ("pvc_delete", "pvc-delete", ("namespace", "name")),
+    ("approvals", "approval-list", ()),
+    ("approval", "approval-detail", ("approval_id",)),
+    ("approval_approve", "approval-approve", ("approval_id",)),
+    ("approval_reject", "approval-reject", ("approval_id",)),
     ("schema", "schema", ()),
     ("docs", "docs", ()),
 ]
@@ -38,7 +44,7 @@ def _url(request, name: str, params: tuple[str, ...]) -> str:
     return unquote(url)  # the braces of a template, not percent-escapes
 
 
-class ApiRootView(APIView):
+class ApiRootView(JsonErrors, StrictQueryParams, APIView):
     """The endpoints of the API, by name; each job type's start under ``job_start``."""
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})

@@ -25,7 +25,8 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.html import escape
 from django.views import defaults
 from rest_framework import exceptions, status
-from rest_framework.renderers import JSONRenderer
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from ops.audit import Target, audit_alias, record
@@ -47,6 +48,16 @@ logger = logging.getLogger(__name__)
 _AUTH_ERRORS = (exceptions.NotAuthenticated, exceptions.AuthenticationFailed, exceptions.Throttled)
 
 
+def _browsable_form(request, response) -> bool:
+    """A staff session's browser asking for an operation's page (see :class:`JsonErrors`)."""
+    return (
+        response.status_code == status.HTTP_405_METHOD_NOT_ALLOWED
+        and request.method == "GET"
+        and isinstance(getattr(request, "accepted_renderer", None), BrowsableAPIRenderer)
+        and isinstance(request.successful_authenticator, SessionAuthentication)
+    )
+
+
 class BadRequest(exceptions.APIException):
     """400 for requests Django itself finds malformed (too large, suspicious)."""
 
@@ -57,10 +68,19 @@ class BadRequest(exceptions.APIException):
 
 class JsonErrors:
     """Mixin for DRF views: an error answer is JSON ``{detail, code}`` whatever format the
-    request negotiated (the schema's YAML, the docs page, the browsable API's HTML)."""
+    request negotiated (the schema's YAML, the docs page, the browsable API's HTML).
+
+    One exception: a staff user's browser opening an operation's URL (a GET on a POST or
+    DELETE endpoint: 405) gets the browsable API's page, which is the form to send the
+    operation with (the page shows the 405's JSON too).
+    """
 
     def finalize_response(self, request, response, *args, **kwargs):
-        if response.status_code >= 400 and getattr(response, "data", None) is not None:
+        if (
+            response.status_code >= 400
+            and getattr(response, "data", None) is not None
+            and not _browsable_form(request, response)
+        ):
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
