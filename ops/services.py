@@ -283,15 +283,10 @@ def _scale(
     def plan() -> Plan:
         before = k8s.scale_read(kind=kind, namespace=namespace, name=name)
         obj = plan_object(kind, namespace, name)
-        # The API server's own checks (validation, admission), nothing stored.
-        k8s.scale_patch(
-            kind=kind,
-            namespace=namespace,
-            name=name,
-            replicas=replicas,
-            resource_version=obj.resource_version,
-            dry_run=True,
-        )
+        # The API server's own checks (validation, admission), nothing stored. No
+        # resourceVersion: the plan names the version read, and a status update landing
+        # between two reads must not turn a dry run into a conflict.
+        k8s.scale_patch(kind=kind, namespace=namespace, name=name, replicas=replicas, dry_run=True)
         change = {"replicas": {"from": before.spec_replicas, "to": replicas}}
         return Plan((PlanStep(ACTION_SCALE, obj, change),))
 

@@ -678,3 +678,26 @@ def test_approval_events_are_written_in_the_transactions_that_make_them(
         ("approval.expired", third),
     ]
     assert approvals.pending_count() == 0
+
+
+@DB
+def test_a_dry_run_scale_is_not_a_conflict_when_the_object_moves_between_its_reads(
+    api, cluster, monkeypatch
+):
+    """A controller's status update between the plan's reads (common right after a change)
+    must not make a dry run fail: it carries no resourceVersion precondition."""
+    from ops import k8s
+
+    read = k8s.object_meta
+
+    def read_then_the_controller_writes(**kwargs):
+        meta = read(**kwargs)
+        cluster.patch("deployments", "prod", "web", {"metadata": {"labels": {"moved": "yes"}}})
+        return meta
+
+    monkeypatch.setattr(k8s, "object_meta", read_then_the_controller_writes)
+
+    response = api.post(SCALE_WEB + "?dry_run=true", {"replicas": 5}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["plan"][0]["change"]["replicas"]["to"] == 5
