@@ -159,6 +159,7 @@ def copy_chain(rows: int) -> float:
                 "actor": ("alice", "bob", "ci", "deploy-bot")[n % 4],
                 "audit_id": uuid.uuid4(),
                 "code": None,
+                "dry_run": False,
                 "error_message": None,
                 "finished_at": ts + timedelta(milliseconds=1),
                 "http_status": 200,

@@ -12,9 +12,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,6 +142,43 @@ class Report:
         return not self.problems
 
 
+_BATCH_ROWS = 20_000
+
+
+def _prefetched(cursor) -> Iterator[tuple]:
+    """The cursor's rows, the next batch fetched by a thread while this one is hashed: the
+    database's work (and the wait for it) overlaps the hashing, as a plain iteration would
+    not. At most two batches are held: memory stays flat."""
+    batches: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            while not stop.is_set():
+                batch = cursor.fetchmany(_BATCH_ROWS)
+                batches.put(batch)
+                if not batch:
+                    return
+        except BaseException as e:  # handed over: raised where the rows are read
+            batches.put(e)
+
+    fetcher = threading.Thread(target=fetch, name="audit-verify-fetch", daemon=True)
+    fetcher.start()
+    try:
+        while True:
+            batch = batches.get()
+            if isinstance(batch, BaseException):
+                raise batch
+            if not batch:
+                return
+            yield from batch
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            batches.get_nowait()  # unblock a fetcher waiting to put
+        fetcher.join()
+
+
 def verify(
     *, checkpoint: dict | None = None, progress: Callable[[int], None] | None = None
 ) -> Report:
@@ -156,9 +196,8 @@ def verify(
         conn.ensure_connection()
         # psycopg2's own server-side cursor: rows stream in batches, memory stays flat.
         with conn.connection.cursor(name="audit_verify") as cursor:
-            cursor.itersize = 20_000
             cursor.execute(chain.chain_select(layout, OpsLog._meta.db_table))
-            walked = chain.walk(cursor, layout, progress)
+            walked = chain.walk(_prefetched(cursor), layout, progress)
     report.size, report.head = walked.size, walked.head
     if walked.broken is not None:
         report.problems.append(str(walked.broken))
