@@ -135,8 +135,8 @@ PG_REBUILD_STEPS: dict[str, Callable[[Reads], list[PlanStep]]] = {
 }
 
 
-def _in_place_delete_note(r: Reads) -> str:
-    return "stays Terminating until its pod is deleted"
+#: What an in-place rebuild's claim delete does first (its pod still uses the claim).
+IN_PLACE_DELETE_NOTE = "stays Terminating until its pod is deleted"
 
 
 def pg_rebuild_plan(job_type: JobType, params: dict, result: dict) -> Plan:
@@ -145,7 +145,7 @@ def pg_rebuild_plan(job_type: JobType, params: dict, result: dict) -> Plan:
     in_place = params.get("strategy") == "in-place" and not params.get("from_snapshot")
     for step in job_type.steps_for(params):
         if step.name == "delete_pvc" and in_place:
-            entries = _delete_claims(r, _in_place_delete_note(r))
+            entries = _delete_claims(r, IN_PLACE_DELETE_NOTE)
         else:
             entries = PG_REBUILD_STEPS[step.name](r)
         steps += [replace(e, step=step.name) for e in entries]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 ORIGIN_API = "api"
 ORIGIN_CLI = "cli"
 ORIGIN_JOB = "job"
+ORIGIN_ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,15 @@ def os_user() -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:  # a uid without a passwd entry (e.g. a container's arbitrary uid)
         return str(uid)
+
+
+def admin_actor(request) -> Actor:
+    """The actor of something done in the admin: ``admin:<username>`` from the client's
+    address."""
+    from ops.client_ip import client_ip
+
+    return Actor(
+        name=f"admin:{request.user.get_username()}",
+        source_ip=client_ip(request),
+        origin=ORIGIN_ADMIN,
+    )

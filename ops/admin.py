@@ -34,14 +34,13 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from ops.actors import Actor
+from ops.actors import admin_actor
 from ops.api_keys import api_key_create, api_key_revoke
 from ops.audit import Target, record
 from ops.chain import canonical
 from ops.cli import fmt_time
-from ops.client_ip import client_ip
 from ops.extensions import audit_values, operations
-from ops.models import KEY_PREFIX, ApiKey, OpsLog, OpsLogOrigin, OpsLogStatus
+from ops.models import KEY_PREFIX, ApiKey, OpsLog, OpsLogStatus
 from ops.pagination import capped_count
 from ops.policy import ALL_OPERATIONS, APPROVE
 from ops.selectors import audit_rows
@@ -482,15 +481,6 @@ _KEY_CHANGE_FIELDS = [
 ROTATION_OVERLAP = timedelta(hours=24)
 
 
-def _admin_actor(request) -> Actor:
-    """The actor of an admin change: ``admin:<username>`` from the client's address."""
-    return Actor(
-        name=f"admin:{request.user.get_username()}",
-        source_ip=client_ip(request),
-        origin=OpsLogOrigin.ADMIN,
-    )
-
-
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Create (raw key shown once), scope, revoke. Keys are never deleted: history stays."""
@@ -558,7 +548,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
         new = api_key_create(
-            actor=_admin_actor(request),
+            actor=admin_actor(request),
             name=obj.name,
             namespaces=obj.namespaces,
             expires_at=obj.expires_at,
@@ -608,7 +598,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             except LookupError:
                 self.message_user(request, f"{name} has no usable key.", messages.WARNING)
                 return None
-            actor = _admin_actor(request)
+            actor = admin_actor(request)
             record(
                 actor_name=actor.name,
                 source_ip=actor.source_ip,
@@ -632,7 +622,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected API keys", permissions=["change"])
     def revoke(self, request, queryset) -> None:
-        keys = api_key_revoke(actor=_admin_actor(request), keys=queryset)
+        keys = api_key_revoke(actor=admin_actor(request), keys=queryset)
         for key in keys:
             self.log_change(request, key, "Revoked.")
         if keys:

@@ -16,13 +16,12 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from ops.actors import Actor
+from ops.actors import admin_actor
 from ops.approvals import decide, effective_status
 from ops.authentication import DECIDE_APPROVAL_PERMISSION as DECIDE_PERMISSION
 from ops.cli import error_text, plan_lines
-from ops.client_ip import client_ip
 from ops.errors import OpsError
-from ops.models import Approval, ApprovalStatus, OpsLogOrigin
+from ops.models import Approval, ApprovalStatus
 
 
 class DecisionForm(forms.Form):
@@ -32,15 +31,6 @@ class DecisionForm(forms.Form):
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Why: a change ticket, a sentence. Kept with the approval and in the audit log.",
-    )
-
-
-def admin_actor(request) -> Actor:
-    """The actor of a decision made in the admin: ``admin:<username>``."""
-    return Actor(
-        name=f"admin:{request.user.get_username()}",
-        source_ip=client_ip(request),
-        origin=OpsLogOrigin.ADMIN,
     )
 
 

@@ -273,7 +273,7 @@ def decide(
             )
         if dry_run:
             if approve and _reader:
-                why = stale(approval.plan, lambda k, n, m: _reader[0](k, n, m))
+                why = stale(approval.plan, _reader[0])
                 if why:
                     raise _refuse(
                         actor,

@@ -35,7 +35,7 @@ from django.conf import settings
 
 from ops import approvals, holds, k8s, policy
 from ops.actors import ORIGIN_API, ORIGIN_CLI, ORIGIN_JOB, Actor
-from ops.audit import Target, attempt, record_error, record_success
+from ops.audit import Target, attempt, record_error
 from ops.errors import (
     InvalidInput,
     NamespaceDenied,
@@ -202,9 +202,9 @@ def _perform(
     _refuse_denied(actor=actor, target=target, job_id=job_id, operation=operation)
     _refuse_held(actor=actor, target=target, job_id=job_id)
     hold = gated and operation and policy.approval_required(target.namespace, operation)
-    if target.dry_run or hold:
-        if plan is None or operation is None:
-            raise ValueError(f"{target.action} {target.resource_kind} cannot be planned")
+    if (target.dry_run or hold) and (plan is None or operation is None):
+        raise ValueError(f"{target.action} {target.resource_kind} cannot be planned")
+    if hold and not target.dry_run:
         try:
             try:
                 planned = plan()
@@ -215,21 +215,19 @@ def _perform(
                 actor=actor, target=target, error=error, status=OpsLogStatus.ERROR, job_id=job_id
             )
             raise
-        if target.dry_run:
-            record_success(actor=actor, target=target, job_id=job_id)
-            return Planned(planned)
         return Held(
             approvals.hold(
                 actor=actor, operation=operation, target=target, params=params or {}, plan=planned
             )
         )
-    # Every request of the operation names its row to the API server (its audit log).
+    # Audit first, a dry run too; every request (a dry run's dryRun=All ones included) names
+    # its row to the API server (its audit log).
     with (
         attempt(actor=actor, target=target, job_id=job_id) as row,
         k8s.audited(audit_id=row.audit_id, actor=actor.name),
     ):
         try:
-            return call()
+            return Planned(plan()) if target.dry_run else call()
         except k8s.K8sError as e:
             raise from_k8s(e) from e
 

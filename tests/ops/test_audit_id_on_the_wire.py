@@ -145,3 +145,28 @@ def test_the_api_servers_audit_log_names_the_row(tmp_path, apiops):
     assert patch["objectRef"]["name"] == "web"
     assert patch["responseStatus"]["code"] == 200
     assert patch["userAgent"] == f"apiops/{__version__}"
+
+
+@pytest.mark.parametrize("primitive", ["deployment_scale", "pod_delete", "pvc_delete"])
+def test_a_dry_runs_requests_carry_its_rows_audit_id_written_first(cluster, primitive):
+    """A dry run is audited first like the real request, and its reads and dryRun=All
+    calls name its row to the API server."""
+    call = {
+        "deployment_scale": lambda: services.deployment_scale(
+            actor=ALICE, namespace="prod", name="web", replicas=2, dry_run=True
+        ),
+        "pod_delete": lambda: services.pod_delete(
+            actor=ALICE, namespace="prod", name="postgres-0", dry_run=True
+        ),
+        "pvc_delete": lambda: services.pvc_delete(
+            actor=ALICE, namespace="prod", name="data-postgres-2", dry_run=True
+        ),
+    }[primitive]
+
+    call()
+
+    [row] = audit_log()
+    assert (row.status, row.dry_run) == ("success", True)
+    sent = list(cluster.requests)
+    assert [r.query.get("dryRun") for r in sent if r.verb in ("patch", "delete")] == ["All"]
+    assert {r.audit_id for r in sent} == {str(row.audit_id)}
