@@ -33,9 +33,11 @@ import functools
 import importlib
 import json
 import logging
+import math
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -288,9 +290,38 @@ def _build_client(path: str | None) -> client.ApiClient:
         where = f"kubeconfig {path}" if path else "the in-cluster service account"
         raise K8sUnavailable(f"cannot load {where}: {e}") from e
     cfg.retries = False  # one retry policy, ours (see the module docstring)
+    if cfg.refresh_api_key_hook is not None:
+        _refresh_at_most_once_a_second(cfg)
     api = _measured_client_class()(configuration=cfg)
     api.user_agent = USER_AGENT
     return api
+
+
+_REFRESH_INTERVAL = 1.0  # seconds
+
+
+def _refresh_at_most_once_a_second(cfg: Any) -> None:
+    """Run the loaders' credential refresh hook of ``cfg`` at most once a second.
+
+    The client runs it before every request; besides re-reading an expired token (kubeconfig
+    credentials are renewed five minutes before they expire, the in-cluster token file once a
+    minute) it sets the configuration's host again, which reads every proxy variable of the
+    environment: tens of microseconds per request for nothing new. The hook installs a new
+    one of itself each time it runs; that one is kept behind this gate too.
+    """
+    state = {"hook": cfg.refresh_api_key_hook, "last": -math.inf}
+
+    def refresh(configuration: Any) -> None:
+        now = time.monotonic()
+        if now - state["last"] < _REFRESH_INTERVAL:
+            return
+        state["last"] = now
+        state["hook"](configuration)
+        if configuration.refresh_api_key_hook is not refresh:
+            state["hook"] = configuration.refresh_api_key_hook
+            configuration.refresh_api_key_hook = refresh
+
+    cfg.refresh_api_key_hook = refresh
 
 
 @functools.cache
@@ -551,27 +582,68 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"kind must be one of {SCALABLE_KINDS}, not {kind!r}")
 
 
-def _json_answer(fn: Callable[..., Any]) -> Callable[..., dict]:
-    """``fn`` (a client method) answering the JSON body as a dict, not the client's models.
+def _json_object(data: bytes) -> dict:
+    """An answer's body as a dict (the client's error when it is not a JSON object)."""
+    try:
+        body = json.loads(data)
+    except ValueError as e:
+        raise _client_errors.OpenApiException(f"the answer is not JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise _client_errors.OpenApiException("the answer is not a JSON object")
+    return body
 
-    A scale needs a handful of fields; building and validating the client's model objects
-    for them costs more CPU than the HTTP round trip itself. Errors are unchanged: the client
-    raises ApiException for a non-2xx answer before any body is read here.
+
+#: ``kubectl scale`` sends a strategic merge patch to ``/scale``; so do we.
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+
+_SCALE_PATHS = {
+    DEPLOYMENT: "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale",
+    STATEFULSET: "/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}/scale",
+}
+
+
+def _json_request(
+    method: str, path: str, *, content_type: str | None = None, query: tuple = ()
+) -> Callable[..., dict]:
+    """A call of ``method path`` answering its JSON body as a dict, for the request path's
+    own calls (a scale's GET and PATCH).
+
+    It goes through the client's transport (``ApiClient.call_api``: its connection pool, TLS
+    settings, credential refresh, our request metrics) with the headers its generated method
+    would send (``Accept``, ``Content-Type``, ``User-Agent``, the bearer token), but skips that
+    method: validating its arguments (pydantic) and building the request cost more CPU than
+    the round trip to the API server. Non-2xx answers raise the client's ApiException, as its
+    methods do. Called as :func:`_call` calls a client method (``_request_timeout``, and
+    ``_headers`` inside :func:`audited`).
     """
+    path_and_query = path + ("?" + urllib.parse.urlencode(query) if query else "")
 
-    def call(*args: Any, **kwargs: Any) -> dict:
-        response = fn(*args, _preload_content=False, **kwargs)
-        try:
-            body = json.loads(response.data)
-        except ValueError as e:
-            raise _client_errors.OpenApiException(f"the answer is not JSON: {e}") from e
-        finally:
-            response.release_conn()
-        if not isinstance(body, dict):
-            raise _client_errors.OpenApiException("the answer is not a JSON object")
-        return body
+    def send(body: Any = None, *, _request_timeout: float, _headers: dict | None = None) -> dict:
+        api = api_client()
+        headers = {"Accept": "application/json", **(_headers or {})}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        headers.update(api.default_headers)
+        api.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)
+        response = api.call_api(
+            method,
+            api.configuration.host + path_and_query,
+            header_params=headers,
+            body=body,
+            _request_timeout=_request_timeout,
+        )
+        if not 200 <= response.status <= 299:
+            raise _client_errors.ApiException.from_response(
+                http_resp=response, body=None, data=None
+            )
+        return _json_object(response.read())
 
-    return call
+    return send
+
+
+def _scale_path(kind: str, namespace: str, name: str) -> str:
+    quote = functools.partial(urllib.parse.quote, safe="")
+    return _SCALE_PATHS[kind].format(namespace=quote(namespace), name=quote(name))
 
 
 def _scale_info(kind: str, scale: dict) -> ScaleInfo:
@@ -591,14 +663,8 @@ def _scale_info(kind: str, scale: dict) -> ScaleInfo:
 def scale_read(*, kind: str, namespace: str, name: str) -> ScaleInfo:
     """GET the ``/scale`` subresource of a Deployment or StatefulSet."""
     _check_kind(kind)
-    api = _apps()
-    fn = _json_answer(
-        api.read_namespaced_deployment_scale
-        if kind == DEPLOYMENT
-        else api.read_namespaced_stateful_set_scale
-    )
-    scale = _call(f"read {kind} {namespace}/{name} scale", fn, name, namespace)
-    return _scale_info(kind, scale)
+    fn = _json_request("GET", _scale_path(kind, namespace, name))
+    return _scale_info(kind, _call(f"read {kind} {namespace}/{name} scale", fn))
 
 
 def scale_patch(
@@ -626,21 +692,20 @@ def scale_patch(
     would be, nothing is stored.
     """
     _check_kind(kind)
-    api = _apps()
-    fn = _json_answer(
-        api.patch_namespaced_deployment_scale
-        if kind == DEPLOYMENT
-        else api.patch_namespaced_stateful_set_scale
-    )
+    path = _scale_path(kind, namespace, name)
     what = f"scale {kind} {namespace}/{name}"
     if dry_run:
         body = {"spec": {"replicas": replicas}}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
-        return _scale_info(kind, _call(what, fn, name, namespace, body, dry_run=DRY_RUN_ALL))
+        fn = _json_request(
+            "PATCH", path, content_type=STRATEGIC_MERGE_PATCH, query=(("dryRun", DRY_RUN_ALL),)
+        )
+        return _scale_info(kind, _call(what, fn, body))
+    fn = _json_request("PATCH", path, content_type=STRATEGIC_MERGE_PATCH)
     if resource_version is None:
         body = {"spec": {"replicas": replicas}}
-        return _scale_info(kind, _call(what, fn, name, namespace, body, retry_conflict=True))
+        return _scale_info(kind, _call(what, fn, body, retry_conflict=True))
     body = {"metadata": {"resourceVersion": resource_version}, "spec": {"replicas": replicas}}
     conf = _conf()
     retries = conf["K8S_RETRIES"]
@@ -648,9 +713,7 @@ def scale_patch(
     maybe_done = False
     while True:
         try:
-            return _scale_info(
-                kind, _once(what, fn, (name, namespace, body), {}, conf["K8S_TIMEOUT"])
-            )
+            return _scale_info(kind, _once(what, fn, (body,), {}, conf["K8S_TIMEOUT"]))
         except K8sError as err:
             if maybe_done and isinstance(err, K8sConflict):
                 now = scale_read(kind=kind, namespace=namespace, name=name)
