@@ -162,6 +162,9 @@ APIOPS = {
     # Database alias the audit log is written through: its own autocommit connection, so a
     # row survives the rollback of the request transaction.
     "AUDIT_DB": "audit",
+    # The request path's statements as server-side prepared statements (ops.db); off behind a
+    # pooler that does not keep one server session per client connection.
+    "DB_PREPARED_STATEMENTS": _env_bool("OPS_DB_PREPARED_STATEMENTS", True),
     # Jobs (see jobs/conf.py): how long a wait step may take, the runner's lease on a job,
     # the pause between two checks of a wait (0.5 s keeps a wait at <= 2 requests/s), how long
     # one tick may poll before handing the worker back (0: one check per tick), how often the

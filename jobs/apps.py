@@ -5,7 +5,7 @@ from django.apps import AppConfig
 
 class JobsConfig(AppConfig):
     """Registers the job types, connects the worker start signal, and tells ops what it needs
-    to know of jobs (which targets active jobs hold, the audit values of job rows, the
+    to know of jobs (the query for which targets active jobs hold, the audit values of job rows, the
     pump's last run for readiness, the jobs' metrics, who wakes the notification workers)
     through its registration points."""
 
@@ -17,7 +17,7 @@ class JobsConfig(AppConfig):
         # Job types register themselves on import; the worker must know them all.
         from jobs import services, types  # noqa: F401 - types register on import
         from jobs.dispatch import connect_worker_signals
-        from jobs.holds import active_job_holding
+        from jobs.holds import active_job_holder
         from jobs.registry import job_types
         from jobs.selectors import pump_info
         from ops.extensions import (
@@ -25,10 +25,10 @@ class JobsConfig(AppConfig):
             register_operations,
             register_readiness_info,
         )
-        from ops.holds import register_holder_lookup
+        from ops.holds import register_holder_source
 
         connect_worker_signals()
-        register_holder_lookup(active_job_holding)
+        register_holder_source(active_job_holder)
         register_audit_values(
             "action",
             [t.name for t in job_types()] + [services.ACTION_CANCEL, services.ACTION_RETRY],

@@ -10,11 +10,14 @@ Two shapes:
 * :func:`record` — a single final row, for attempts refused before they reach the cluster
   (denied, invalid input, unauthenticated).
 * :func:`attempt` — a context manager: a ``pending`` row before the Kubernetes calls, updated
-  with the outcome when the block exits (success, or the error that left it).
+  with the outcome when the block exits (success, or the error that left it). Given the
+  target's :class:`~ops.holds.HolderQuery`, the row is written only while no other job holds
+  the target — checked in the same statement (:class:`TargetHeld` otherwise, nothing written).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -34,7 +37,9 @@ from django.utils import timezone
 from ops import metrics
 from ops.actors import Actor
 from ops.chain import seal
+from ops.db import execute_prepared
 from ops.errors import AuditUnavailable, OpsError
+from ops.holds import HolderQuery
 from ops.models import OpsLog, OpsLogStatus
 
 logger = logging.getLogger(__name__)
@@ -151,6 +156,61 @@ def _write(fn):
     return fn(alias)
 
 
+class TargetHeld(Exception):
+    """The pending row was not written: the job ``holder`` holds the target."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"held by job {holder}")
+        self.holder = holder
+
+
+#: The columns an INSERT of a row names: every concrete field but the id.
+_INSERT_FIELDS = tuple(f for f in OpsLog._meta.local_concrete_fields if not f.primary_key)
+
+
+@functools.cache
+def _insert_unless_held_sql(holder_sql: str, alias: str) -> str:
+    """The statement of :func:`_insert_unless_held` for one holder query (the same text for
+    every call: written once, not built by the ORM on each request; each value cast to its
+    column's type, as a prepared statement cannot infer it from a SELECT list)."""
+    connection = connections[alias]
+    columns = ", ".join(f'"{f.column}"' for f in _INSERT_FIELDS)
+    values = ", ".join(f"%s::{f.db_type(connection)}" for f in _INSERT_FIELDS)
+    return (
+        f"WITH holder AS ({holder_sql}), "  # noqa: S608 - code's SQL; every value a parameter
+        f'inserted AS (INSERT INTO "{OpsLog._meta.db_table}" ({columns}) SELECT {values} '
+        "WHERE NOT EXISTS (SELECT 1 FROM holder WHERE holder IS DISTINCT FROM %s) RETURNING id) "
+        "SELECT (SELECT id FROM inserted), (SELECT holder FROM holder)"
+    )
+
+
+def _insert_unless_held(row: OpsLog, alias: str, held: HolderQuery, own_job: str | None) -> None:
+    """INSERT ``row`` unless a job other than ``own_job`` holds its target, in one statement:
+    the holder query and the insert in one round trip, the check as close to the row as it
+    can be. Raises :class:`TargetHeld` (nothing written) or DatabaseError."""
+    connection = connections[alias]
+    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in _INSERT_FIELDS]
+    with connection.cursor() as cursor:
+        statement = _insert_unless_held_sql(held.sql, alias)
+        execute_prepared(cursor, statement, [*held.params, *values, own_job])
+        pk, holder = cursor.fetchone()
+    if pk is None:
+        raise TargetHeld(holder)
+    row.pk = pk
+    row._state.adding = False
+    row._state.db = alias
+
+
+@functools.cache
+def _finish_sql(columns: tuple[str, ...]) -> str:
+    """``UPDATE`` of a pending row with these columns (one text per set of columns)."""
+    assignments = ", ".join(f'"{c}" = %s' for c in columns)
+    return (
+        f'UPDATE "{OpsLog._meta.db_table}" SET {assignments} '  # noqa: S608 - columns from code
+        "WHERE id = %s AND status = %s"
+    )
+
+
 def _finish(row: OpsLog, fields: dict[str, Any]) -> int:
     """Give the ``pending`` row ``row`` its outcome ``fields``, with the row hash of the
     finished row; the trigger chains it in the same statement. 0 when it was no longer
@@ -159,13 +219,23 @@ def _finish(row: OpsLog, fields: dict[str, Any]) -> int:
         setattr(row, name, value)
     seal(row)
     values = {**fields, "row_hash": row.row_hash}
-    return _write(
-        lambda alias: (
-            OpsLog.objects.using(alias)
-            .filter(pk=row.pk, status=OpsLogStatus.PENDING)
-            .update(**values)
-        )
-    )
+    # A plain statement, as the pending row's: the ORM would build it anew on every request.
+    meta = OpsLog._meta
+    columns = tuple(meta.get_field(name).column for name in values)
+
+    def update(alias: str) -> int:
+        connection = connections[alias]
+        params = [
+            meta.get_field(name).get_db_prep_save(value, connection)
+            for name, value in values.items()
+        ]
+        with connection.cursor() as cursor:
+            execute_prepared(
+                cursor, _finish_sql(columns), [*params, row.pk, str(OpsLogStatus.PENDING)]
+            )
+            return cursor.rowcount
+
+    return _write(update)
 
 
 def _finish_each(which: Q, fields: dict[str, Any]) -> int:
@@ -190,8 +260,10 @@ def record(
     http_status: int | None = None,
     job_id: str | None = None,
     key_prefix: str | None = None,
+    unless_held: HolderQuery | None = None,
 ) -> OpsLog:
-    """Write one final row. Raises AuditUnavailable when it cannot be written."""
+    """Write one row. Raises AuditUnavailable when it cannot be written; with ``unless_held``,
+    :class:`TargetHeld` when a job other than ``job_id`` holds the target (no row)."""
     now = timezone.now()
     row = OpsLog(
         ts=now,
@@ -213,7 +285,11 @@ def record(
         dry_run=target.dry_run,
     )
     try:
-        _write(lambda alias: row.save(using=alias, force_insert=True))
+        if unless_held is None:
+            _write(lambda alias: row.save(using=alias, force_insert=True))
+        else:
+            seal(row)
+            _write(lambda alias: _insert_unless_held(row, alias, unless_held, job_id))
     except DatabaseError as e:
         metrics.AUDIT_WRITE_FAILURES.inc()
         logger.error("audit row could not be written (%s); refusing the operation", e)
@@ -288,12 +364,19 @@ class Attempt:
     """Context manager around the cluster calls of one operation (see :func:`attempt`)."""
 
     def __init__(
-        self, *, actor: Actor, target: Target, job_id: str | None, success_http_status: int = 200
+        self,
+        *,
+        actor: Actor,
+        target: Target,
+        job_id: str | None,
+        success_http_status: int = 200,
+        unless_held: HolderQuery | None = None,
     ) -> None:
         self.actor = actor
         self.target = target
         self.job_id = job_id
         self.success_http_status = success_http_status
+        self.unless_held = unless_held
         self.row: OpsLog | None = None
 
     @property
@@ -310,6 +393,7 @@ class Attempt:
             status=OpsLogStatus.PENDING,
             job_id=self.job_id,
             key_prefix=self.actor.key_prefix,
+            unless_held=self.unless_held,
         )
         return self
 
@@ -392,12 +476,23 @@ def close_interrupted(*, job_id: str, target: Target, applied: bool, observed: s
 
 
 def attempt(
-    *, actor: Actor, target: Target, job_id: str | None = None, success_http_status: int = 200
+    *,
+    actor: Actor,
+    target: Target,
+    job_id: str | None = None,
+    success_http_status: int = 200,
+    unless_held: HolderQuery | None = None,
 ) -> Attempt:
     """Write a ``pending`` row now (or raise AuditUnavailable); record the outcome on exit.
 
     ``success_http_status`` is the answer recorded on success (202 for an accepted job).
+    ``unless_held``: the target's holder query; when a job other than ``job_id`` holds the
+    target, entering raises :class:`TargetHeld` and writes nothing.
     """
     return Attempt(
-        actor=actor, target=target, job_id=job_id, success_http_status=success_http_status
+        actor=actor,
+        target=target,
+        job_id=job_id,
+        success_http_status=success_http_status,
+        unless_held=unless_held,
     )

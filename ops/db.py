@@ -6,13 +6,21 @@ idle timeout) is replaced instead of failing the request. That is one round trip
 connection per request. :func:`read_as_health_check` lets the first statement of a request —
 a read — be that check: when the read fails and the connection turns out to be dead, the
 connection is replaced and the read made once more. Same recovery, one round trip fewer.
+
+:func:`execute_prepared` runs the request path's few hot statements as server-side prepared
+statements: PostgreSQL plans each once per connection instead of on every request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+import hashlib
+import itertools
+import re
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connections
 
@@ -45,3 +53,36 @@ def read_as_health_check(alias: str, read: Callable[[], T]) -> T:
             raise  # the read failed, not the connection
         conn.close()
     return read()  # on a new connection
+
+
+#: The prepared statements of each open driver connection (they live as long as it does).
+_prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_PLACEHOLDER = re.compile(r"%s")
+
+
+def _numbered(sql: str) -> str:
+    """``sql`` with its ``%s`` placeholders as PostgreSQL's ``$1, $2, ...``."""
+    number = itertools.count(1)
+    return _PLACEHOLDER.sub(lambda _: f"${next(number)}", sql)
+
+
+def execute_prepared(cursor, sql: str, params: Sequence[Any]) -> None:
+    """Execute ``sql`` (``%s`` placeholders, a statement of the code's own; parameters whose
+    type the statement does not imply carry a cast) with ``params`` as a server-side prepared
+    statement of the cursor's connection, prepared on its first use there.
+
+    Planning is most of the server's time on the request path's short statements (0.17 ms of
+    0.33 for the pending row's). Prepared statements are per session, so a pooler that hands
+    one client several server sessions (PgBouncer in transaction mode) cannot keep them:
+    ``OPS_DB_PREPARED_STATEMENTS=0`` sends every statement as it is.
+    """
+    if not settings.APIOPS["DB_PREPARED_STATEMENTS"]:
+        cursor.execute(sql, params)
+        return
+    name = "apiops_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+    known = _prepared.setdefault(cursor.db.connection, set())
+    if name not in known:
+        cursor.execute(f"PREPARE {name} AS {_numbered(sql)}")
+        known.add(name)
+    arguments = ", ".join("%s" for _ in params)
+    cursor.execute(f"EXECUTE {name}({arguments})" if params else f"EXECUTE {name}", params)

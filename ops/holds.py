@@ -5,38 +5,56 @@ a primitive scale or delete of the same StatefulSet, its pods or its claims in t
 that would undo or corrupt the rebuild. So the services refuse them with 409 while an active
 job holds the StatefulSet (SPEC: "an active job already holds that target").
 
-ops does not import jobs (jobs is built on ops). The jobs app registers a lookup here in its
-``AppConfig.ready()``; without one (ops on its own) nothing is ever held.
+ops does not import jobs (jobs is built on ops). The jobs app registers a holder query here
+in its ``AppConfig.ready()``; without one (ops on its own) nothing is ever held. A source
+answers SQL rather than a holder, so the services can ask it in the same statement that
+writes the operation's pending audit row (:func:`ops.audit.attempt`): one round trip, and
+no moment between the check and the row.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from ops.db import read_as_health_check
 
 #: Targets are named by their Kubernetes kind, as jobs record them (``ops_job.target_kind``).
 KIND_STATEFULSET = "StatefulSet"
 KIND_DEPLOYMENT = "Deployment"
 
-#: ``(target kind, namespace, candidate names) -> the holding job's id, or None``.
-HolderLookup = Callable[[str, str, Sequence[str]], str | None]
 
-_lookups: list[HolderLookup] = []
+@dataclass(frozen=True)
+class HolderQuery:
+    """A SELECT answering at most one row, whose one column ``holder`` is the id of the job
+    holding the target; ``params`` fill its ``%s`` placeholders."""
+
+    sql: str
+    params: tuple
+
+
+#: ``(target kind, namespace, candidate names) -> the query finding the holding job``.
+HolderSource = Callable[[str, str, Sequence[str]], HolderQuery]
+
+_sources: list[HolderSource] = []
 
 # A StatefulSet's pod is <sts>-<ordinal>; its claims <template>-<sts>-<ordinal>.
 _ORDINAL = re.compile(r"^(?P<stem>.+)-(?:0|[1-9][0-9]*)$")
 
 
-def register_holder_lookup(lookup: HolderLookup) -> None:
-    """Add a source of holders (idempotent: a lookup registered twice is asked once)."""
-    if lookup not in _lookups:
-        _lookups.append(lookup)
+def register_holder_source(source: HolderSource) -> None:
+    """Add a source of holders (idempotent: a source registered twice is asked once)."""
+    if source not in _sources:
+        _sources.append(source)
 
 
-def unregister_holder_lookup(lookup: HolderLookup) -> None:
-    """Remove a lookup added by :func:`register_holder_lookup` (no error if absent)."""
-    if lookup in _lookups:
-        _lookups.remove(lookup)
+def unregister_holder_source(source: HolderSource) -> None:
+    """Remove a source added by :func:`register_holder_source` (no error if absent)."""
+    if source in _sources:
+        _sources.remove(source)
 
 
 def statefulsets_of_pod(name: str) -> list[str]:
@@ -59,12 +77,35 @@ def statefulsets_of_claim(name: str) -> list[str]:
     return ["-".join(parts[i:]) for i in range(1, len(parts))]
 
 
-def holder_of(*, kind: str, namespace: str, names: Sequence[str]) -> str | None:
-    """The id of an active job holding ``kind`` ``namespace/<one of names>``, or None."""
-    if not names:
+def holder_query(*, kind: str, namespace: str, names: Sequence[str]) -> HolderQuery | None:
+    """One query for the holder of ``kind`` ``namespace/<one of names>`` over every source
+    (the first source's holder, when several answer); None when nothing can hold it."""
+    if not names or not _sources:
         return None
-    for lookup in _lookups:
-        holder = lookup(kind, namespace, names)
-        if holder:
-            return holder
-    return None
+    queries = [source(kind, namespace, names) for source in _sources]
+    if len(queries) == 1:
+        return queries[0]
+    # The sources' own SQL (code, not input); every value is a parameter.
+    union = " UNION ALL ".join(
+        f"(SELECT holder, {i} AS source FROM ({q.sql}) AS s{i})"  # noqa: S608
+        for i, q in enumerate(queries)
+    )
+    return HolderQuery(
+        f"SELECT holder FROM ({union}) AS each_source ORDER BY source LIMIT 1",  # noqa: S608
+        tuple(p for q in queries for p in q.params),
+    )
+
+
+def holder(query: HolderQuery | None, *, using: str = DEFAULT_DB_ALIAS) -> str | None:
+    """The holder ``query`` (from :func:`holder_query`) finds on ``using``, or None (as the
+    request's first statement there, it is the connection's health check)."""
+    if query is None:
+        return None
+
+    def read() -> str | None:
+        with connections[using].cursor() as cursor:
+            cursor.execute(query.sql, query.params)
+            row = cursor.fetchone()
+        return row[0] if row else None
+
+    return read_as_health_check(using, read)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ops.actors import Actor
 from ops.audit import audit_alias
+from ops.db import execute_prepared
 from ops.models import OpsLog, OpsLogStatus
 
 
@@ -66,5 +67,5 @@ def recent_auth_failures(source_ip: str | None, *, limit: int) -> int:
     since = timezone.now() - timedelta(seconds=settings.APIOPS["AUTH_FAILURE_WINDOW"])
     params = [str(OpsLogStatus.DENIED), source_ip, since, list(AUTH_FAILURE_CODES), limit]
     with connections[audit_alias()].cursor() as cursor:
-        cursor.execute(_AUTH_FAILURES_SQL, params)
+        execute_prepared(cursor, _AUTH_FAILURES_SQL, params)
         return cursor.fetchone()[0]

@@ -35,7 +35,7 @@ from django.conf import settings
 
 from ops import approvals, holds, k8s, policy
 from ops.actors import ORIGIN_API, ORIGIN_CLI, ORIGIN_JOB, Actor
-from ops.audit import Target, attempt, record_error
+from ops.audit import Target, TargetHeld, attempt, record_error
 from ops.errors import (
     InvalidInput,
     NamespaceDenied,
@@ -167,10 +167,16 @@ def _held_targets(kind: str, name: str) -> tuple[str, list[str]]:
     return holds.KIND_DEPLOYMENT, [name]
 
 
-def _refuse_held(*, actor: Actor, target: Target, job_id: str | None) -> None:
+def _holder_query(target: Target) -> holds.HolderQuery | None:
     held_kind, names = _held_targets(target.resource_kind, target.resource_name)
-    holder = holds.holder_of(kind=held_kind, namespace=target.namespace, names=names)
+    return holds.holder_query(kind=held_kind, namespace=target.namespace, names=names)
+
+
+def _refuse_held_by(
+    holder: str | None, *, actor: Actor, target: Target, job_id: str | None
+) -> None:
     if holder and holder != job_id:
+        held_kind, _ = _held_targets(target.resource_kind, target.resource_name)
         what = f"{target.resource_kind} {target.namespace}/{target.resource_name}"
         if target.resource_kind in (KIND_POD, KIND_PVC):
             what += f" (of a {held_kind} it holds)"
@@ -200,11 +206,12 @@ def _perform(
     real request's): the dry run answers it, the gated request is held for approval."""
     _refuse_invalid(actor=actor, target=target, job_id=job_id, problems=problems)
     _refuse_denied(actor=actor, target=target, job_id=job_id, operation=operation)
-    _refuse_held(actor=actor, target=target, job_id=job_id)
+    held_by = _holder_query(target)
     hold = gated and operation and policy.approval_required(target.namespace, operation)
     if (target.dry_run or hold) and (plan is None or operation is None):
         raise ValueError(f"{target.action} {target.resource_kind} cannot be planned")
     if hold and not target.dry_run:
+        _refuse_held_by(holds.holder(held_by), actor=actor, target=target, job_id=job_id)
         try:
             try:
                 planned = plan()
@@ -220,16 +227,20 @@ def _perform(
                 actor=actor, operation=operation, target=target, params=params or {}, plan=planned
             )
         )
-    # Audit first, a dry run too; every request (a dry run's dryRun=All ones included) names
-    # its row to the API server (its audit log).
-    with (
-        attempt(actor=actor, target=target, job_id=job_id) as row,
-        k8s.audited(audit_id=row.audit_id, actor=actor.name),
-    ):
-        try:
-            return Planned(plan()) if target.dry_run else call()
-        except k8s.K8sError as e:
-            raise from_k8s(e) from e
+    # Audit first, a dry run too, the hold checked in the same statement; every request (a
+    # dry run's dryRun=All ones included) names its row to the API server (its audit log).
+    try:
+        with (
+            attempt(actor=actor, target=target, job_id=job_id, unless_held=held_by) as row,
+            k8s.audited(audit_id=row.audit_id, actor=actor.name),
+        ):
+            try:
+                return Planned(plan()) if target.dry_run else call()
+            except k8s.K8sError as e:
+                raise from_k8s(e) from e
+    except TargetHeld as held:
+        _refuse_held_by(held.holder, actor=actor, target=target, job_id=job_id)
+        raise  # not reached: another job holds it
 
 
 def plan_object(kind: str, namespace: str, name: str) -> PlanObject:

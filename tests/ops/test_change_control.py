@@ -154,7 +154,7 @@ def test_a_dry_run_value_that_is_not_a_boolean_is_400_and_changes_nothing(api, c
     assert row.dry_run is True
 
 
-@DB
+@TRANSACTIONAL_DB  # the hold is read through the audit connection: committed jobs only
 def test_a_dry_run_of_a_pod_delete_under_an_active_job_is_409_like_the_real_one(api, cluster):
     assert api.post("/ops/jobs/pg-rebuild", REBUILD, format="json").status_code == 202
     cluster.requests.clear()

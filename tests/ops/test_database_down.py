@@ -7,7 +7,8 @@ in production — on a pooled connection that has died, whose replacement is ref
 starts as the server starts one (Django's ``close_old_connections``; the test client skips it).
 A second, narrower failure points only the request connection (``default``) at a database that
 does not exist, as ``dead_audit_db`` does for the audit one: the key lookup and the reads of
-the services then fail while the audit log can still be written.
+the services then fail while the audit log can still be written (a primitive's job-hold read
+goes through the audit connection, with its pending row).
 """
 
 from __future__ import annotations
@@ -209,18 +210,22 @@ def test_a_named_key_that_cannot_be_looked_up_is_503_not_401_and_the_attempt_is_
     assert tracebacks(caplog) == []
 
 
-def test_a_scale_whose_job_hold_read_fails_is_503_and_sends_nothing(api, cluster, caplog, request):
+def test_a_scale_needs_only_the_audit_connection_and_still_sees_the_job_holding_it(
+    api, cluster, job, caplog, request
+):
+    # The hold is read in the statement that writes the pending row (same database).
     request.getfixturevalue("dead_default_db")
 
     response = send(api, "post", STS, {"replicas": 1})
 
-    assert response.status_code == 503, response.content
-    assert response.json()["code"] == "database_unavailable"
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "job_target_busy"
+    assert JOB_ID in response.json()["detail"]
     assert mutations(cluster) == []
     assert cluster.get("statefulsets", "prod", "postgres")["spec"]["replicas"] == 3
+    [row] = audit_log()
+    assert (row.status, row.code, row.http_status) == ("error", "job_target_busy", 409)
     assert tracebacks(caplog) == []
-    [warning] = database_warnings(caplog)
-    assert "apiops_default_database_is_gone" in warning
 
 
 def test_a_browser_sending_a_named_key_during_an_outage_tries_the_database_once(

@@ -29,14 +29,21 @@ ALIASES = ("default", "audit")
 
 
 class CountingCursor(psycopg2.extensions.cursor):
-    """Records each statement (and the BEGIN psycopg2 sends before it outside autocommit)."""
+    """Records each statement (and the BEGIN psycopg2 sends before it outside autocommit); the
+    run of a prepared statement as ``EXECUTE <its first word>``."""
 
     def execute(self, query, vars=None):
         conn = self.connection
         text = query.decode() if isinstance(query, bytes) else str(query)
         if not conn.autocommit and conn.status == psycopg2.extensions.STATUS_READY:
             conn.trips.append((conn.alias, "BEGIN"))
-        conn.trips.append((conn.alias, "SELECT 1" if text == "SELECT 1" else text.split()[0]))
+        words = text.split()
+        if words[0] == "PREPARE":  # PREPARE <name> AS <statement>
+            conn.prepared[words[1]] = words[3]
+        if words[0] == "EXECUTE":
+            conn.trips.append((conn.alias, f"EXECUTE {conn.prepared[words[1].split('(')[0]]}"))
+        else:
+            conn.trips.append((conn.alias, "SELECT 1" if text == "SELECT 1" else words[0]))
         return super().execute(query, vars)
 
 
@@ -45,6 +52,10 @@ class CountingConnection(psycopg2.extensions.connection):
 
     alias = "?"
     trips: list[tuple[str, str]] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared: dict[str, str] = {}
 
     def commit(self):
         if self.status != psycopg2.extensions.STATUS_READY:
@@ -98,20 +109,33 @@ def scale(api, replicas: int):
     return api.post(STS, {"replicas": replicas}, format="json")
 
 
-def test_a_scale_request_costs_the_throttle_read_the_job_hold_read_and_the_audit_writes(
+def test_a_scale_request_costs_the_throttle_read_the_pending_row_and_the_outcome(
     api, cluster, trips
 ):
     assert scale(api, 2).status_code == 200  # opens the connections
+    assert [verb for _, verb in trips].count("PREPARE") == 3  # once per connection
 
     response, sent = measured(trips, lambda: scale(api, 1))
 
     assert response.status_code == 200
     assert sent == [
-        ("audit", "SELECT"),  # the 401 throttle
-        ("default", "SELECT"),  # does an active job hold the StatefulSet? (and health check)
-        ("audit", "INSERT"),
-        ("audit", "UPDATE"),
+        ("audit", "EXECUTE SELECT"),  # the 401 throttle (and the connection's health check)
+        ("audit", "EXECUTE WITH"),  # the pending row, written unless a job holds the set
+        ("audit", "EXECUTE UPDATE"),  # the outcome
     ]
+
+
+def test_without_prepared_statements_a_scale_sends_the_same_three_statements_as_they_are(
+    api, cluster, trips, settings
+):
+    settings.APIOPS = {**settings.APIOPS, "DB_PREPARED_STATEMENTS": False}
+    assert scale(api, 2).status_code == 200
+
+    response, sent = measured(trips, lambda: scale(api, 1))
+
+    assert response.status_code == 200
+    assert sent == [("audit", "SELECT"), ("audit", "WITH"), ("audit", "UPDATE")]
+    assert [row.status for row in audit_log()] == ["success", "success"]
 
 
 def test_a_named_key_adds_one_read_of_the_key_and_no_transaction(client_for_key, cluster, trips):
@@ -122,11 +146,10 @@ def test_a_named_key_adds_one_read_of_the_key_and_no_transaction(client_for_key,
 
     assert response.status_code == 200
     assert sent == [
-        ("audit", "SELECT"),
+        ("audit", "EXECUTE SELECT"),
         ("default", "SELECT"),  # the key
-        ("default", "SELECT"),  # the job hold
-        ("audit", "INSERT"),
-        ("audit", "UPDATE"),
+        ("audit", "EXECUTE WITH"),
+        ("audit", "EXECUTE UPDATE"),
     ]
 
 
@@ -174,12 +197,14 @@ def test_an_audit_connection_that_died_idle_is_replaced_and_the_request_succeeds
     assert [row.status for row in audit_log()] == ["success", "success"]
     # The throttle read failed on the dead connection and was made again on a new one (whose
     # set-up selects its time zone); the audit row was written once.
-    assert sent[0] == ("audit", "SELECT")
-    assert sent[-4:] == [
-        ("audit", "SELECT"),
-        ("default", "SELECT"),  # the job hold
-        ("audit", "INSERT"),
-        ("audit", "UPDATE"),
+    assert sent[0] == ("audit", "EXECUTE SELECT")
+    assert sent[-6:] == [  # on the new connection, each statement prepared on its first use
+        ("audit", "PREPARE"),
+        ("audit", "EXECUTE SELECT"),
+        ("audit", "PREPARE"),
+        ("audit", "EXECUTE WITH"),  # the job hold and the pending row
+        ("audit", "PREPARE"),
+        ("audit", "EXECUTE UPDATE"),
     ]
 
 

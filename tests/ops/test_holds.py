@@ -9,14 +9,15 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from jobs.holds import active_job_holding
+from jobs.holds import active_job_holder
 from jobs.models import Job, JobStatus
 from ops import holds, services
 from ops.actors import ORIGIN_JOB, Actor
 from ops.errors import TargetHeldByJob
-from tests.ops.conftest import DB, audit_log, mutations
+from tests.ops.conftest import TRANSACTIONAL_DB, audit_log, mutations
 
-pytestmark = DB
+# Transactional: the hold is read through the audit connection, which sees committed jobs only.
+pytestmark = TRANSACTIONAL_DB
 
 # Ordinal 1: a replica of the demo's Patroni-labelled set, rebuilt in place.
 REBUILD = {
@@ -115,8 +116,8 @@ def test_a_command_on_a_held_statefulset_fails_with_the_conflict_exit_code(clust
     assert (row.origin, row.status, row.code) == ("cli", "error", "job_target_busy")
 
 
-def test_the_jobs_app_registers_its_lookup():
-    assert active_job_holding in holds._lookups
+def test_the_jobs_app_registers_its_source():
+    assert active_job_holder in holds._sources
 
 
 def test_pod_names_map_to_their_statefulset():
@@ -133,21 +134,28 @@ def test_claim_names_map_to_every_statefulset_they_could_belong_to():
     assert holds.statefulsets_of_claim("scratch") == []
 
 
-def test_a_registered_lookup_is_asked_with_every_candidate_and_can_be_removed():
+def test_a_registered_source_is_asked_with_every_candidate_after_the_jobs_and_can_be_removed(
+    rebuilding,
+):
     asked = []
 
-    def lookup(kind, namespace, names):
+    def source(kind, namespace, names):
         asked.append((kind, namespace, list(names)))
-        return "job-1" if "db" in names else None
-
-    holds.register_holder_lookup(lookup)
-    try:
-        assert holds.holder_of(kind="StatefulSet", namespace="prod", names=["my-db", "db"]) == (
-            "job-1"
+        return holds.HolderQuery(
+            "SELECT 'other-1'::text AS holder WHERE %s = ANY(%s)", ("db", names)
         )
-        assert holds.holder_of(kind="StatefulSet", namespace="prod", names=["web"]) is None
-        assert holds.holder_of(kind="StatefulSet", namespace="prod", names=[]) is None
+
+    def holder(names):
+        return holds.holder(holds.holder_query(kind="StatefulSet", namespace="prod", names=names))
+
+    holds.register_holder_source(source)
+    try:
+        assert holder(["my-db", "db"]) == "other-1"
+        assert holder(["web"]) is None
+        assert holder([]) is None
+        assert holder(["postgres", "db"]) == rebuilding  # the first source's holder
     finally:
-        holds.unregister_holder_lookup(lookup)
-    assert lookup not in holds._lookups
+        holds.unregister_holder_source(source)
+    assert source not in holds._sources
     assert ("StatefulSet", "prod", ["my-db", "db"]) in asked
+    assert holder(["my-db", "db"]) is None
