@@ -22,6 +22,26 @@ TIME_HELP = (
 )
 
 
+class GivenChoiceField(django_filters.fields.ChoiceField):
+    """A choice that, when the parameter is given, must be one of the choices: ``?status=``
+    (empty) is refused like any other value outside them, not taken as "no filter" (the
+    schema lists the choices; an empty value is not one of them)."""
+
+    def clean(self, value):
+        if value == "":
+            raise FormValidationError(
+                "An empty value is not one of the choices: give one, or leave the parameter out.",
+                code="invalid_choice",
+            )
+        return super().clean(value)
+
+
+class ChoiceFilter(django_filters.ChoiceFilter):
+    """django-filter's ChoiceFilter with :class:`GivenChoiceField`."""
+
+    field_class = GivenChoiceField
+
+
 class AgeOrIsoDateTimeField(IsoDateTimeField):
     """A time given as ISO 8601 or as a relative age (``30m``, ``24h``, ``7d``) before now."""
 
@@ -63,7 +83,7 @@ class OpsLogFilter(django_filters.FilterSet):
     namespace = django_filters.CharFilter(field_name="namespace")
     actor = django_filters.CharFilter(field_name="actor")
     action = django_filters.CharFilter(field_name="action")
-    status = django_filters.ChoiceFilter(field_name="status", choices=OpsLogStatus.choices)
+    status = ChoiceFilter(field_name="status", choices=OpsLogStatus.choices)
     since = AgeOrIsoDateTimeFilter(field_name="ts", lookup_expr="gte")
     until = AgeOrIsoDateTimeFilter(field_name="ts", lookup_expr="lt")
 
@@ -76,7 +96,7 @@ class ApprovalFilter(django_filters.FilterSet):
     """status, as :func:`ops.approvals.effective_status` tells it: a pending approval past its
     ``expires_at`` is listed as expired even before the workers have marked it."""
 
-    status = django_filters.ChoiceFilter(choices=ApprovalStatus.choices, method="filter_status")
+    status = ChoiceFilter(choices=ApprovalStatus.choices, method="filter_status")
 
     class Meta:
         model = Approval

@@ -147,6 +147,17 @@ def test_a_nul_in_a_filter_value_is_400(api):
     assert response.json()["errors"] == {"namespace": ["Must not contain NUL characters."]}
 
 
+@pytest.mark.parametrize("path", ["/ops/audit", "/ops/jobs", "/ops/approvals"])
+def test_an_empty_status_is_400_not_every_row(api, path):
+    # The schema lists the statuses; an empty one is not among them (it used to mean "all").
+    response = api.get(f"{path}?status=")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_query"
+    assert list(response.json()["errors"]) == ["status"]
+    assert api.get(f"{path}?status=success" if "audit" in path else path).status_code == 200
+
+
 def _row(age: timedelta, name: str) -> OpsLog:
     return OpsLog(
         ts=timezone.now() - age,
