@@ -66,6 +66,11 @@ def _numbered(sql: str) -> str:
     return _PLACEHOLDER.sub(lambda _: f"${next(number)}", sql)
 
 
+def prepared_name(sql: str) -> str:
+    """The name ``sql`` is prepared under (the server shows a run as ``EXECUTE <name>(...)``)."""
+    return "apiops_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+
+
 def execute_prepared(cursor, sql: str, params: Sequence[Any]) -> None:
     """Execute ``sql`` (``%s`` placeholders, a statement of the code's own; parameters whose
     type the statement does not imply carry a cast) with ``params`` as a server-side prepared
@@ -79,7 +84,7 @@ def execute_prepared(cursor, sql: str, params: Sequence[Any]) -> None:
     if not settings.APIOPS["DB_PREPARED_STATEMENTS"]:
         cursor.execute(sql, params)
         return
-    name = "apiops_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+    name = prepared_name(sql)
     known = _prepared.setdefault(cursor.db.connection, set())
     if name not in known:
         cursor.execute(f"PREPARE {name} AS {_numbered(sql)}")

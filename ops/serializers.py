@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from ops.approvals import effective_status
 from ops.models import ApiKey, Approval, OpsLog
-from ops.validation import name_problem, namespace_problem, replicas_problem
+from ops.validation import replicas_problem
 
 
 class StrictSerializer(serializers.Serializer):
@@ -55,25 +55,6 @@ class ScaleSerializer(StrictSerializer):
 
 class EmptySerializer(StrictSerializer):
     """Body of a DELETE: nothing (or ``{}``)."""
-
-
-class ObjectPathSerializer(StrictSerializer):
-    """The namespace and name taken from the URL path."""
-
-    namespace = serializers.CharField(trim_whitespace=False, allow_blank=True)
-    name = serializers.CharField(trim_whitespace=False, allow_blank=True)
-
-    def validate_namespace(self, value: str) -> str:
-        problem = namespace_problem(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return value
-
-    def validate_name(self, value: str) -> str:
-        problem = name_problem(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return value
 
 
 class ScaleResultSerializer(serializers.Serializer):

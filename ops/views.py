@@ -44,14 +44,13 @@ from ops.serializers import (
     DeleteResultSerializer,
     DryRunSerializer,
     EmptySerializer,
-    ObjectPathSerializer,
     OpsLogSerializer,
     ReasonSerializer,
     ScaleResultSerializer,
     ScaleSerializer,
     WhoAmISerializer,
 )
-from ops.validation import NAME_SCHEMA, NAMESPACE_SCHEMA
+from ops.validation import NAME_SCHEMA, NAMESPACE_SCHEMA, name_problem, namespace_problem
 
 _RAW_BODY_LIMIT = 4096
 #: The path parameters of an operation on one object, as the input rules define them.
@@ -121,17 +120,18 @@ def respond(outcome, success_status: int = status.HTTP_200_OK) -> Response:
     return Response(asdict(outcome), status=success_status)
 
 
-def _validate(path: dict, body_serializer: serializers.Serializer) -> dict:
-    """Validate path and body together, so one 400 lists every problem."""
-    path_ser = ObjectPathSerializer(data=path)
-    errors = {}
-    if not path_ser.is_valid():
-        errors.update(path_ser.errors)
+def _validate(namespace: str, name: str, body_serializer: serializers.Serializer) -> dict:
+    """Validate the path's namespace and name (strings from the URL: the same rules as
+    everywhere, without a serializer's machinery on every request) and the body together,
+    so one 400 lists every problem."""
+    path = {"namespace": namespace, "name": name}
+    problems = {"namespace": namespace_problem(namespace), "name": name_problem(name)}
+    errors = {field: [problem] for field, problem in problems.items() if problem}
     if not body_serializer.is_valid():
         errors.update(body_serializer.errors)
     if errors:
         raise ValidationError(errors)
-    return {**path_ser.validated_data, **body_serializer.validated_data}
+    return {**path, **body_serializer.validated_data}
 
 
 class OperationViewSet(JsonErrors, IdempotentMixin, StrictQueryParams, viewsets.ViewSet):
@@ -235,7 +235,7 @@ class ScaleViewSet(WithoutRequestTransaction, OperationViewSet):
         """Set the replica count; answers the new and the previous count (``dry_run=true``:
         the plan; held for approval: 202 with the approval)."""
         dry_run = dry_run_requested(request)
-        data = _validate({"namespace": namespace, "name": name}, ScaleSerializer(data=request.data))
+        data = _validate(namespace, name, ScaleSerializer(data=request.data))
         outcome = SCALE_SERVICES[self.kind](
             actor=actor_for(request), dry_run=dry_run, gated=True, **data
         )
@@ -269,7 +269,7 @@ class DeleteViewSet(WithoutRequestTransaction, OperationViewSet):
         held for approval: 202 with the approval)."""
         dry_run = dry_run_requested(request)
         body = request.data if self.raw_body else {}
-        data = _validate({"namespace": namespace, "name": name}, EmptySerializer(data=body))
+        data = _validate(namespace, name, EmptySerializer(data=body))
         outcome = DELETE_SERVICES[self.kind](
             actor=actor_for(request), dry_run=dry_run, gated=True, **data
         )

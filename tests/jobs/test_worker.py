@@ -249,12 +249,13 @@ def kill_worker_of(owner: str, cluster: Cluster) -> None:
 
 
 def waiting_on_an_audit_row_lock() -> bool:
-    """Some backend is blocked updating an ops_log row (the outcome of an attempt)."""
+    """Some backend is blocked updating an ops_log row (the outcome of an attempt; with
+    prepared statements, ops.db.execute_prepared, the server shows it as an EXECUTE)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE %s",
-            ['UPDATE "ops_log"%'],
+            "AND wait_event_type = 'Lock' AND (query LIKE %s OR query LIKE %s)",
+            ['UPDATE "ops_log"%', "EXECUTE apiops\\_%"],
         )
         return cursor.fetchone()[0] > 0
 
