@@ -21,7 +21,9 @@ import functools
 import json
 import logging
 import math
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -410,17 +412,58 @@ class Attempt:
             with suppress(AttributeError):
                 exc.audited = True  # this attempt's row is written; nobody writes another
         fields["finished_at"] = timezone.now()
-        pk = self.row.pk
+        later = _after_the_answer.get()
+        if later is None:
+            self._record_outcome(fields)
+        else:
+            later.append(functools.partial(self._record_outcome, fields))
+        return False
+
+    def _record_outcome(self, fields: dict[str, Any]) -> None:
         try:
             _finish(self.row, fields)
         except DatabaseError:
             # The operation has happened; its row stays "pending", which says exactly that the
             # outcome could not be recorded. Do not hide the operation's own result or error.
             metrics.AUDIT_WRITE_FAILURES.inc()
-            logger.exception("could not record the outcome of audit row %s", pk)
+            logger.exception("could not record the outcome of audit row %s", self.row.pk)
         else:
             _count(self.target, fields["status"])
-        return False
+
+
+#: Outcomes to record once the answer has been sent (see :func:`outcomes_after_the_answer`).
+_after_the_answer: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "apiops_outcomes_after_the_answer", default=None
+)
+
+
+@contextmanager
+def outcomes_after_the_answer() -> Iterator[list[Callable[[], None]]]:
+    """Within the block, an attempt's outcome (the UPDATE of its pending row) is not written
+    when the attempt ends but added to the list given, for :func:`record_outcomes` to write
+    once the answer is out (the web server's WSGI wrapper, apiops_site.wsgi).
+
+    The row itself is written before the cluster is touched, as always: only the outcome
+    waits, and the caller's answer never depended on it (an outcome that cannot be written
+    leaves the row ``pending`` and is logged, whenever it is tried).
+    """
+    later: list[Callable[[], None]] = []
+    token = _after_the_answer.set(later)
+    try:
+        yield later
+    finally:
+        _after_the_answer.reset(token)
+
+
+def record_outcomes(later: list[Callable[[], None]]) -> None:
+    """Write the outcomes collected by :func:`outcomes_after_the_answer` (never raises: a
+    failure leaves its row ``pending`` and is logged)."""
+    for record_outcome in later:
+        try:
+            record_outcome()
+        except Exception:
+            logger.exception("could not record the outcome of an audited attempt")
+    later.clear()
 
 
 #: What a row left ``pending`` too long becomes: its outcome was never recorded.
