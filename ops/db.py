@@ -66,6 +66,26 @@ def _numbered(sql: str) -> str:
     return _PLACEHOLDER.sub(lambda _: f"${next(number)}", sql)
 
 
+_WORD = re.compile(r"[a-z_]+")
+
+
+def sql_word(value: str) -> str:
+    """A code constant (a lowercase word: a status, an error code) as a SQL text literal.
+
+    For a prepared statement's fixed values: PostgreSQL switches a prepared statement to a
+    generic plan after five runs, and a generic plan can use a partial index only when the
+    values its predicate names are in the statement's text, not parameters.
+    """
+    if not _WORD.fullmatch(value):
+        raise ValueError(f"not a plain word: {value!r}")
+    return f"'{value}'"
+
+
+def sql_words(*values: str) -> str:
+    """Code constants as a SQL text array literal (see :func:`sql_word`)."""
+    return "ARRAY[" + ", ".join(sql_word(v) for v in values) + "]::text[]"
+
+
 def prepared_name(sql: str) -> str:
     """The name ``sql`` is prepared under (the server shows a run as ``EXECUTE <name>(...)``)."""
     return "apiops_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()

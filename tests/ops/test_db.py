@@ -16,10 +16,13 @@ import psycopg2.extensions
 import pytest
 from django.db import DataError, close_old_connections, connection, connections
 from django.urls import resolve
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from ops.db import read_as_health_check
+from jobs.holds import active_job_holder
+from ops.db import execute_prepared, prepared_name, read_as_health_check
 from ops.models import ApiKey
+from ops.selectors import _AUTH_FAILURES_SQL
 from tests.ops.conftest import CLIENT_IP, TRANSACTIONAL_DB, audit_log
 
 pytestmark = TRANSACTIONAL_DB
@@ -236,3 +239,35 @@ def test_a_failing_read_on_a_live_connection_is_not_made_twice(trips):
 
     assert len(calls) == 1
     assert connection.connection is not None  # still open: only the read failed
+
+
+def _generic_plan(sql: str, params: list) -> str:
+    """The plan PostgreSQL runs ``sql`` with once it is prepared and has switched to a generic
+    plan (after five runs), for ``params``."""
+    with connections["audit"].cursor() as cursor:
+        for _ in range(6):
+            execute_prepared(cursor, sql, params)
+            cursor.fetchall()
+        cursor.execute(
+            "SELECT generic_plans FROM pg_prepared_statements WHERE name = %s",
+            [prepared_name(sql)],
+        )
+        assert cursor.fetchone()[0] >= 1
+        arguments = ", ".join(["%s"] * len(params))
+        cursor.execute(f"EXPLAIN EXECUTE {prepared_name(sql)}({arguments})", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_the_throttle_read_keeps_its_partial_index_in_its_generic_plan(apiops):
+    # A generic plan that cannot use the partial index would scan every row from the address.
+    plan = _generic_plan(_AUTH_FAILURES_SQL, ["203.0.113.7", timezone.now(), 21])
+
+    assert "ops_log_authfail_idx" in plan, plan
+
+
+def test_the_job_hold_keeps_its_partial_index_in_its_generic_plan(apiops):
+    query = active_job_holder("StatefulSet", "prod", ["postgres"])
+
+    plan = _generic_plan(query.sql, list(query.params))
+
+    assert "ops_job_one_active_per_target" in plan, plan
