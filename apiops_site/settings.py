@@ -331,8 +331,9 @@ MIDDLEWARE = [
     # Times every answer, by URL pattern (apiops_http_request_duration_seconds).
     "ops.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Content-Security-Policy on every answer (CONTENT_SECURITY_POLICY below).
-    "csp.middleware.CSPMiddleware",
+    # Content-Security-Policy on every answer: CONTENT_SECURITY_POLICY below on pages, a fixed
+    # strict one on JSON (apiops_site/csp.py).
+    "apiops_site.csp.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

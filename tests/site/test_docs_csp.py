@@ -1,7 +1,8 @@
 """The docs page offline and locked down: Swagger UI's files are served by us (the
 drf-spectacular-sidecar package), the page runs no inline script and loads nothing from another
 host, every HTML page (admin, browsable API, docs) carries a Content-Security-Policy whose
-scripts come from this origin only, and a refused docs request is a JSON error."""
+scripts come from this origin only (a JSON answer carries the strictest one, a constant), and
+a refused docs request is a JSON error."""
 
 from __future__ import annotations
 
@@ -119,3 +120,14 @@ def test_the_browsable_api_runs_no_inline_script(api):
     page = Page(response.content.decode())
     assert page.inline_scripts == []
     assert all(not urlsplit(url).netloc for url in page.loads)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/ops/audit"), ("get", "/health/live"), ("post", "/ops/namespaces/x/pods/y")],
+)
+def test_a_json_answer_carries_the_strictest_policy(api, method, path):
+    response = getattr(api, method)(path)
+
+    assert response["Content-Type"].startswith("application/json")
+    assert policy(response) == {"default-src": ["'none'"], "frame-ancestors": ["'none'"]}
