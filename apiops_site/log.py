@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 REDACTED = "[redacted]"
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 ACCESS_LOGGER = "apiops.request"
 
 # A caller's id is kept when it is a short token (an ingress's hex id, a UUID, "abc-123.4");
@@ -193,7 +194,8 @@ class RequestLogMiddleware:
 
     def __call__(self, request):
         """Serve ``request`` with an id, then log it."""
-        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        # From META, not request.headers: that mapping would be built for this alone.
+        request_id = request_id_from(request.META.get(_REQUEST_ID_META))
         _request_id.set(request_id)
         request.request_id = request_id
         started = time.monotonic()

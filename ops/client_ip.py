@@ -53,11 +53,19 @@ def resolve_client_ip(
     return str(client)
 
 
+_CACHED = "apiops.client_ip"
+
+
 def client_ip(request) -> str | None:
-    """The source IP of a Django or DRF request, as written into the audit log."""
+    """The source IP of a Django or DRF request, as written into the audit log (worked out
+    once per request: the throttle, the audit row and the access line all ask)."""
     meta = request.META
-    return resolve_client_ip(
+    if _CACHED in meta:
+        return meta[_CACHED]
+    address = resolve_client_ip(
         meta.get("REMOTE_ADDR"),
         meta.get("HTTP_X_FORWARDED_FOR"),
         settings.APIOPS["TRUSTED_PROXIES"],
     )
+    meta[_CACHED] = address
+    return address
