@@ -3,7 +3,8 @@ made directly with the kubernetes client, on the same kubesim, in one run.
 
 1. Latency, interleaved: N rounds of a StatefulSet scale made directly (GET scale + PATCH
    scale, what the service itself sends) and through ApiOps (a real gunicorn, X-API-Key, the
-   audit row written first and completed after), alternating which goes first. Printed:
+   audit row written first, its outcome once the answer is sent), alternating which goes
+   first. Printed:
    median, p95, and what ApiOps adds at each. Measured twice: with the database's
    ``synchronous_commit`` as the embedded server runs it (off) and ``on`` (what a production
    PostgreSQL does). Targets: added <= 2 ms at the median, <= 4 ms at p95.
