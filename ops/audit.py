@@ -10,9 +10,15 @@ Two shapes:
 * :func:`record` — a single final row, for attempts refused before they reach the cluster
   (denied, invalid input, unauthenticated).
 * :func:`attempt` — a context manager: a ``pending`` row before the Kubernetes calls, updated
-  with the outcome when the block exits (success, or the error that left it). Given the
-  target's :class:`~ops.holds.HolderQuery`, the row is written only while no other job holds
-  the target — checked in the same statement (:class:`TargetHeld` otherwise, nothing written).
+  with the outcome when the block exits (success, or the error that left it) — or, inside
+  :func:`outcomes_after_the_answer` (the web server's requests), once the answer is sent.
+  Given the target's :class:`~ops.holds.HolderQuery`, the row is written only while no other
+  job holds the target — checked in the same statement (:class:`TargetHeld` otherwise,
+  nothing written).
+
+The request path's statements are plain SQL written once and run as prepared statements
+(:func:`ops.db.execute_prepared`): the ORM would build them anew, and PostgreSQL plan them
+anew, on every request.
 """
 
 from __future__ import annotations
