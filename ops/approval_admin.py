@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from ops.actors import admin_actor
+from ops.admin import ReadOnlyAdminMixin
 from ops.approvals import decide, effective_status
 from ops.authentication import DECIDE_APPROVAL_PERMISSION as DECIDE_PERMISSION
 from ops.cli import error_text, plan_lines
@@ -35,7 +36,7 @@ class DecisionForm(forms.Form):
 
 
 @admin.register(Approval)
-class ApprovalAdmin(admin.ModelAdmin):
+class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Requests held for approval; pending ones can be approved or rejected."""
 
     list_display = [
@@ -53,15 +54,6 @@ class ApprovalAdmin(admin.ModelAdmin):
     ordering = ["-created_at", "-id"]
     show_facets = admin.ShowFacets.NEVER
     change_form_template = "admin/ops/approval/change_form.html"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="status")
     def status_now(self, approval: Approval) -> str:
