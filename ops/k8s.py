@@ -905,16 +905,7 @@ def object_meta(*, kind: str, namespace: str, name: str) -> ObjectMeta | None:
     VolumeSnapshot); None when it does not exist."""
     try:
         if kind == "VolumeSnapshot":
-            obj = _call(
-                f"read volumesnapshot {namespace}/{name}",
-                _custom().get_namespaced_custom_object,
-                SNAPSHOT_GROUP,
-                SNAPSHOT_VERSION,
-                namespace,
-                "volumesnapshots",
-                name,
-            )
-            meta = obj.get("metadata") or {}
+            meta = _snapshot_object(namespace, name).get("metadata") or {}
             return ObjectMeta(
                 kind=kind,
                 namespace=namespace,
@@ -1165,18 +1156,23 @@ def _custom() -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client())
 
 
+def _snapshot_object(namespace: str, name: str) -> dict:
+    """GET a VolumeSnapshot as the API answers it (K8sNotFound when there is none)."""
+    return _call(
+        f"read volumesnapshot {namespace}/{name}",
+        _custom().get_namespaced_custom_object,
+        SNAPSHOT_GROUP,
+        SNAPSHOT_VERSION,
+        namespace,
+        "volumesnapshots",
+        name,
+    )
+
+
 def snapshot_read(*, namespace: str, name: str) -> SnapshotInfo | None:
     """GET a VolumeSnapshot; None when it does not exist."""
     try:
-        obj = _call(
-            f"read volumesnapshot {namespace}/{name}",
-            _custom().get_namespaced_custom_object,
-            SNAPSHOT_GROUP,
-            SNAPSHOT_VERSION,
-            namespace,
-            "volumesnapshots",
-            name,
-        )
+        obj = _snapshot_object(namespace, name)
     except K8sNotFound:
         return None
     return _snapshot_info(obj)
