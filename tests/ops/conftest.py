@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from django.db import connections
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connections
 from rest_framework.test import APIClient
 
 from ops import k8s
@@ -67,6 +68,18 @@ def empty_cluster(kubesim, apiops) -> Iterator:
     _point_gateway_at(kubesim, apiops)
     yield kubesim
     k8s.reset_client()
+
+
+@pytest.fixture
+def in_test_transaction() -> Iterator[None]:
+    """Requests sent to the WSGI application itself keep the test's database connection, as
+    Django's test client does: no closing of "old" connections when a request starts or
+    finishes."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -52,17 +49,6 @@ schema = schemathesis.openapi.from_dict(
     json.loads(json.dumps(DOCUMENT)), config=SchemathesisConfig.from_dict(CONFIG)
 )
 schema.app = application
-
-
-@pytest.fixture
-def in_test_transaction():
-    """Requests sent to the WSGI app keep the test's database connection, as Django's test
-    client does: no closing of "old" connections when a request starts or finishes."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 def test_the_document_under_test_is_the_one_served(api):

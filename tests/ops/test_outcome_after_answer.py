@@ -10,9 +10,6 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from django.http import HttpResponseBase
 
 from apiops_site.wsgi import application
@@ -22,16 +19,6 @@ from tests.ops.conftest import BOOTSTRAP_KEY, CLIENT_IP, DB, audit_log, mutation
 pytestmark = DB
 
 STS = "/ops/namespaces/prod/statefulsets/postgres/scale"
-
-
-@pytest.fixture
-def in_test_transaction():
-    """Requests keep the test's database connection, as Django's test client does."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 def _environ(method: str, path: str, body: dict | None = None) -> dict:
