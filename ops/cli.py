@@ -41,6 +41,33 @@ class OpsCommand(BaseCommand):
     requires_system_checks: list[str] = []
 
 
+class DeleteCommand(OpsCommand):
+    """Base of ``ops_delete_pod`` and ``ops_delete_pvc``: ``NAMESPACE NAME [--dry-run]``,
+    the service behind ``DELETE .../{pods|persistentvolumeclaims}/{name}``."""
+
+    #: The object as the name argument's help and the result line name it.
+    described = ""
+    noun = ""
+
+    def delete(self, **kwargs):
+        """The service (``services.pod_delete`` or ``services.pvc_delete``)."""
+        raise NotImplementedError
+
+    def add_arguments(self, parser):
+        parser.add_argument("namespace", help="namespace (must be in OPS_ALLOWED_NAMESPACES)")
+        add_dry_run_option(parser)
+        parser.add_argument("name", help=f"name of the {self.described}")
+
+    def handle(self, *args, namespace: str, name: str, dry_run: bool, **options):
+        with service_errors():
+            result = self.delete(
+                actor=cli_actor(), namespace=namespace, name=name, dry_run=dry_run, gated=True
+            )
+        if report_deferred(self, result):
+            return
+        self.stdout.write(f"{self.noun} {result.namespace}/{result.name} deleted")
+
+
 def cli_actor() -> Actor:
     """The actor of every command: ``cli:<OS user>`` from ``local``, all allowed namespaces."""
     return Actor.for_cli()
