@@ -287,3 +287,32 @@ def test_label_selectors_with_expressions_are_rendered_in_query_syntax():
     assert k8s._label_selector(selector) == (
         "app=pg,tier=db,zone in (a,b),env notin (dev),managed,!legacy"
     )
+
+
+def test_the_credential_refresh_hook_runs_at_most_once_a_second_and_keeps_refreshing(
+    monkeypatch,
+):
+    # As the kubeconfig loader's hook does: it refreshes, then installs a new copy of itself.
+    now = [1000.0]
+    monkeypatch.setattr(k8s.time, "monotonic", lambda: now[0])
+    refreshed = []
+
+    def loader_hook(configuration):
+        refreshed.append(now[0])
+        configuration.refresh_api_key_hook = loader_hook
+
+    cfg = client.Configuration()
+    cfg.api_key = {"BearerToken": "a-token"}
+    cfg.refresh_api_key_hook = loader_hook
+    k8s._refresh_at_most_once_a_second(cfg)
+
+    for _ in range(5):
+        cfg.auth_settings()  # what the client asks before every request
+    now[0] += 0.5
+    cfg.auth_settings()
+    now[0] += 0.6
+    cfg.auth_settings()
+    cfg.auth_settings()
+
+    assert refreshed == [1000.0, 1001.1]
+    assert cfg.refresh_api_key_hook is not loader_hook  # still behind the gate
