@@ -636,7 +636,3 @@ class ApiKeyAdmin(admin.ModelAdmin):
             )
         else:
             self.message_user(request, "No active key was selected.", messages.WARNING)
-
-
-# The approvals' admin lives in its own module; importing it registers it.
-from ops import approval_admin  # noqa: E402, F401

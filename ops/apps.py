@@ -15,9 +15,10 @@ class OpsConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in, user_login_failed
         from django.db.models.signals import post_migrate
 
-        # schema registers the OpenAPI auth extension; notification_admin registers its admins
-        # (they build on ops.admin's, which the admin app has loaded by now).
+        # schema registers the OpenAPI auth extension; approval_admin and notification_admin
+        # register their admins (they build on ops.admin's).
         from ops import (  # noqa: F401
+            approval_admin,
             approvals,
             logins,
             metrics,
