@@ -4,8 +4,8 @@ Three pieces, wired by ``LOGGING`` and ``MIDDLEWARE`` in settings:
 
 - :class:`RequestLogMiddleware` gives each request an id (the caller's ``X-Request-ID`` when it
   is a sane token, so an ingress's id follows the request; else a new one), echoes it in the
-  ``X-Request-ID`` response header, and writes one access line per request (gunicorn's own
-  access log is off: this line knows the actor and the real client address, gunicorn's not).
+  ``X-Request-ID`` response header, and writes one access line per request (the web server's
+  own access log is off: this line knows the actor and the real client address, its line not).
 - :class:`RequestIdFilter` copies the current request id onto every record, whoever logs it
   (Django, DRF, our services), so all lines of one request can be found together.
 - :class:`JsonFormatter` (and :class:`PlainFormatter` for a terminal) render records with every

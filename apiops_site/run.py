@@ -6,12 +6,12 @@
 2. kubesim with ``kubesim/demo.yaml``, its kubeconfig in ``var/kubesim.kubeconfig`` and its
    API-server audit log in ``var/kubesim-audit.log`` (unless ``OPS_KUBECONFIG`` names another
    cluster; a developer's ``KUBECONFIG`` is never used);
-3. the web server (gunicorn) on ``127.0.0.1:${OPS_PORT:-8000}``, plus the entries of
+3. the web server (granian) on ``127.0.0.1:${OPS_PORT:-8000}``, plus the entries of
    :data:`EXTRA_PROCESSES` (a worker is one line there), all writing their metrics to a fresh
    ``var/metrics`` (``PROMETHEUS_MULTIPROC_DIR``), which ``/metrics`` sums;
 4. the development audit signing key in ``var/audit-signing-key`` when it is missing;
 5. prints the URL and the API key (``OPS_API_KEY``, or a development key kept in
-   ``var/dev-api-key``), once gunicorn listens on the port and ``/health/live`` answered.
+   ``var/dev-api-key``), once granian listens on the port and ``/health/live`` answered.
 
 Each child runs in its own process group; Ctrl-C, SIGTERM or SIGHUP (once or several times, to
 this process or to its whole group, as make forwards it) stops every group (TERM, then KILL
@@ -61,8 +61,8 @@ SIM_KUBECONFIG = VAR / "kubesim.kubeconfig"
 SIM_AUDIT_LOG = VAR / "kubesim-audit.log"
 DEV_KEY_FILE = VAR / "dev-api-key"
 PID_FILE = VAR / "run.pid"
-# Seconds a child gets between TERM and KILL. Children are told to finish sooner (gunicorn's
-# --graceful-timeout, the worker's --stop-grace: 2 s); with the KILL, the orphans and a fast
+# Seconds a child gets between TERM and KILL. Children are told to finish sooner (granian's
+# --workers-kill-timeout, the worker's --stop-grace: 2 s); with the KILL, the orphans and a fast
 # stop of the embedded PostgreSQL, a stop ends within 5 s of the signal.
 STOP_GRACE = 3.0
 # Exit status when the web port is taken (nothing was started).
@@ -316,7 +316,7 @@ def _tail(child: Child) -> str:
 def port_refusal(port_text: str) -> str | None:
     """Why the web server cannot listen on 127.0.0.1:``port_text``, or None when it can.
 
-    Bound the way gunicorn binds (``SO_REUSEADDR``), so a port left in TIME_WAIT by a stopped
+    Bound as the web server binds (``SO_REUSEADDR``), so a port left in TIME_WAIT by a stopped
     run counts as free, and one that anything listens on (any address) counts as taken.
     """
     try:
@@ -410,34 +410,39 @@ def wait_http(
 
 
 def web_spec(env: dict[str, str], port: str) -> Spec:
-    """gunicorn serving the app on 127.0.0.1:``port``; ready once it listens there.
+    """granian serving the app on 127.0.0.1:``port``; ready once it listens there.
 
-    Without gunicorn's access log: Django's RequestLogMiddleware already writes one line per
-    request, with the actor, the real client address and the request id, which gunicorn's
-    line lacks; both together would print every request twice. Without gunicorn's control
-    socket: its default path (``~/.gunicorn/gunicorn.ctl``) is shared by every gunicorn of the
-    user, so a second one would take it over from the first; nothing here uses it.
+    ``OPS_WEB_WORKERS`` worker processes (2), each running the application in
+    ``OPS_WEB_THREADS`` threads (2): the settings bench/primitive_overhead.py measured best.
+    A worker that dies is replaced by granian; a stop gives a request 2 s to finish. Without
+    granian's access log (its default): Django's RequestLogMiddleware already writes one line
+    per request, with the actor, the real client address and the request id.
     """
     return Spec(
         "web",
         [
             PY,
             "-m",
-            "gunicorn",
+            "granian",
             "apiops_site.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            port,
             "--workers",
             env.get("OPS_WEB_WORKERS", "2"),
-            "--threads",
-            env.get("OPS_WEB_THREADS", "4"),
-            "--worker-class",
-            "gthread",
-            "--graceful-timeout",
+            "--blocking-threads",
+            env.get("OPS_WEB_THREADS", "2"),
+            "--no-ws",
+            "--respawn-failed-workers",
+            "--respawn-interval",
+            "0.5",
+            "--workers-kill-timeout",
             "2",
-            "--no-control-socket",
         ],
-        # gunicorn's own line once the port is bound: from then on what answers there is us.
+        # granian's own line once the port is bound: from then on what answers there is us.
         ready_text="Listening at: ",
     )
 

@@ -2,16 +2,16 @@
 made directly with the kubernetes client, on the same kubesim, in one run.
 
 1. Latency, interleaved: N rounds of a StatefulSet scale made directly (GET scale + PATCH
-   scale, what the service itself sends) and through ApiOps (a real gunicorn, X-API-Key, the
-   audit row written first, its outcome once the answer is sent), alternating which goes
-   first. Printed:
+   scale, what the service itself sends) and through ApiOps (the web server as ``make run``
+   starts it, X-API-Key, the audit row written first, its outcome once the answer is sent),
+   alternating which goes first. Printed:
    median, p95, and what ApiOps adds at each. Measured twice: with the database's
    ``synchronous_commit`` as the embedded server runs it (off) and ``on`` (what a production
    PostgreSQL does). Targets: added <= 2 ms at the median, <= 4 ms at p95.
 2. Throughput at 8 and 32 concurrent clients (processes), direct and through ApiOps, for
    ``--seconds`` each: requests/s, p50, p99, and ApiOps as a share of direct (target >= 70 %).
-   ``--gunicorn`` lists worker x thread settings to compare at 32 clients (the first is used
-   for everything else).
+   ``--web`` lists worker x thread settings to compare at 32 clients (the first is used for
+   everything else).
 3. Where ApiOps spends its time, measured in-process on one worker (Django's test client, no
    HTTP): SQL statements and their time, the Kubernetes calls, JSON parsing of their answers,
    logging, and the rest (middleware, DRF, validation, rendering).
@@ -181,40 +181,33 @@ def start_kubesim(tmp: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("kubesim did not start")
 
 
-GUNICORN_CONF = """
-import os
-def post_fork(server, worker):
-    # Point this worker at the bench database (embedded server: same socket, other name).
+def bench_application():
+    """granian's target (``--factory``): the WSGI application on the bench database (with the
+    embedded server: same socket, other database name)."""
     if not os.environ.get("OPS_DB_URL"):
         from django.conf import settings
+
         for alias in ("default", "audit"):
             settings.DATABASES[alias]["NAME"] = os.environ["OPS_BENCH_DB"]
-"""
+    from apiops_site.wsgi import application
+
+    return application
 
 
 def start_apiops(
-    env: dict[str, str], tmp: Path, workers: int = 2, threads: int = 4
+    env: dict[str, str], workers: int = 2, threads: int = 2
 ) -> tuple[subprocess.Popen, int]:
+    """The web server as ``make run`` starts it (apiops_site.run.web_spec), on the bench
+    database."""
+    from apiops_site import run
+
     port = free_port()
-    conf = tmp / "gunicorn_conf.py"
-    conf.write_text(GUNICORN_CONF)
+    argv = run.web_spec(
+        {"OPS_WEB_WORKERS": str(workers), "OPS_WEB_THREADS": str(threads)}, str(port)
+    ).argv
+    argv[argv.index("apiops_site.wsgi:application")] = "bench.primitive_overhead:bench_application"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "apiops_site.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--worker-class",
-            "gthread" if threads > 1 else "sync",
-            "--config",
-            str(conf),
-        ],
+        [*argv, "--factory"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -229,7 +222,7 @@ def start_apiops(
             if conn.getresponse().status == 200:
                 return proc, port
         time.sleep(0.2)
-    raise SystemExit("gunicorn did not start")
+    raise SystemExit("the web server did not start")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -423,12 +416,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument(
-        "--gunicorn",
-        default="2x4,1x8,4x2,4x1",
+        "--web",
+        default="2x2,2x4,1x4,4x1",
         help="worker x thread settings compared at 32 clients; the first is used throughout",
     )
     args = parser.parse_args()
-    settings_list = [tuple(int(n) for n in s.split("x")) for s in args.gunicorn.split(",")]
+    settings_list = [tuple(int(n) for n in s.split("x")) for s in args.web.split(",")]
 
     recreate_bench_db()
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -443,23 +436,23 @@ def main() -> None:
             added = {}
             for mode in ("off", "on"):
                 run_manage(env, "commit", mode)
-                web, port = start_apiops(env, tmp, workers, threads)
+                web, port = start_apiops(env, workers, threads)
                 through = Through(port)
                 interleaved(direct, through, 20)  # warm up both paths
                 d, a = interleaved(direct, through, args.calls)
                 title = f"scale statefulset, synchronous_commit={mode}"
                 added[mode] = print_latency(title, d, a)
                 if mode == "off":
-                    print(f"\nthroughput, gunicorn {workers} workers x {threads} threads")
+                    print(f"\nthroughput, granian {workers} workers x {threads} threads")
                     for clients in (8, 32):
                         print_throughput(kubeconfig, port, clients, args.seconds)
                 stop(web)
                 web = None
             run_manage(env, "commit", "off")
             if len(settings_list) > 1:
-                print("\ngunicorn settings at 32 clients (synchronous_commit=off)")
+                print("\nweb server settings at 32 clients (synchronous_commit=off)")
                 for workers, threads in settings_list:
-                    web, port = start_apiops(env, tmp, workers, threads)
+                    web, port = start_apiops(env, workers, threads)
                     Through(port)(0)
                     rate, p50, p99 = throughput("apiops", port, 32, args.seconds)
                     print(f"  {workers} x {threads}: {rate:6.1f}/s  p50 {ms(p50)}  p99 {ms(p99)}")

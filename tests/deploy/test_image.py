@@ -4,19 +4,24 @@ No daemon runs where these tests run, so the image is never built here. What can
 is proven with the same interpreter and packages: the base is pinned, the user is a numeric
 non-root uid that matches the manifests, only runtime requirements are installed, the
 build-time collectstatic step works with exactly the values the Dockerfile gives it, and
-gunicorn accepts the image's command line and loads the WSGI application with the
-production configuration the pods get.
+granian, run with the image's command line, serves the WSGI application with the production
+configuration the pods get.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
 import shlex
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -58,6 +63,18 @@ def cmd() -> list[str]:
     args = [rest for word, rest in final_stage() if word == "CMD"]
     assert len(args) == 1, "one CMD in the final stage"
     return json.loads(args[0])
+
+
+def image_env() -> dict[str, str]:
+    """The final stage's ENV values (but PATH, which extends the builder's)."""
+    env = {}
+    for word, rest in final_stage():
+        if word == "ENV":
+            for token in shlex.split(rest):
+                name, sep, value = token.partition("=")
+                if sep and name != "PATH":
+                    env[name] = value
+    return env
 
 
 def build_time_env() -> dict[str, str]:
@@ -111,12 +128,17 @@ def test_only_runtime_requirements_are_installed_without_a_pip_cache():
     assert "requirements.txt /tmp/requirements.txt" in copies
 
 
-def test_the_default_command_is_gunicorn_serving_the_wsgi_application_on_8000():
+def test_the_default_command_is_granian_serving_the_wsgi_application_on_8000():
     command = cmd()
 
-    assert command[:2] == ["gunicorn", "apiops_site.wsgi:application"]
-    assert command[command.index("--bind") + 1] == "0.0.0.0:8000"
-    assert "--no-control-socket" in command
+    assert command[:2] == ["granian", "apiops_site.wsgi:application"]
+    assert command[command.index("--interface") + 1] == "wsgi"
+    assert command[command.index("--host") + 1] == "0.0.0.0"  # noqa: S104 - the pod's address
+    assert command[command.index("--port") + 1] == "8000"
+    assert "--respawn-failed-workers" in command
+    env = image_env()
+    assert env["GRANIAN_WORKERS"] == "2"
+    assert env["GRANIAN_BLOCKING_THREADS"] == "2"
 
 
 def test_the_build_context_leaves_out_local_state_tests_and_tools():
@@ -158,35 +180,59 @@ def test_collectstatic_succeeds_with_only_the_dockerfiles_build_time_values(tmp_
     assert (tmp_path / "static" / "rest_framework").is_dir()
 
 
-def test_gunicorn_accepts_the_image_command_and_loads_the_app_with_prod_settings(tmp_path):
+def test_granian_serves_the_app_with_the_image_command_and_prod_settings(tmp_path):
     secrets_dir = tmp_path / "vault-secrets"
     secrets_dir.mkdir()
     (secrets_dir / "api-key").write_text("k" * 40 + "\n", encoding="utf-8")
     (secrets_dir / "secret-key").write_text("s" * 60 + "\n", encoding="utf-8")
     (secrets_dir / "db-url").write_text("postgresql://apiops:pw@db.invalid:5432/apiops\n")
     command = cmd()
-    gunicorn = Path(sys.executable).parent / command[0]
-    if not gunicorn.exists():
-        pytest.skip("gunicorn is not installed in this environment")
-
-    result = subprocess.run(
-        [str(gunicorn), "--check-config", *command[1:]],
+    granian = Path(sys.executable).parent / command[0]
+    if not granian.exists():
+        pytest.skip("granian is not installed in this environment")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = command[1:]
+    args[args.index("--host") + 1] = "127.0.0.1"  # the image's 0.0.0.0, on loopback here
+    args[args.index("--port") + 1] = str(port)
+    server = subprocess.Popen(
+        [str(granian), *args],
         cwd=REPO,
         env=subprocess_env(
-            ENV="prod",
-            OPS_SECRETS_DIR=str(secrets_dir),
-            OPS_ALLOWED_HOSTS="apiops.example.org,apiops.ops.svc",
-            OPS_ALLOWED_NAMESPACES="prod,staging",
-            HOME="/nonexistent",
-            PYTHONDONTWRITEBYTECODE="1",
+            **{
+                **image_env(),
+                "ENV": "prod",
+                "OPS_SECRETS_DIR": str(secrets_dir),
+                "OPS_ALLOWED_HOSTS": "apiops.example.org,apiops.ops.svc",
+                "OPS_ALLOWED_NAMESPACES": "prod,staging",
+                "HOME": "/nonexistent",
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            }
         ),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
-        check=False,
+        start_new_session=True,
     )
+    try:
+        status = None
+        deadline = time.monotonic() + 60
+        while status is None and time.monotonic() < deadline and server.poll() is None:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/health/live", headers={"Host": "apiops.example.org"}
+            )
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(request, timeout=2) as answer,  # noqa: S310 - http, ours
+            ):
+                status = answer.status
+            time.sleep(0.2)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
 
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert status == 200, output[-3000:]
 
 
 def test_code_that_runs_in_the_image_imports_nothing_the_build_context_leaves_out():

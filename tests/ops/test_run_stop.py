@@ -5,7 +5,8 @@ or twice, to the supervisor or to its whole process group (make forwarding it), 
 process within 5 s — 20 runs over fake children, a child that ignores SIGTERM, and real runs;
 ``make stop`` and ``manage.py embedded_db stop`` stop an embedded PostgreSQL that a
 ``manage.py`` call started (in a copy of the checkout, so the suite's own server is left be);
-the web server opens no gunicorn control socket (whose default path every gunicorn shares).
+a web worker that dies is replaced while the server keeps answering, and no process variable
+passes for a request header.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -336,7 +338,7 @@ def test_sigterm_stops_a_real_make_run_within_5_s(kubesim, tmp_path, how):
         wait_for_line(log, "ApiOps is running at", 180, make)
         supervisor = supervisor_below(make, "apiops_site.run")
         everything = [psutil.Process(make.pid), *psutil.Process(make.pid).children(True)]
-        assert len(everything) >= 7  # make, run, gunicorn and its worker, the worker's tree
+        assert len(everything) >= 7  # make, run, granian and its workers, the worker's tree
 
         send_stop(make.pid, supervisor.pid, how)
         seconds = time_to_stop(everything)
@@ -510,24 +512,54 @@ def test_make_run_stops_when_its_database_stops_and_stops_the_one_it_started(
     assert "apiops: embedded PostgreSQL stopped" in log.read_text()
 
 
-# --- gunicorn's control socket ------------------------------------------------------------------
+# --- the web server ----------------------------------------------------------------------------
 
 
-def test_the_web_server_opens_no_control_socket_another_gunicorn_could_share(supervisor, tmp_path):
-    """gunicorn's default control socket is one path per user ($XDG_RUNTIME_DIR or
-    ~/.gunicorn): a second gunicorn would take it over. Ours opens none."""
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    env = {
+def _web_env(tmp_path, **extra: str) -> dict[str, str]:
+    return {
         **os.environ,
-        "XDG_RUNTIME_DIR": str(runtime),
         "HOME": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "apiops_site.settings",
         "OPS_WEB_WORKERS": "1",
+        **extra,
     }
+
+
+def test_a_web_worker_that_dies_is_replaced_and_the_server_keeps_answering(supervisor, tmp_path):
+    env = _web_env(tmp_path)
     port = str(run.free_port())
     proc = supervisor.start(run.web_spec(env, port), env)
+    url = f"http://127.0.0.1:{port}/health/live"
+    assert run.wait_http(url, 60, proc)
+    (worker,) = psutil.Process(proc.pid).children()
 
-    assert run.wait_http(f"http://127.0.0.1:{port}/health/live", 60, proc)
-    assert list(runtime.iterdir()) == []
-    assert not (tmp_path / ".gunicorn").exists()
+    worker.kill()
+    worker.wait(10)
+
+    def replaced():
+        return [w for w in psutil.Process(proc.pid).children() if w.pid != worker.pid]
+
+    wait_for(replaced, 30, "a new web worker")
+    assert run.wait_http(url, 30, proc)
+    assert proc.poll() is None  # the server itself (what make run watches) never stopped
+
+
+def test_a_process_variable_named_like_a_header_does_not_reach_the_request(supervisor, tmp_path):
+    """granian starts each request's environ from the process environment: without the WSGI
+    wrapper's cleanup, HTTP_X_REQUEST_ID set for the process would be every request's
+    X-Request-ID, and any HTTP_* variable a header the caller never sent."""
+    env = _web_env(tmp_path, HTTP_X_REQUEST_ID="from-the-process-environment")
+    port = str(run.free_port())
+    proc = supervisor.start(run.web_spec(env, port), env)
+    url = f"http://127.0.0.1:{port}/health/live"
+    assert run.wait_http(url, 60, proc)
+
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        generated = answer.headers["X-Request-ID"]
+    sent = urllib.request.Request(url, headers={"X-Request-ID": "sent-by-the-caller"})
+    with urllib.request.urlopen(sent, timeout=5) as answer:  # noqa: S310 - http, ours
+        echoed = answer.headers["X-Request-ID"]
+
+    assert generated
+    assert generated != "from-the-process-environment"
+    assert echoed == "sent-by-the-caller"
