@@ -4,7 +4,7 @@ Two kinds of values, each from where it is true:
 
 * **Counted by the processes** (counters and histograms below): operations as their audit row
   gets its outcome, HTTP requests, Kubernetes requests (in the gateway), jobs ending, steps,
-  pick-up delays, notification deliveries. gunicorn's workers and django-q2's workers are
+  pick-up delays, notification deliveries. The web server's workers and django-q2's workers are
   separate processes, so with ``PROMETHEUS_MULTIPROC_DIR`` set (``make run``, the container
   image, the tests' stacks) every process writes its values to files there and a scrape adds
   them up (prometheus-client's multiprocess mode); without it a scrape shows this process

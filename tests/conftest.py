@@ -39,7 +39,7 @@ class _LoadWithSharedModules(LoadGroupScheduling):
     in a module that shares a module-scoped fixture: its tests go to one worker, back to back.
 
     Spread over several workers, each would build that fixture again (the opsctl stack starts
-    kubesim, gunicorn and a job worker), and the stack's teardown empties what its processes
+    kubesim, the web server and a job worker), and the stack's teardown empties what its processes
     committed before the worker runs anything else. Decided here, by the test file's path,
     because xdist's own ``xdist_group`` marks do not reach the scheduler with this pytest (it
     no longer reads ``item._nodeid``).

@@ -1,4 +1,4 @@
-"""Metrics and notifications across real processes: gunicorn with two workers and a supervised
+"""Metrics and notifications across real processes: the web server with two workers and a supervised
 django-q2 worker on the test database, sharing one metrics directory, and real local receivers.
 
 Known traffic gives exact counts summed over every process (operations through both web

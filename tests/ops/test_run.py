@@ -93,7 +93,7 @@ def test_the_web_server_prints_one_access_line_per_request(supervisor, capsys):
     supervisor.stop_all()
     for thread in threading.enumerate():
         if thread.name == "log-web":
-            thread.join(10)  # the output is read to its end once gunicorn has exited
+            thread.join(10)  # the output is read to its end once the web server has exited
 
     assert answer.value.code == 404
     lines = [line for line in capsys.readouterr().out.splitlines() if path in line]

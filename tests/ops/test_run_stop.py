@@ -356,7 +356,7 @@ def test_a_real_make_run_stops_everything_when_its_web_server_is_killed(kubesim,
     everything: list[psutil.Process] = []
     try:
         text = wait_for_line(log, "ApiOps is running at", 180, make)
-        [web_pid] = re.findall(r"\[web\] .*Listening at: \S+ \((\d+)\)", text)
+        [web_pid] = re.findall(r"\[web\] .*Starting granian \(main PID: (\d+)\)", text)
         everything = [psutil.Process(make.pid), *psutil.Process(make.pid).children(True)]
 
         os.kill(int(web_pid), signal.SIGKILL)

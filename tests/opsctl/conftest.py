@@ -1,4 +1,4 @@
-"""A real stack for the opsctl tests, one per module: kubesim with the demo cluster, gunicorn
+"""A real stack for the opsctl tests, one per module: kubesim with the demo cluster, the web server
 serving the API on a free port and a job worker, both on the test database; and ``run_opsctl``,
 which drives ``python -m opsctl`` from the repository root as a user would."""
 
@@ -55,7 +55,7 @@ def server_env(db_url: str, kubeconfig: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def web_server(env: dict[str, str], log: Path) -> Iterator[str]:
-    """gunicorn on a free port of 127.0.0.1 (never 8000); its URL."""
+    """The web server (granian) on a free port of 127.0.0.1 (never 8000); its URL."""
     port = str(run.free_port())
     with log.open("wb") as out:
         proc = subprocess.Popen(
