@@ -10,6 +10,9 @@ made directly with the kubernetes client, on the same kubesim, in one run.
    PostgreSQL does). Targets: added <= 2 ms at the median, <= 4 ms at p95.
 2. Throughput at 8 and 32 concurrent clients (processes), direct and through ApiOps, for
    ``--seconds`` each: requests/s, p50, p99, and ApiOps as a share of direct (target >= 70 %).
+   With each, the CPU time a scale costs in every process involved (the clients, the web
+   server, kubesim, PostgreSQL) and the rate the machine's cores allow at that cost: when the
+   clients saturate the cores, the share is the ratio of the two totals.
    ``--web`` lists worker x thread settings to compare at 32 clients (the first is used for
    everything else).
 3. Where ApiOps spends its time, measured in-process on one worker (Django's test client, no
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -295,40 +299,114 @@ def print_latency(title: str, d: list[float], a: list[float]) -> tuple[float, fl
     return a50 - d50, a95 - d95
 
 
-def _load_worker(args: tuple) -> list[float]:
-    """One client process: as many calls as fit in the time given; their latencies."""
-    kind, target, seconds, seed = args
+def _load_worker(kind: str, target, seconds: float, seed: int, start, results) -> None:
+    """One client process: connected, it waits for every other client (``start``, a barrier),
+    then calls for ``seconds``; it puts its latencies and the CPU time the calls took in this
+    process on ``results``. All clients run in the same window: none is still starting (a
+    direct client imports the kubernetes client) while the others are measured."""
     fn = Direct(target) if kind == "direct" else Through(target)
     fn(seed)  # connect before the clock starts
+    start.wait()
     samples, deadline, i = [], time.perf_counter() + seconds, seed
+    cpu = time.process_time()
     while time.perf_counter() < deadline:
         started = time.perf_counter()
         fn(i)
         samples.append(time.perf_counter() - started)
         i += 1
-    return samples
+    results.put((samples, time.process_time() - cpu))
 
 
-def throughput(kind: str, target, clients: int, seconds: float) -> tuple[float, float, float]:
-    """(requests/s, p50, p99) of ``clients`` processes calling for ``seconds``."""
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User and system CPU time of each of these processes so far (those still there)."""
+    import psutil
+
+    spent = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            spent[pid] = times.user + times.system
+    return spent
+
+
+@dataclass
+class Servers:
+    """The processes a scale costs CPU in, besides the clients: by name, their pids."""
+
+    kubesim: int
+    web: int | None = None
+
+    def pids(self) -> dict[str, list[int]]:
+        import psutil
+
+        web = []
+        if self.web is not None:
+            with contextlib.suppress(psutil.Error):
+                root = psutil.Process(self.web)
+                web = [self.web, *(p.pid for p in root.children(recursive=True))]
+        postgres = [
+            p.pid
+            for p in psutil.process_iter(["name"])
+            if (p.info["name"] or "").startswith("postgres")
+        ]
+        return {"web server": web, "kubesim": [self.kubesim], "PostgreSQL": postgres}
+
+
+def throughput(
+    kind: str, target, clients: int, seconds: float, servers: Servers | None = None
+) -> tuple[float, float, float, dict[str, float]]:
+    """(requests/s, p50, p99, CPU ms per request by process) of ``clients`` processes calling
+    for ``seconds``."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(clients) as pool:
-        runs = pool.map(_load_worker, [(kind, target, seconds, i) for i in range(clients)])
-    samples = [x for run in runs for x in run]
-    return len(samples) / seconds, statistics.median(samples), percentile(samples, 0.99)
+    start, results = ctx.Barrier(clients + 1), ctx.Queue()
+    processes = [
+        ctx.Process(target=_load_worker, args=(kind, target, seconds, i, start, results))
+        for i in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    start.wait(timeout=300)  # every client connected
+    pids = servers.pids() if servers else {}
+    before = {name: _cpu_seconds(each) for name, each in pids.items()}
+    runs = [results.get(timeout=seconds + 300) for _ in processes]
+    # Listed again: a database session started meanwhile (a process of its own, for a web
+    # worker's new thread) counts from its start.
+    after = {name: _cpu_seconds(each) for name, each in servers.pids().items()} if pids else {}
+    for process in processes:
+        process.join()
+    samples = [x for run, _ in runs for x in run]
+    per = 1000 / len(samples)
+    cpu = {"clients": sum(spent for _, spent in runs) * per}
+    for name, now in after.items():
+        cpu[name] = sum(t - before[name].get(pid, 0.0) for pid, t in now.items()) * per
+    return len(samples) / seconds, statistics.median(samples), percentile(samples, 0.99), cpu
 
 
-def print_throughput(kubeconfig: str, port: int, clients: int, seconds: float) -> float:
-    d_rate, d50, d99 = throughput("direct", kubeconfig, clients, seconds)
-    a_rate, a50, a99 = throughput("apiops", port, clients, seconds)
+def _cpu_line(cpu: dict[str, float]) -> str:
+    total = sum(cpu.values())
+    parts = ", ".join(f"{name} {value:.2f}" for name, value in cpu.items())
+    cores = os.cpu_count() or 1
+    return (
+        f"              CPU ms a scale: {parts} = {total:.2f}"
+        f" ({cores} cores: at most {cores * 1000 / total:.0f}/s)"
+    )
+
+
+def print_throughput(
+    kubeconfig: str, port: int, clients: int, seconds: float, servers: Servers
+) -> float:
+    d_rate, d50, d99, d_cpu = throughput("direct", kubeconfig, clients, seconds, servers)
+    a_rate, a50, a99, a_cpu = throughput("apiops", port, clients, seconds, servers)
     share = a_rate / d_rate
     print(f"  {clients:>2} clients  direct {d_rate:6.1f}/s (p50 {ms(d50)}, p99 {ms(d99)})")
+    print(_cpu_line(d_cpu))
     print(
         f"              ApiOps {a_rate:6.1f}/s (p50 {ms(a50)}, p99 {ms(a99)})"
         f"  = {share:.0%} of direct (target >= 70 %)"
     )
+    print(_cpu_line(a_cpu))
     return share
 
 
@@ -445,7 +523,9 @@ def main() -> None:
                 if mode == "off":
                     print(f"\nthroughput, granian {workers} workers x {threads} threads")
                     for clients in (8, 32):
-                        print_throughput(kubeconfig, port, clients, args.seconds)
+                        print_throughput(
+                            kubeconfig, port, clients, args.seconds, Servers(sim.pid, web.pid)
+                        )
                 stop(web)
                 web = None
             run_manage(env, "commit", "off")
@@ -454,7 +534,7 @@ def main() -> None:
                 for workers, threads in settings_list:
                     web, port = start_apiops(env, workers, threads)
                     Through(port)(0)
-                    rate, p50, p99 = throughput("apiops", port, 32, args.seconds)
+                    rate, p50, p99, _ = throughput("apiops", port, 32, args.seconds)
                     print(f"  {workers} x {threads}: {rate:6.1f}/s  p50 {ms(p50)}  p99 {ms(p99)}")
                     stop(web)
                     web = None
