@@ -19,6 +19,7 @@ concurrent writers in any number of processes make one chain, without gaps or fo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -35,11 +36,15 @@ NOT_HASHED = frozenset({"id", "row_hash", "chain_seq", "chain_hash"})
 _NO_DEFAULT = object()
 
 
-def content_fields(model: type[models.Model]) -> list[models.Field]:
-    """The columns hashed into ``row_hash``, in a fixed order."""
-    return sorted(
-        (f for f in model._meta.concrete_fields if f.attname not in NOT_HASHED),
-        key=lambda f: f.column,
+@functools.cache
+def content_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
+    """The columns hashed into ``row_hash``, in a fixed order (worked out once per model: every
+    finished row is sealed with them on the request path)."""
+    return tuple(
+        sorted(
+            (f for f in model._meta.concrete_fields if f.attname not in NOT_HASHED),
+            key=lambda f: f.column,
+        )
     )
 
 
@@ -85,7 +90,9 @@ class Layout:
     is_json: tuple[bool, ...] = ()
 
     @classmethod
+    @functools.cache
     def of(cls, model: type[models.Model]) -> Layout:
+        """The layout of ``model``'s rows (made once per model)."""
         fields = content_fields(model)
         return cls(
             columns=tuple(f.column for f in fields),
