@@ -328,8 +328,11 @@ def _refresh_at_most_once_a_second(cfg: Any) -> None:
 def _measured_client_class() -> type:
     """The client class counting and timing each HTTP request it sends (answer read
     included); made on first use, as the client library is imported then."""
+    rest = importlib.import_module("kubernetes.client.rest")
 
     class _MeasuredApiClient(client.ApiClient):
+        _server_pool: tuple[str, Any] | None = None
+
         def call_api(self, method, url, *args, **kwargs):
             started = time.perf_counter()
             code = "<error>"  # no answer: refused, reset, timed out
@@ -340,6 +343,57 @@ def _measured_client_class() -> type:
                 return response
             finally:
                 metrics.observe_kubernetes_request(method, url, code, time.perf_counter() - started)
+
+        def json_call(self, method, path, headers, body, timeout):
+            """``method path`` (a JSON body or none) to the API server, answered as call_api
+            answers: sent as the client's RESTClientObject sends such a call (the body as JSON,
+            ``timeout`` as urllib3's total timeout, a TLS failure as ApiException 0), on its own
+            connection pool for the server, with its settings (TLS, retries) — without finding
+            that pool again for every request (parsing the URL, normalising the pool key) or
+            dispatching on the content type. Counted and timed like call_api. Behind a proxy,
+            or with the client's own read retries on, it is call_api."""
+            host = self.configuration.host
+            pool = self._pool_for(host)
+            if pool is None:
+                return self.call_api(
+                    method, host + path, header_params=headers, body=body, _request_timeout=timeout
+                )
+            started = time.perf_counter()
+            code = "<error>"
+            try:
+                answer = pool.urlopen(
+                    method,
+                    path,
+                    body=None if body is None else json.dumps(body),
+                    headers=headers,
+                    timeout=urllib3.Timeout(total=timeout),
+                    assert_same_host=False,
+                    redirect=False,
+                    preload_content=False,
+                )
+                code = str(answer.status)
+                response = rest.RESTResponse(answer)
+                response.read()
+                return response
+            except urllib3.exceptions.SSLError as e:
+                raise _client_errors.ApiException(
+                    status=0, reason=f"{type(e).__name__}\n{e}"
+                ) from e
+            finally:
+                metrics.observe_kubernetes_request(
+                    method, host + path, code, time.perf_counter() - started
+                )
+
+        def _pool_for(self, host: str):
+            """The pool the client's RESTClientObject would send to ``host`` through (kept while
+            the configured host stays the same), or None when it would do more than that."""
+            if self._server_pool is None or self._server_pool[0] != host:
+                manager = self.rest_client.pool_manager
+                direct = not isinstance(manager, urllib3.ProxyManager) and not getattr(
+                    self.configuration, "client_go_retries", False
+                )
+                self._server_pool = (host, manager.connection_from_url(host) if direct else None)
+            return self._server_pool[1]
 
     return _MeasuredApiClient
 
@@ -608,13 +662,13 @@ def _json_request(
     """A call of ``method path`` answering its JSON body as a dict, for the request path's
     own calls (a scale's GET and PATCH).
 
-    It goes through the client's transport (``ApiClient.call_api``: its connection pool, TLS
-    settings, credential refresh, our request metrics) with the headers its generated method
-    would send (``Accept``, ``Content-Type``, ``User-Agent``, the bearer token), but skips that
-    method: validating its arguments (pydantic) and building the request cost more CPU than
-    the round trip to the API server. Non-2xx answers raise the client's ApiException, as its
-    methods do. Called as :func:`_call` calls a client method (``_request_timeout``, and
-    ``_headers`` inside :func:`audited`).
+    It goes through the client's transport (its connection pool for the API server, TLS
+    settings, credential refresh, our request metrics: ``_MeasuredApiClient.json_call``) with
+    the headers its generated method would send (``Accept``, ``Content-Type``, ``User-Agent``,
+    the bearer token), but skips that method: validating its arguments (pydantic) and building
+    the request cost more CPU than the round trip to the API server. Non-2xx answers raise the
+    client's ApiException, as its methods do. Called as :func:`_call` calls a client method
+    (``_request_timeout``, and ``_headers`` inside :func:`audited`).
     """
     path_and_query = path + ("?" + urllib.parse.urlencode(query) if query else "")
 
@@ -625,13 +679,7 @@ def _json_request(
             headers["Content-Type"] = content_type
         headers.update(api.default_headers)
         api.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)
-        response = api.call_api(
-            method,
-            api.configuration.host + path_and_query,
-            header_params=headers,
-            body=body,
-            _request_timeout=_request_timeout,
-        )
+        response = api.json_call(method, path_and_query, headers, body, _request_timeout)
         if not 200 <= response.status <= 299:
             raise _client_errors.ApiException.from_response(
                 http_resp=response, body=None, data=None

@@ -3,6 +3,8 @@ uses, error mapping into our hierarchy, retry bounds, timeouts and client cachin
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import urllib3
 from kubernetes import client
@@ -316,3 +318,36 @@ def test_the_credential_refresh_hook_runs_at_most_once_a_second_and_keeps_refres
 
     assert refreshed == [1000.0, 1001.1]
     assert cfg.refresh_api_key_hook is not loader_hook  # still behind the gate
+
+
+def test_a_scale_goes_out_on_the_clients_own_pool_for_the_api_server(cluster):
+    api = k8s.api_client()
+    host = api.configuration.host
+
+    k8s.scale_read(kind="statefulset", namespace="prod", name="postgres")
+
+    assert api._pool_for(host) is api.rest_client.pool_manager.connection_from_url(host)
+    assert [(r.method, r.subresource) for r in cluster.requests] == [("GET", "scale")]
+
+
+def test_behind_a_proxy_a_scale_goes_through_the_clients_proxy_manager(cluster, apiops, tmp_path):
+    """A kubeconfig's proxy-url makes the client send through urllib3's ProxyManager (absolute
+    URLs to the proxy): the pool shortcut is not taken. kubesim stands in for the proxy, as it
+    serves an absolute-form request like any other."""
+    import yaml
+
+    kubeconfig = yaml.safe_load(Path(cluster.kubeconfig_path).read_text(encoding="utf-8"))
+    server = kubeconfig["clusters"][0]["cluster"]["server"]
+    kubeconfig["clusters"][0]["cluster"]["proxy-url"] = server
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig), encoding="utf-8")
+    apiops(KUBECONFIG=str(path))
+    k8s.reset_client()
+
+    info = k8s.scale_patch(kind="statefulset", namespace="prod", name="postgres", replicas=2)
+
+    api = k8s.api_client()
+    assert isinstance(api.rest_client.pool_manager, urllib3.ProxyManager)
+    assert api._pool_for(api.configuration.host) is None
+    assert info.spec_replicas == 2
+    assert [(r.method, r.subresource) for r in cluster.requests] == [("PATCH", "scale")]
