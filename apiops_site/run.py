@@ -413,7 +413,8 @@ def web_spec(env: dict[str, str], port: str) -> Spec:
     """granian serving the app on 127.0.0.1:``port``; ready once it listens there.
 
     ``OPS_WEB_WORKERS`` worker processes (2), each running the application in
-    ``OPS_WEB_THREADS`` threads (2): the settings bench/primitive_overhead.py measured best.
+    ``OPS_WEB_THREADS`` threads (4): bench/primitive_overhead.py measures 2 x 4 and 2 x 2 alike,
+    and 4 threads keep more requests going while the Kubernetes API or the database is slow.
     A worker that dies is replaced by granian; a stop gives a request 2 s to finish. Without
     granian's access log (its default): Django's RequestLogMiddleware already writes one line
     per request, with the actor, the real client address and the request id.
@@ -434,7 +435,7 @@ def web_spec(env: dict[str, str], port: str) -> Spec:
             "--workers",
             env.get("OPS_WEB_WORKERS", "2"),
             "--blocking-threads",
-            env.get("OPS_WEB_THREADS", "2"),
+            env.get("OPS_WEB_THREADS", "4"),
             "--no-ws",
             "--respawn-failed-workers",
             "--respawn-interval",

@@ -199,7 +199,7 @@ def bench_application():
 
 
 def start_apiops(
-    env: dict[str, str], workers: int = 2, threads: int = 2
+    env: dict[str, str], workers: int = 2, threads: int = 4
 ) -> tuple[subprocess.Popen, int]:
     """The web server as ``make run`` starts it (apiops_site.run.web_spec), on the bench
     database."""
@@ -495,7 +495,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument(
         "--web",
-        default="2x2,2x4,1x4,4x1",
+        default="2x4,2x2,1x4,4x1",
         help="worker x thread settings compared at 32 clients; the first is used throughout",
     )
     args = parser.parse_args()

@@ -138,7 +138,7 @@ def test_the_default_command_is_granian_serving_the_wsgi_application_on_8000():
     assert "--respawn-failed-workers" in command
     env = image_env()
     assert env["GRANIAN_WORKERS"] == "2"
-    assert env["GRANIAN_BLOCKING_THREADS"] == "2"
+    assert env["GRANIAN_BLOCKING_THREADS"] == "4"
 
 
 def test_the_build_context_leaves_out_local_state_tests_and_tools():
