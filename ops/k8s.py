@@ -330,19 +330,24 @@ def _measured_client_class() -> type:
     included); made on first use, as the client library is imported then."""
     rest = importlib.import_module("kubernetes.client.rest")
 
+    def measured(method: str, url: str, send: Callable[[], Any]) -> Any:
+        """``send()``'s answer, read; the request counted and timed (answer read included)."""
+        started = time.perf_counter()
+        code = "<error>"  # no answer: refused, reset, timed out
+        try:
+            response = send()
+            code = str(response.status)
+            response.read()
+            return response
+        finally:
+            metrics.observe_kubernetes_request(method, url, code, time.perf_counter() - started)
+
     class _MeasuredApiClient(client.ApiClient):
         _server_pool: tuple[str, Any] | None = None
 
         def call_api(self, method, url, *args, **kwargs):
-            started = time.perf_counter()
-            code = "<error>"  # no answer: refused, reset, timed out
-            try:
-                response = super().call_api(method, url, *args, **kwargs)
-                code = str(response.status)
-                response.read()
-                return response
-            finally:
-                metrics.observe_kubernetes_request(method, url, code, time.perf_counter() - started)
+            parent = super().call_api
+            return measured(method, url, lambda: parent(method, url, *args, **kwargs))
 
         def json_call(self, method, path, headers, body, timeout):
             """``method path`` (a JSON body or none) to the API server, answered as call_api
@@ -358,31 +363,27 @@ def _measured_client_class() -> type:
                 return self.call_api(
                     method, host + path, header_params=headers, body=body, _request_timeout=timeout
                 )
-            started = time.perf_counter()
-            code = "<error>"
-            try:
-                answer = pool.urlopen(
-                    method,
-                    path,
-                    body=None if body is None else json.dumps(body),
-                    headers=headers,
-                    timeout=urllib3.Timeout(total=timeout),
-                    assert_same_host=False,
-                    redirect=False,
-                    preload_content=False,
+
+            def send():
+                return rest.RESTResponse(
+                    pool.urlopen(
+                        method,
+                        path,
+                        body=None if body is None else json.dumps(body),
+                        headers=headers,
+                        timeout=urllib3.Timeout(total=timeout),
+                        assert_same_host=False,
+                        redirect=False,
+                        preload_content=False,
+                    )
                 )
-                code = str(answer.status)
-                response = rest.RESTResponse(answer)
-                response.read()
-                return response
+
+            try:
+                return measured(method, host + path, send)
             except urllib3.exceptions.SSLError as e:
                 raise _client_errors.ApiException(
                     status=0, reason=f"{type(e).__name__}\n{e}"
                 ) from e
-            finally:
-                metrics.observe_kubernetes_request(
-                    method, host + path, code, time.perf_counter() - started
-                )
 
         def _pool_for(self, host: str):
             """The pool the client's RESTClientObject would send to ``host`` through (kept while
