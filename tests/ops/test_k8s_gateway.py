@@ -320,17 +320,34 @@ def test_the_credential_refresh_hook_runs_at_most_once_a_second_and_keeps_refres
     assert cfg.refresh_api_key_hook is not loader_hook  # still behind the gate
 
 
-def test_a_scale_goes_out_on_the_clients_own_pool_for_the_api_server(cluster):
+def _count_call_api(monkeypatch, api) -> list[str]:
+    """The methods ``api.call_api`` is asked to send (it still sends them)."""
+    sent: list[str] = []
+    call_api = api.call_api
+
+    def counted(method, url, *args, **kwargs):
+        sent.append(method)
+        return call_api(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(api, "call_api", counted)
+    return sent
+
+
+def test_a_scale_goes_out_on_the_clients_own_pool_for_the_api_server(cluster, monkeypatch):
     api = k8s.api_client()
     host = api.configuration.host
+    through_call_api = _count_call_api(monkeypatch, api)
 
     k8s.scale_read(kind="statefulset", namespace="prod", name="postgres")
 
+    assert through_call_api == []  # sent on the pool, not through the client's request code
     assert api._pool_for(host) is api.rest_client.pool_manager.connection_from_url(host)
     assert [(r.method, r.subresource) for r in cluster.requests] == [("GET", "scale")]
 
 
-def test_behind_a_proxy_a_scale_goes_through_the_clients_proxy_manager(cluster, apiops, tmp_path):
+def test_behind_a_proxy_a_scale_goes_through_the_clients_proxy_manager(
+    cluster, apiops, tmp_path, monkeypatch
+):
     """A kubeconfig's proxy-url makes the client send through urllib3's ProxyManager (absolute
     URLs to the proxy): the pool shortcut is not taken. kubesim stands in for the proxy, as it
     serves an absolute-form request like any other."""
@@ -343,10 +360,12 @@ def test_behind_a_proxy_a_scale_goes_through_the_clients_proxy_manager(cluster, 
     path.write_text(yaml.safe_dump(kubeconfig), encoding="utf-8")
     apiops(KUBECONFIG=str(path))
     k8s.reset_client()
+    api = k8s.api_client()
+    through_call_api = _count_call_api(monkeypatch, api)
 
     info = k8s.scale_patch(kind="statefulset", namespace="prod", name="postgres", replicas=2)
 
-    api = k8s.api_client()
+    assert through_call_api == ["PATCH"]
     assert isinstance(api.rest_client.pool_manager, urllib3.ProxyManager)
     assert api._pool_for(api.configuration.host) is None
     assert info.spec_replicas == 2
